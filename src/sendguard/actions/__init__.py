@@ -1,0 +1,1 @@
+"""actions stage of sendguard (see sendguard.pipeline for the flow)."""

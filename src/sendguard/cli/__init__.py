@@ -1,0 +1,1 @@
+"""cli stage of sendguard (see sendguard.pipeline for the flow)."""

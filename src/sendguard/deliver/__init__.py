@@ -1,0 +1,1 @@
+"""deliver stage of sendguard (see sendguard.pipeline for the flow)."""

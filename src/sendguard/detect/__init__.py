@@ -1,0 +1,1 @@
+"""detect stage of sendguard (see sendguard.pipeline for the flow)."""

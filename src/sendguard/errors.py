@@ -1,0 +1,61 @@
+"""One error tree for the whole relay.
+
+Each error also inherits the builtin it resembles (like aiosmtplib's
+``SMTPTimeoutError(SMTPException, TimeoutError)``), so callers can catch either. The SMTP
+boundary (`sendguard.intake.replies.reply_for_error`) maps these to replies in one place;
+anything not in this tree is an internal error and answers 451, never 250.
+"""
+
+from __future__ import annotations
+
+
+class SendguardError(Exception):
+    """Base of every error sendguard raises on purpose."""
+
+
+class ConfigError(SendguardError, ValueError):
+    """Settings or a policy file are invalid; the message names the file, the key and what is allowed."""
+
+
+class PolicyError(ConfigError):
+    """A policy file failed validation."""
+
+    def __init__(self, message: str, *, file: str = "", rule: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.file = file
+        self.rule = rule
+        self.field = field
+
+
+class InspectionError(SendguardError, RuntimeError):
+    """Parsing or detection failed; the message must not pass (fail closed)."""
+
+
+class InspectionTimeout(InspectionError, TimeoutError):
+    """The per-message time budget ran out before a verdict was reached."""
+
+
+class DeliveryError(SendguardError, ConnectionError):
+    """The upstream could not take the message; carries the reply to mirror to the client."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+    @property
+    def permanent(self) -> bool:
+        """A 5xx from the upstream: retrying will not help."""
+        return 500 <= self.code < 600
+
+
+class StoreError(SendguardError, OSError):
+    """The queue store could not commit or read; a message not committed gets 451."""
+
+
+class NotFound(StoreError, LookupError):
+    """No queue entry with that id."""
+
+
+class ReviewError(SendguardError, PermissionError):
+    """A review decision is not allowed (self-release, wrong state, missing approvals)."""

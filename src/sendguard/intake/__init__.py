@@ -1,0 +1,1 @@
+"""intake stage of sendguard (see sendguard.pipeline for the flow)."""

@@ -1,0 +1,1 @@
+"""notify stage of sendguard (see sendguard.pipeline for the flow)."""

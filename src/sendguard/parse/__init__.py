@@ -1,0 +1,1 @@
+"""parse stage of sendguard (see sendguard.pipeline for the flow)."""

@@ -1,0 +1,1 @@
+"""parse/extract stage of sendguard (see sendguard.pipeline for the flow)."""

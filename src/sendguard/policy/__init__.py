@@ -1,0 +1,1 @@
+"""policy stage of sendguard (see sendguard.pipeline for the flow)."""

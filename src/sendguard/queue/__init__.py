@@ -1,0 +1,1 @@
+"""queue stage of sendguard (see sendguard.pipeline for the flow)."""

@@ -1,0 +1,1 @@
+"""review stage of sendguard (see sendguard.pipeline for the flow)."""

@@ -1,0 +1,1 @@
+"""testing stage of sendguard (see sendguard.pipeline for the flow)."""

@@ -1,0 +1,1 @@
+"""web stage of sendguard (see sendguard.pipeline for the flow)."""
