@@ -1,0 +1,182 @@
+"""Settings for one sendguard node: environment ``SENDGUARD_*``, an optional TOML file, CLI flags.
+
+Precedence (highest first): CLI flags, environment, the settings file named by
+``SENDGUARD_CONFIG`` or ``--config``, the defaults below. Nested groups use ``__`` in the
+environment (``SENDGUARD_LIMITS__MAX_MIME_DEPTH=32``). Policy (what to do with mail) is not
+here: it lives in the policy directory and is reloaded without a restart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sendguard.errors import ConfigError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Listener(BaseModel):
+    """One listening socket: ``host:port``, optionally ``smtps`` (implicit TLS)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+    implicit_tls: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        """Read ``127.0.0.1:2525``, ``[::1]:2525``, ``0.0.0.0:587`` or ``smtps://0.0.0.0:465``."""
+        implicit = text.startswith("smtps://")
+        rest = text.removeprefix("smtps://").removeprefix("smtp://")
+        host, sep, port = rest.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError(f"listener {text!r} is not host:port (e.g. 127.0.0.1:2525)")
+        return cls(host=host.strip("[]"), port=int(port), implicit_tls=implicit)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'smtps://' if self.implicit_tls else ''}{host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    """Everything a node needs to run; every field is documented with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENDGUARD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    listen: Annotated[tuple[Listener, ...], NoDecode] = (Listener(host="127.0.0.1", port=2525),)
+    """Comma-separated listeners. Default ``127.0.0.1:2525``. E.g. ``0.0.0.0:587,10.0.0.5:25``."""
+    hostname: str = Field(default_factory=lambda: os.uname().nodename)
+    """Name in the greeting and EHLO; default the machine's host name."""
+    upstream: str = "maildir:./var/delivered"
+    """Where mail goes: ``smtp://host:25``, ``smtp+starttls://user:pass@host:587``,
+    ``smtps://host:465`` or ``maildir:DIR`` (the embedded default, for trying sendguard)."""
+    upstream_ca_file: Path | None = None
+    """CA bundle to verify the upstream's certificate; default the system store. Never unverified."""
+    upstream_timeout: float = 60.0
+    """Seconds for each upstream command (connect, MAIL, RCPT, DATA upload)."""
+    upstream_data_timeout: float = 600.0
+    """Seconds to wait for the upstream's reply after the final dot (RFC 5321 §4.5.3.2.6)."""
+    upstream_pool_size: int = 4
+    """Idle upstream sessions kept for reuse."""
+    trusted_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    """Comma-separated CIDRs allowed to relay without AUTH; default loopback; empty = none."""
+    tls_cert: Path | None = None
+    """PEM certificate for STARTTLS / smtps listeners; without it AUTH is unavailable."""
+    tls_key: Path | None = None
+    """PEM private key for `tls_cert`."""
+    auth_mode: Literal["none", "local", "passthrough"] = "none"
+    """``local``: users file with argon2 hashes; ``passthrough``: check credentials by
+    authenticating to the upstream, whose session then carries that client's mail."""
+    users_file: Path = Path("./var/users")
+    """Users for ``auth_mode=local`` (``sendguard users add``)."""
+    max_message_size: int = 50 * 1024 * 1024
+    """Bytes; larger messages get 552 at DATA. Default 50 MiB."""
+    max_recipients: int = 1000
+    """Recipients per transaction (Postfix's default); more get 452 at RCPT."""
+    line_policy: Literal["reject", "normalise"] = "reject"
+    """Bare CR or LF inside DATA: ``reject`` (550, like sendmail 8.18) or ``normalise`` to CRLF."""
+    smtp_timeout: float = 300.0
+    """Idle seconds before a client connection is dropped (RFC 5321 §4.5.3.2.7)."""
+    scan_budget: float = 30.0
+    """Seconds for parse + detect + policy of one message; over budget → `on_error`."""
+    on_error: Literal["tempfail", "hold"] = "tempfail"
+    """Internal error or budget exceeded: ``tempfail`` (451 4.3.0) or ``hold``. Never pass."""
+    soft_reject: bool = False
+    """Answer 451 instead of 550 for policy rejects (rollouts)."""
+    policy_dir: Path = Path("./policies")
+    """Directory of policy TOML files, reloaded on SIGHUP and on change."""
+    store: str = "sqlite:///./var/sendguard.db"
+    """Queue store: ``sqlite:///PATH`` (one node) or ``postgresql://…`` (several nodes)."""
+    workers: int = 0
+    """Relay processes sharing the listening ports (SO_REUSEPORT); 0 = number of cores."""
+    extract_workers: int = 1
+    """Extraction processes per relay process (parsing attachments off the event loop)."""
+    shutdown_grace: float = 30.0
+    """Seconds SIGTERM waits for in-flight transactions before closing them with 421."""
+    log_format: Literal["json", "console"] = "json"
+    """JSON lines for SIEMs; ``console`` for people."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _split_listeners(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            if not items:
+                raise ValueError("at least one listener is needed, e.g. 127.0.0.1:2525")
+            return tuple(Listener.parse(v) for v in items)
+        return value
+
+    @field_validator("trusted_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(
+                ipaddress.ip_network(v.strip(), strict=False) for v in value.split(",") if v.strip()
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """CLI flags arrive as init values, so they beat the environment, which beats the file."""
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """The optional settings file named by ``SENDGUARD_CONFIG`` (keys as in the environment)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("SENDGUARD_CONFIG")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"settings file {path}: {exc}") from exc
+        return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's error into one `ConfigError` a person can act on."""
+    from pydantic import ValidationError
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
+
+
+def secret(value: str | None) -> SecretStr | None:
+    """Wrap a credential so it never appears in reprs or logs."""
+    return SecretStr(value) if value else None
