@@ -23,27 +23,24 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Listener(BaseModel):
-    """One listening socket: ``host:port``, optionally ``smtps`` (implicit TLS)."""
+    """One listening socket, ``host:port``; clients upgrade with STARTTLS when a cert is set."""
 
     model_config = ConfigDict(frozen=True)
 
     host: str
     port: int
-    implicit_tls: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Listener:
-        """Read ``127.0.0.1:2525``, ``[::1]:2525``, ``0.0.0.0:587`` or ``smtps://0.0.0.0:465``."""
-        implicit = text.startswith("smtps://")
-        rest = text.removeprefix("smtps://").removeprefix("smtp://")
-        host, sep, port = rest.rpartition(":")
-        if not sep or not port.isdigit() or not host:
+        """Read ``127.0.0.1:2525``, ``[::1]:2525`` or ``0.0.0.0:587``."""
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not port.isdigit() or not host or int(port) > 65535:
             raise ValueError(f"listener {text!r} is not host:port (e.g. 127.0.0.1:2525)")
-        return cls(host=host.strip("[]"), port=int(port), implicit_tls=implicit)
+        return cls(host=host.strip("[]"), port=int(port))
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'smtps://' if self.implicit_tls else ''}{host}:{self.port}"
+        return f"{host}:{self.port}"
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,260 @@
+"""The real upstream: aiosmtplib sessions to the organisation's outgoing server.
+
+Before-queue proxy semantics (Postfix SMTPD_PROXY_README): the relay answers its client
+with the upstream's own reply, so a 250 means the upstream took the message. Every failure
+becomes a `Reply` to mirror, never an exception: a refusal is mirrored as is, a connection
+problem or timeout becomes 451, so the client keeps the message and retries.
+
+Recipients are all-or-nothing: if the upstream refuses any recipient the transaction is
+reset and the refusal mirrored, so no recipient gets a copy the client believes failed.
+Sessions are reused; a session is returned to the pool only after a clean transaction, so
+a cancelled or failed exchange can never leave a half-written DATA on a pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosmtplib
+import structlog
+from pydantic import SecretStr
+
+from sendguard.deliver.target import UpstreamTarget
+from sendguard.model import Envelope, Reply
+
+log = structlog.get_logger(__name__)
+
+_CARRIED_OPTIONS = ("BODY=", "SMTPUTF8")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    """Connection settings shared by every session to one upstream."""
+
+    local_hostname: str
+    timeout: float = 60.0
+    data_timeout: float = 600.0
+    pool_size: int = 4
+    ca_file: Path | None = None
+
+
+@dataclass(slots=True)
+class _Capabilities:
+    known: bool = False
+    eightbit: bool = True
+    smtputf8: bool = False
+    extra: set[str] = field(default_factory=set)
+
+
+class SmtpUpstream:
+    """A pool of sessions to one SMTP upstream, authenticated with the relay's own account."""
+
+    def __init__(self, target: UpstreamTarget, options: SmtpOptions) -> None:
+        self.target = target
+        self.options = options
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._caps = _Capabilities()
+
+    @property
+    def supports_8bitmime(self) -> bool:
+        """Whether the upstream advertised 8BITMIME (assumed until the first session says)."""
+        return self._caps.eightbit
+
+    @property
+    def supports_smtputf8(self) -> bool:
+        """Whether the upstream advertised SMTPUTF8 (not assumed before a session has said)."""
+        return self._caps.smtputf8
+
+    async def probe(self) -> Reply:
+        """Open one session to learn the upstream's extensions; keeps it for reuse."""
+        try:
+            smtp = await self._open(self.target.username, self.target.password)
+        except Exception as exc:  # noqa: BLE001  # any failure is reported, the relay still starts
+            return _reply_for_exception(exc)
+        self._release(smtp)
+        return Reply(250, "2.0.0 upstream reachable")
+
+    async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
+        """Relay one message; the reply is the upstream's, or a 4xx we made for a failure."""
+        for attempt in (1, 2):
+            reused = bool(self._idle)
+            try:
+                smtp = self._idle.pop() if reused else await self._open(
+                    self.target.username, self.target.password
+                )
+            except Exception as exc:  # noqa: BLE001  # mapped to a tempfail, never a 250
+                return _reply_for_exception(exc)
+            reply, clean = await _transaction(smtp, envelope, data, self.options)
+            if clean:
+                self._release(smtp)
+                return reply
+            _discard(smtp)
+            # A pooled session the upstream had already dropped fails before MAIL is
+            # accepted; nothing was sent, so one retry on a fresh session is safe.
+            if not (reused and attempt == 1 and reply.code == 421 and "stale" in reply.text):
+                return reply
+        return reply
+
+    async def authenticate(self, username: str, password: str) -> PinnedUpstream | None:
+        """Pass-through AUTH: log in to the upstream as the client; None if it refused."""
+        secret = SecretStr(password)
+        try:
+            smtp = await self._open(username, secret)
+        except aiosmtplib.SMTPAuthenticationError:
+            return None
+        return PinnedUpstream(self, smtp, username, secret)
+
+    async def _open(self, username: str | None, password: SecretStr | None) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(
+            hostname=self.target.host,
+            port=self.target.port,
+            local_hostname=self.options.local_hostname,
+            timeout=self.options.timeout,
+            use_tls=self.target.scheme == "smtps",
+            start_tls=self.target.scheme == "smtp+starttls",
+            validate_certs=True,
+            cert_bundle=str(self.options.ca_file) if self.options.ca_file else None,
+        )
+        await smtp.connect()
+        try:
+            if username is not None and password is not None:
+                await smtp.login(username, password.get_secret_value())
+        except BaseException:
+            _discard(smtp)
+            raise
+        self._learn(smtp)
+        return smtp
+
+    def _learn(self, smtp: aiosmtplib.SMTP) -> None:
+        self._caps.known = True
+        self._caps.eightbit = smtp.supports_extension("8bitmime")
+        self._caps.smtputf8 = smtp.supports_extension("smtputf8")
+
+    def _release(self, smtp: aiosmtplib.SMTP) -> None:
+        if len(self._idle) < self.options.pool_size and smtp.is_connected:
+            self._idle.append(smtp)
+        else:
+            _discard(smtp)
+
+    async def close(self) -> None:
+        """Say QUIT on every idle session."""
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(s) for s in idle), return_exceptions=True)
+
+
+class PinnedUpstream:
+    """One client's own upstream session (pass-through AUTH): carries only that client's mail."""
+
+    def __init__(
+        self, parent: SmtpUpstream, smtp: aiosmtplib.SMTP, username: str, password: SecretStr
+    ) -> None:
+        self._parent = parent
+        self._smtp: aiosmtplib.SMTP | None = smtp
+        self.username = username
+        self._password = password
+        self._lock = asyncio.Lock()
+
+    async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
+        """Relay through this client's session, reconnecting (and logging in again) if dropped."""
+        async with self._lock:
+            try:
+                if self._smtp is None or not self._smtp.is_connected:
+                    self._smtp = await self._parent._open(self.username, self._password)
+            except Exception as exc:  # noqa: BLE001  # mapped to a tempfail
+                return _reply_for_exception(exc)
+            reply, clean = await _transaction(self._smtp, envelope, data, self._parent.options)
+            if not clean:
+                _discard(self._smtp)
+                self._smtp = None
+            return reply
+
+    async def close(self) -> None:
+        """QUIT the client's session when the client disconnects."""
+        if self._smtp is not None:
+            await _quit(self._smtp)
+            self._smtp = None
+
+
+async def _transaction(
+    smtp: aiosmtplib.SMTP, envelope: Envelope, data: bytes, options: SmtpOptions
+) -> tuple[Reply, bool]:
+    """MAIL, every RCPT, DATA. Returns the reply and whether the session is clean for reuse."""
+    mail_options = [o for o in envelope.mail_options if o.upper().startswith(_CARRIED_OPTIONS)]
+    utf8 = any(o.upper() == "SMTPUTF8" for o in mail_options)
+    encoding = "utf-8" if utf8 else "ascii"
+    stage = "MAIL"
+    try:
+        async with _cleanup_on_cancel(smtp):
+            await smtp.mail(envelope.mail_from, options=mail_options, encoding=encoding)
+            stage = "RCPT"
+            for rcpt in envelope.rcpt_tos:
+                await smtp.rcpt(rcpt, encoding=encoding)
+            stage = "DATA"
+            response = await smtp.data(data, timeout=options.data_timeout)
+    except aiosmtplib.SMTPResponseException as exc:
+        if stage == "MAIL" and exc.code == 421:
+            return Reply(421, "4.4.2 stale session"), False
+        # After a refused RCPT the transaction is reset (all-or-nothing); after a refused
+        # DATA the upstream has closed the transaction itself.
+        clean = await _reset(smtp) if stage != "DATA" else smtp.is_connected
+        log.info("upstream_refused", stage=stage, code=exc.code)
+        return Reply(exc.code, exc.message), clean
+    except aiosmtplib.SMTPServerDisconnected as exc:
+        if stage == "MAIL":
+            return Reply(421, "4.4.2 stale session"), False
+        log.warning("upstream_disconnected", stage=stage, error=str(exc))
+        return Reply(451, f"4.4.2 upstream closed the connection during {stage}"), False
+    except Exception as exc:  # noqa: BLE001  # anything else is a tempfail, never a 250
+        log.warning("upstream_failed", stage=stage, error=type(exc).__name__)
+        return _reply_for_exception(exc), False
+    return Reply(response.code, response.message), True
+
+
+@contextlib.asynccontextmanager
+async def _cleanup_on_cancel(smtp: aiosmtplib.SMTP) -> AsyncIterator[None]:
+    """If the client's transaction is cancelled mid-exchange, the session state is unknown: drop it."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        _discard(smtp)
+        raise
+
+
+async def _reset(smtp: aiosmtplib.SMTP) -> bool:
+    try:
+        await smtp.rset()
+    except Exception:  # noqa: BLE001  # a session that cannot RSET is simply not reused
+        return False
+    return True
+
+
+def _discard(smtp: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(Exception):
+        smtp.close()
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await asyncio.wait_for(smtp.quit(), timeout=5)
+    except Exception:  # noqa: BLE001  # closing anyway
+        _discard(smtp)
+
+
+def _reply_for_exception(exc: BaseException) -> Reply:
+    """A failure to reach or talk to the upstream, as a temporary reply the client can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
+        exc.__cause__, ssl.SSLCertVerificationError
+    ) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return Reply(451, "4.7.5 upstream TLS certificate did not verify")
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return Reply(451, "4.7.0 the relay could not authenticate to the upstream")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return Reply(exc.code if exc.code >= 400 else 451, exc.message)
+    if isinstance(exc, TimeoutError):
+        return Reply(451, "4.4.2 upstream timed out")
+    return Reply(451, "4.4.1 upstream unavailable")
