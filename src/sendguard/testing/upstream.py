@@ -82,7 +82,8 @@ class _Handler:
             await asyncio.sleep(fault.hang)
         if fault is not None and fault.reply == "disconnect":
             self._record(session, envelope)
-            server.transport.close()
+            if server.transport is not None:
+                server.transport.close()
             return "421 closing"
         if fault is not None and fault.reply is not None:
             return fault.reply

@@ -1,0 +1,33 @@
+"""Who may relay: never an open relay (RFC 5321 §7.9).
+
+A client may relay when it authenticated (AUTH, only offered after STARTTLS) or when its
+address is in a trusted network. Everything else is refused at RCPT with 550 5.7.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from sendguard.settings import IPNetwork
+
+
+def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's IP from asyncio's peername; IPv4-mapped IPv6 is unwrapped."""
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return None
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_trusted(peer: object, networks: Iterable[IPNetwork]) -> bool:
+    """True when the peer's address lies in one of the trusted networks."""
+    address = peer_address(peer)
+    if address is None:
+        return False
+    return any(address.version == net.version and address in net for net in networks)

@@ -1,0 +1,226 @@
+"""The aiosmtpd handler: SMTP commands in, one `pipeline.handle` call per message out.
+
+The handler is shared by every connection and holds no per-message state: per-connection
+facts live on aiosmtpd's session (peer, EHLO name, the authenticated `Identity`), per-
+transaction facts on its envelope. Every refusal is decided here before DATA (access, address
+syntax, parameters, recipient count) so that only validated addr-specs ever reach the upstream
+(aiosmtplib's own quoting trusts the lenient `email.utils.parseaddr`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import structlog
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from sendguard.deliver import Upstream
+from sendguard.intake import replies
+from sendguard.intake.access import is_trusted, peer_address
+from sendguard.intake.auth import Authenticator, Identity, fail_delay
+from sendguard.model import Envelope, Reply
+from sendguard.parse.addresses import parse_addr_spec
+from sendguard.settings import IPNetwork
+
+log = structlog.get_logger(__name__)
+
+# A CR not followed by LF, or an LF not preceded by CR: the SMTP-smuggling ingredients.
+_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_MAIL_PARAMS = ("BODY=7BIT", "BODY=8BITMIME", "SMTPUTF8")
+
+
+class Handles(Protocol):
+    """The pipeline as the handler sees it."""
+
+    async def handle(self, envelope: Envelope, data: bytes, *, upstream: Upstream | None) -> Reply:
+        """Inspect, decide, act; the reply goes to the client."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOptions:
+    """What the handler needs from the settings."""
+
+    trusted_networks: tuple[IPNetwork, ...]
+    max_recipients: int
+    max_message_size: int
+    line_policy: Literal["reject", "normalise"] = "reject"
+    advertise_8bitmime: bool = True
+    advertise_smtputf8: bool = True
+
+
+class RelayHandler:
+    """aiosmtpd hooks for a relay that inspects before it forwards."""
+
+    def __init__(
+        self,
+        pipeline: Handles,
+        options: IntakeOptions,
+        authenticator: Authenticator | None = None,
+        capabilities: Any = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.options = options
+        self.authenticator = authenticator
+        # An object with supports_8bitmime / supports_smtputf8 (the upstream), read at each
+        # EHLO so the relay never advertises what the upstream cannot carry.
+        self.capabilities = capabilities
+
+    # ------------------------------------------------------------------ greeting
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        drop = {"250-AUTH "}
+        if not self._supports("supports_8bitmime", self.options.advertise_8bitmime):
+            drop.add("250-8BITMIME")
+        if not self._supports("supports_smtputf8", self.options.advertise_smtputf8):
+            drop.add("250-SMTPUTF8")
+        if self.authenticator is None:
+            drop.update(r for r in responses if r.startswith("250-AUTH"))
+        return [r for r in responses if r not in drop]
+
+    def _supports(self, name: str, default: bool) -> bool:
+        return default and bool(getattr(self.capabilities, name, True))
+
+    # ------------------------------------------------------------------ auth
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        blob = await _initial_or_challenge(server, args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        fields = blob.split(b"\0")
+        if len(fields) != 3:
+            return AuthResult(success=False, message="501 5.5.2 Malformed PLAIN credentials")
+        return await self._check(server, fields[1], fields[2])
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        user = await _initial_or_challenge(server, args, "Username:")
+        if user is None:
+            return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth("Password:")
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, user, password)
+
+    async def _check(self, server: SMTP, user: bytes, password: bytes) -> AuthResult:
+        if self.authenticator is None:
+            return AuthResult(success=False)
+        try:
+            name, secret = user.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return AuthResult(success=False, message="501 5.5.2 Credentials are not UTF-8")
+        try:
+            identity = await self.authenticator.check(name, secret)
+        except (OSError, TimeoutError) as exc:
+            log.warning("auth_unavailable", user=name, error=type(exc).__name__)
+            return AuthResult(success=False, message=str(replies.AUTH_TEMPFAIL))
+        peer = peer_address(server.session.peer if server.session else None)
+        if identity is None:
+            log.warning("auth_failed", user=name, client=str(peer))
+            await fail_delay()
+            return AuthResult(success=False)
+        log.info("auth_succeeded", user=name, client=str(peer))
+        return AuthResult(success=True, auth_data=identity)
+
+    # ------------------------------------------------------------------ envelope
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str,
+        mail_options: list[str],
+    ) -> str:
+        for option in mail_options:
+            upper = option.upper()
+            if upper.startswith("SIZE="):
+                size = upper[5:]
+                if not size.isdigit():
+                    return str(replies.UNSUPPORTED_PARAMETER)
+                if int(size) > self.options.max_message_size:
+                    return str(replies.MESSAGE_TOO_BIG)
+            elif upper not in _MAIL_PARAMS:
+                return str(replies.UNSUPPORTED_PARAMETER)
+        if address:
+            try:
+                parse_addr_spec(address, field="envelope")
+            except ValueError as exc:
+                return str(replies.bad_address(str(exc)))
+        envelope.mail_from = address
+        envelope.mail_options.extend(o for o in mail_options if not o.upper().startswith("SIZE="))
+        return str(replies.SENDER_OK)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if not (session.authenticated or is_trusted(session.peer, self.options.trusted_networks)):
+            log.warning("relay_denied", client=str(peer_address(session.peer)))
+            return str(replies.RELAY_DENIED)
+        if rcpt_options:
+            return str(replies.UNSUPPORTED_PARAMETER)
+        if len(envelope.rcpt_tos) >= self.options.max_recipients:
+            return str(replies.TOO_MANY_RECIPIENTS)
+        try:
+            parse_addr_spec(address, field="envelope")
+        except ValueError as exc:
+            return str(replies.bad_address(str(exc)))
+        envelope.rcpt_tos.append(address)
+        return str(replies.RECIPIENT_OK)
+
+    # ------------------------------------------------------------------ message
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        data: bytes = envelope.original_content or b""
+        if _BARE.search(data):
+            if self.options.line_policy == "reject":
+                log.warning("bare_line_ending_rejected", client=str(peer_address(session.peer)))
+                return str(replies.BARE_LINE_ENDING)
+            data = normalise_line_endings(data)
+        identity = session.auth_data if isinstance(session.auth_data, Identity) else None
+        message = Envelope(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            mail_options=tuple(envelope.mail_options),
+            transaction_id=uuid.uuid4().hex[:16],
+            client_address=str(peer_address(session.peer) or ""),
+            client_helo=session.host_name or "",
+            auth_user=identity.login if identity else None,
+            received_at=datetime.now(UTC),
+        )
+        upstream = identity.upstream if identity else None
+        reply = await self.pipeline.handle(message, data, upstream=upstream)
+        return str(reply)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's default answers 500 with the exception text; ours tempfails and logs."""
+        reference = uuid.uuid4().hex[:12]
+        log.error("internal_error", reference=reference, error=type(error).__name__,
+                  detail=str(error)[:200])
+        return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
+
+
+def normalise_line_endings(data: bytes) -> bytes:
+    """Every bare CR or LF becomes CRLF (Postfix 3.9's `smtpd_forbid_bare_newline=normalize`)."""
+    return _BARE.sub(b"\r\n", data)
+
+
+async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> bytes | None:
+    """The SASL initial response from the AUTH line, or the answer to a 334 challenge."""
+    if len(args) > 1:
+        if args[1] == "=":
+            return b""
+        try:
+            return base64.b64decode(args[1], validate=True)
+        except binascii.Error:
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
+    answer = await server.challenge_auth(prompt)
+    return None if answer is MISSING else bytes(answer)

@@ -1,0 +1,38 @@
+"""Every reply the relay makes itself, by name (like aiosmtpd's testing/statuscodes.py).
+
+Replies mirrored from the upstream are not here: those are the upstream's own words.
+"""
+
+from __future__ import annotations
+
+from sendguard.model import Reply
+
+OK = Reply(250, "2.0.0 Ok")
+SENDER_OK = Reply(250, "2.1.0 Sender ok")
+RECIPIENT_OK = Reply(250, "2.1.5 Recipient ok")
+RELAY_DENIED = Reply(
+    550,
+    "5.7.1 Relaying denied: authenticate (AUTH after STARTTLS) or connect from a trusted network",
+)
+TOO_MANY_RECIPIENTS = Reply(452, "4.5.3 Too many recipients for one message")
+NO_RECIPIENTS = Reply(503, "5.5.1 Need RCPT before DATA")
+BARE_LINE_ENDING = Reply(
+    550,
+    "5.6.0 Bare CR or LF in message content is not allowed (RFC 5321 2.3.8); send CRLF line endings",
+)
+UNSUPPORTED_PARAMETER = Reply(555, "5.5.4 Unsupported MAIL or RCPT parameter")
+MESSAGE_TOO_BIG = Reply(552, "5.3.4 Message size exceeds the fixed limit")
+TEMPFAIL_INTERNAL = Reply(451, "4.3.0 Internal error; message not accepted, try again later")
+TEMPFAIL_BUDGET = Reply(451, "4.3.0 Inspection did not finish in time; try again later")
+SHUTTING_DOWN = Reply(421, "4.3.2 Service shutting down, try again later")
+AUTH_TEMPFAIL = Reply(454, "4.7.0 Temporary authentication failure, try again later")
+
+
+def bad_address(reason: str) -> Reply:
+    """553 for an address our own strict parser refused; the reason is ASCII and data-free."""
+    return Reply(553, f"5.1.3 Bad address syntax: {reason}")
+
+
+def with_reference(reply: Reply, reference: str) -> Reply:
+    """The reply with a reference an admin can search the logs for."""
+    return Reply(reply.code, f"{reply.text} (ref {reference})")
