@@ -1,0 +1,279 @@
+"""Findings + envelope + policy → one `Verdict` with a full trace.
+
+Sits after the detectors and before the actions. Every rule is matched (hit or miss, with
+reasons), then one action is chosen: the most severe matched action of the enforce-mode
+rules wins (reject > hold > delay > rewrite-bcc > tag > pass). Ties between rules with the
+same action are broken by rule id and their parameters are combined, so the order of rules
+in the files can never change the outcome. A rewrite applies together with a delay or hold;
+tag rules add headers whatever else happens (except a reject). Warn-mode rules are traced
+and listed in `Verdict.warned` but never act. Pure: no I/O, no logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sendguard.model import (
+    Action,
+    Envelope,
+    Finding,
+    HoldParams,
+    Mail,
+    RewriteMode,
+    RuleResult,
+    Trace,
+    Verdict,
+)
+from sendguard.policy.load import LoadedPolicy
+from sendguard.policy.schema import SEVERITY_ORDER, ConditionGroup, FindingCondition, Rule
+from sendguard.policy.scope import is_internal, sender_groups
+
+ACTIONS: dict[str, Action] = {action.label: action for action in Action}
+"""Policy-file action names → `Action`."""
+
+# Most protective first: split shows each outsider only themselves.
+_REWRITE_RANK: dict[RewriteMode, int] = {"split": 2, "undisclosed": 1, "sender": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    findings: tuple[Finding, ...]
+    attachment_labels: frozenset[str]
+    groups: frozenset[str]
+    internal: int
+    external: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    held: bool
+    reasons: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
+
+
+def evaluate(
+    policy: LoadedPolicy, findings: Sequence[Finding], envelope: Envelope, mail: Mail
+) -> Verdict:
+    """Match every rule and decide; the verdict's trace holds every finding and rule."""
+    internal = sum(1 for r in envelope.rcpt_tos if is_internal(r, policy.organisation))
+    ctx = _Context(
+        findings=tuple(findings),
+        attachment_labels=frozenset(p.label for p in mail.parts if p.is_attachment),
+        groups=sender_groups(envelope.mail_from, policy.groups),
+        internal=internal,
+        external=len(envelope.rcpt_tos) - internal,
+    )
+    results = tuple(_match_rule(rule, ctx) for rule in policy.policy.rules)
+    return _decide(policy, results, ctx.findings)
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _match_rule(rule: Rule, ctx: _Context) -> RuleResult:
+    """One rule, hit or miss, with a reason for every part that was checked."""
+    parts: list[_Outcome] = []
+    if not rule.enabled:
+        parts.append(_Outcome(False, ("rule is disabled",)))
+    if rule.senders:
+        inside = sorted(ctx.groups & set(rule.senders))
+        names = ", ".join(rule.senders)
+        parts.append(
+            _Outcome(True, (f"sender is in group {inside[0]}",))
+            if inside
+            else _Outcome(False, (f"sender is not in group(s) {names}",))
+        )
+    excluded = sorted(ctx.groups & set(rule.except_senders))
+    if excluded:
+        parts.append(_Outcome(False, (f"sender is in excepted group {excluded[0]}",)))
+    parts.append(_recipient_scope(rule.recipients, ctx))
+    if rule.when is not None:
+        parts.append(_group(rule.when, ctx))
+    matched = all(p.held for p in parts)
+    return RuleResult(
+        rule_id=rule.id,
+        description=rule.description,
+        matched=matched,
+        action=ACTIONS[rule.action],
+        mode=rule.mode,
+        reasons=tuple(r for p in parts for r in p.reasons),
+        findings=_unique(f for p in parts for f in p.findings) if matched else (),
+    )
+
+
+def _recipient_scope(scope: str, ctx: _Context) -> _Outcome:
+    held = {
+        "any": True,
+        "any-external": ctx.external > 0,
+        "all-external": ctx.external > 0 and ctx.internal == 0,
+        "all-internal": ctx.external == 0 and ctx.internal > 0,
+    }[scope]
+    if scope == "any":
+        return _Outcome(True, ())
+    counts = f"{ctx.external} external, {ctx.internal} internal envelope recipient(s)"
+    return _Outcome(held, (f"recipients {scope}: {'yes' if held else 'no'} ({counts})",))
+
+
+def _group(group: ConditionGroup, ctx: _Context) -> _Outcome:
+    """all: every one holds; any: at least one; none: not one. Empty lists are ignored."""
+    outcomes: list[_Outcome] = []
+    reasons: list[str] = []
+    held = True
+    if group.all:
+        subs = [_condition(c, ctx) for c in group.all]
+        held &= all(s.held for s in subs)
+        outcomes += subs
+        reasons += [r for s in subs for r in s.reasons]
+    if group.any:
+        subs = [_condition(c, ctx) for c in group.any]
+        held &= any(s.held for s in subs)
+        outcomes += [s for s in subs if s.held]
+        reasons += [r for s in subs for r in s.reasons]
+    if group.none:
+        subs = [_condition(c, ctx) for c in group.none]
+        held &= not any(s.held for s in subs)
+        reasons += [
+            f"exception {'applies' if s.held else 'absent'}: {r}" for s in subs for r in s.reasons
+        ]
+    return _Outcome(held, tuple(reasons), _unique(f for o in outcomes for f in o.findings))
+
+
+def _condition(cond: FindingCondition | ConditionGroup, ctx: _Context) -> _Outcome:
+    if isinstance(cond, ConditionGroup):
+        return _group(cond, ctx)
+    hits = tuple(f for f in ctx.findings if _fits(cond, f, ctx))
+    label = _describe(cond)
+    if hits:
+        counts = ", ".join(f"{f.detector}/{f.code} count {f.count}" for f in hits)
+        return _Outcome(True, (f"{label}: found ({counts})",), hits)
+    near = [
+        f
+        for f in ctx.findings
+        if f.detector == cond.detector and (not cond.code or f.code in cond.code)
+    ]
+    seen = f" (seen: {', '.join(f'{f.code} count {f.count}' for f in near)})" if near else ""
+    return _Outcome(False, (f"{label}: not found{seen}",))
+
+
+def _fits(cond: FindingCondition, finding: Finding, ctx: _Context) -> bool:
+    if finding.detector != cond.detector or (cond.code and finding.code not in cond.code):
+        return False
+    if finding.count < cond.count_at_least:
+        return False
+    if SEVERITY_ORDER.index(finding.severity) < SEVERITY_ORDER.index(cond.severity_at_least):
+        return False
+    for name, minimum in cond.params_at_least.items():
+        value = finding.params.get(name)
+        if not isinstance(value, int | float) or value < minimum:
+            return False
+    if cond.where == "anywhere":
+        return True
+    in_attachment = [_is_attachment(w, ctx) for w in finding.where] or [False]
+    return any(in_attachment) if cond.where == "attachment" else not all(in_attachment)
+
+
+def _is_attachment(where: str, ctx: _Context) -> bool:
+    return where in ctx.attachment_labels or where.startswith("attachment")
+
+
+def _describe(cond: FindingCondition) -> str:
+    """``personal-data/my-number|credit-card count >= 10`` — the condition as people read it."""
+    text = cond.detector + ("/" + "|".join(cond.code) if cond.code else "")
+    limits = [f"count >= {cond.count_at_least}"] if cond.count_at_least > 1 else []
+    limits += [f"{k} >= {v:g}" for k, v in cond.params_at_least.items()]
+    if cond.severity_at_least != "info":
+        limits.append(f"severity >= {cond.severity_at_least}")
+    if cond.where != "anywhere":
+        limits.append(f"in {cond.where}")
+    return text + (" " + ", ".join(limits) if limits else "")
+
+
+def _unique(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Drop repeats (by identity of content), keeping the first."""
+    return tuple(dict.fromkeys(findings))
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+def _decide(
+    loaded: LoadedPolicy, results: tuple[RuleResult, ...], findings: tuple[Finding, ...]
+) -> Verdict:
+    """The most severe enforce-mode hit decides; parameters of equal hits are combined."""
+    rules = {rule.id: rule for rule in loaded.policy.rules}
+    trace = Trace(findings=findings, rules=results, policy_version=loaded.version)
+    warned = tuple(r.rule_id for r in results if r.matched and r.mode == "warn" and r.action)
+    acting = [r for r in results if r.matched and r.mode == "enforce"]
+    if not acting:
+        return Verdict(action=Action.PASS, reason="no rule matched", trace=trace, warned=warned)
+    top = max(r.action for r in acting)
+    deciding = min((r for r in acting if r.action == top), key=lambda r: r.rule_id)
+    same = [rules[r.rule_id] for r in acting if r.action == top]
+
+    def of(action: Action) -> list[Rule]:
+        return [rules[r.rule_id] for r in acting if r.action == action]
+
+    rewrite: RewriteMode | None = None
+    if top in (Action.REWRITE, Action.DELAY, Action.HOLD) and of(Action.REWRITE):
+        default = loaded.policy.settings.rewrite
+        modes: list[RewriteMode] = [r.rewrite or default for r in of(Action.REWRITE)]
+        best: RewriteMode = max(modes, key=_REWRITE_RANK.__getitem__)
+        rewrite = best
+    tags = of(Action.TAG) if top != Action.REJECT else []
+    tag_headers: tuple[tuple[str, str], ...] = ()
+    if tags:
+        tag_headers = (
+            (
+                "X-Sendguard-Verdict",
+                f"{top.label}; rule={deciding.rule_id}; policy={loaded.version[:12]}",
+            ),
+            *(
+                ("X-Sendguard-Tag", f"{r.id}; {_codes(_result(results, r.id).findings)}")
+                for r in sorted(tags, key=lambda r: r.id)
+            ),
+        )
+    return Verdict(
+        action=top,
+        rule_id=deciding.rule_id,
+        reason=rules[deciding.rule_id].reason or _auto_reason(deciding),
+        rewrite=rewrite,
+        tag_headers=tag_headers,
+        delay_minutes=max(r.delay_minutes or loaded.policy.settings.delay_minutes for r in same)
+        if top == Action.DELAY
+        else 0.0,
+        hold=_hold_params(same, top),
+        trace=trace,
+        warned=warned,
+    )
+
+
+def _result(results: tuple[RuleResult, ...], rule_id: str) -> RuleResult:
+    return next(r for r in results if r.rule_id == rule_id)
+
+
+def _codes(findings: Iterable[Finding]) -> str:
+    return ", ".join(sorted({f"{f.detector}/{f.code}" for f in findings})) or "no findings"
+
+
+def _auto_reason(result: RuleResult) -> str:
+    """ASCII reason from the findings' ids (never their evidence)."""
+    if not result.findings:
+        return f"matched rule {result.rule_id}"
+    return _codes(result.findings)
+
+
+def _hold_params(rules: list[Rule], top: Action) -> HoldParams:
+    """Combine equal-severity rules the strict way: every reviewer, most approvals, shortest
+    expiry, self-release only if every rule allows it, notify if any rule asks."""
+    if top not in (Action.HOLD, Action.DELAY):
+        return HoldParams()
+    expiries = [r.expire_hours for r in rules if r.expire_hours is not None]
+    return HoldParams(
+        reviewers=tuple(sorted({a for r in rules for a in r.reviewers})),
+        self_release=top == Action.DELAY or all(r.self_release for r in rules),
+        approvals_required=max(r.approvals for r in rules),
+        expire_hours=min(expiries) if expiries else None,
+        notify_sender=any(r.notify_sender for r in rules),
+        notify_reviewers=top == Action.HOLD and any(r.notify_reviewers for r in rules),
+    )

@@ -1,0 +1,341 @@
+"""Read a policy directory into one validated `LoadedPolicy`, or refuse it with a clear error.
+
+Flow: ``policies/*.toml`` (file-name order) → `PolicyFile` each → merged `Policy` → checks
+that need the whole policy (unique rule ids, known sender groups, known detectors and codes)
+→ detector settings validated against each detector's own model → `LoadedPolicy`, which
+`sendguard.policy.holder.PolicyHolder` serves and `sendguard.policy.evaluate` reads. Any
+problem raises `PolicyError` naming the file, the rule, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from sendguard.errors import PolicyError
+from sendguard.model import Organisation
+from sendguard.policy import codes, messages
+from sendguard.policy.schema import (
+    ConditionGroup,
+    FindingCondition,
+    OrganisationSection,
+    Policy,
+    PolicyFile,
+    PolicySettings,
+    Rule,
+    SenderGroup,
+    normalise_address,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMembers:
+    """A sender group resolved to addresses and domains (list files read)."""
+
+    addresses: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A validated policy, ready to evaluate; replaced as a whole on reload."""
+
+    policy: Policy
+    version: str
+    """sha256 over the names and contents of every file read (policy and list files)."""
+    files: tuple[Path, ...]
+    """Every file read, list files included: what `PolicyHolder.watch` watches."""
+    organisation: Organisation
+    detector_settings: Mapping[str, BaseModel]
+    """Validated ``[detectors.<id>]`` settings by detector id."""
+    groups: Mapping[str, GroupMembers] = field(default_factory=dict)
+    """Sender groups by name."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    path: Path
+    raw: bytes
+    data: dict[str, Any]
+    parsed: PolicyFile
+
+
+def load_policy(directory: Path) -> LoadedPolicy:
+    """Load and validate every ``*.toml`` file directly in ``directory``."""
+    if not directory.is_dir():
+        raise PolicyError(f"{directory}: policy directory does not exist", file=str(directory))
+    paths = sorted(directory.glob("*.toml"))
+    if not paths:
+        raise PolicyError(f"{directory}: no policy files (*.toml) found", file=str(directory))
+    sources = [_read(path) for path in paths]
+    policy, rule_files = _merge(sources)
+    groups, list_files = _resolve_groups(policy.organisation, directory, sources)
+    for rule in policy.rules:
+        _check_rule(rule, rule_files[rule.id], groups)
+    detector_settings = _detector_settings(sources)
+    digest = hashlib.sha256()
+    for path, raw in [(s.path, s.raw) for s in sources] + list_files:
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+    org = policy.organisation
+    return LoadedPolicy(
+        policy=policy,
+        version=digest.hexdigest(),
+        files=tuple(s.path for s in sources) + tuple(p for p, _ in list_files),
+        organisation=Organisation(
+            internal_domains=frozenset(org.internal_domains),
+            partner_domains=frozenset(org.partner_domains),
+            external_lists=frozenset(org.external_lists),
+            frequent_domains=frozenset(org.frequent_domains),
+        ),
+        detector_settings=detector_settings,
+        groups=groups,
+    )
+
+
+def _read(path: Path) -> _Source:
+    """Parse one file: TOML syntax, then the `PolicyFile` model."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{name}: cannot read: {exc.strerror}", file=name) from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{name}: not UTF-8 text (byte {exc.start})", file=name) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{name}: invalid TOML: {exc}", file=name) from exc
+    try:
+        parsed = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        raise messages.from_validation(exc, file=name, data=data, root=PolicyFile) from exc
+    return _Source(path=path, raw=raw, data=data, parsed=parsed)
+
+
+def _union(*lists: Iterable[str]) -> tuple[str, ...]:
+    """Concatenate keeping the first occurrence of each item."""
+    return tuple(dict.fromkeys(item for items in lists for item in items))
+
+
+def _merge(sources: list[_Source]) -> tuple[Policy, dict[str, str]]:
+    """One `Policy` from all files; returns it and the file each rule came from."""
+    rule_files: dict[str, str] = {}
+    rules: list[Rule] = []
+    groups: dict[str, SenderGroup] = {}
+    group_files: dict[str, str] = {}
+    settings: tuple[PolicySettings, str] | None = None
+    orgs: list[OrganisationSection] = []
+    for src in sources:
+        name = str(src.path)
+        for rule in src.parsed.rule:
+            if rule.id in rule_files:
+                raise PolicyError(
+                    f"{name}: rule {rule.id!r} field id: already defined in {rule_files[rule.id]};"
+                    " rule ids must be unique across all policy files",
+                    file=name,
+                    rule=rule.id,
+                    field="id",
+                )
+            rule_files[rule.id] = name
+            rules.append(rule)
+        if src.parsed.settings is not None:
+            if settings is not None:
+                raise PolicyError(
+                    f"{name}: [settings] already given in {settings[1]}; only one file may set it",
+                    file=name,
+                    field="settings",
+                )
+            settings = (src.parsed.settings, name)
+        org = src.parsed.organisation
+        if org is None:
+            continue
+        orgs.append(org)
+        for group in org.groups:
+            if group in group_files:
+                raise PolicyError(
+                    f"{name}: [organisation.groups.{group}] already defined in "
+                    f"{group_files[group]}; group names must be unique",
+                    file=name,
+                    field=f"organisation.groups.{group}",
+                )
+            group_files[group] = name
+        groups.update(org.groups)
+    merged = OrganisationSection(
+        internal_domains=_union(*(o.internal_domains for o in orgs)),
+        partner_domains=_union(*(o.partner_domains for o in orgs)),
+        frequent_domains=_union(*(o.frequent_domains for o in orgs)),
+        external_lists=_union(*(o.external_lists for o in orgs)),
+        groups=groups,
+    )
+    policy = Policy(
+        organisation=merged,
+        settings=settings[0] if settings else PolicySettings(),
+        rules=tuple(rules),
+    )
+    return policy, rule_files
+
+
+def _resolve_groups(
+    org: OrganisationSection, directory: Path, sources: list[_Source]
+) -> tuple[dict[str, GroupMembers], list[tuple[Path, bytes]]]:
+    """Read each group's list file; returns the groups and the list files read."""
+    owner = {
+        g: str(s.path)
+        for s in sources
+        if s.parsed.organisation
+        for g in s.parsed.organisation.groups
+    }
+    groups: dict[str, GroupMembers] = {}
+    read: list[tuple[Path, bytes]] = []
+    for name, group in org.groups.items():
+        addresses = set(group.addresses)
+        if group.list_file is not None:
+            path = directory / group.list_file
+            where = f"{owner[name]}: [organisation.groups.{name}] field list_file"
+            try:
+                raw = path.read_bytes()
+                text = raw.decode("utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PolicyError(
+                    f"{where}: cannot read {path} ({exc}); give a UTF-8 file of addresses,"
+                    " one a line, relative to the policy directory",
+                    file=owner[name],
+                    field=f"organisation.groups.{name}.list_file",
+                ) from exc
+            read.append((path, raw))
+            for number, line in enumerate(text.splitlines(), start=1):
+                entry = line.split("#", 1)[0].strip()
+                if not entry:
+                    continue
+                try:
+                    addresses.add(normalise_address(entry))
+                except ValueError as exc:
+                    raise PolicyError(
+                        f"{path}:{number}: {exc} (group {name!r})",
+                        file=str(path),
+                        field=f"organisation.groups.{name}.list_file",
+                    ) from exc
+        groups[name] = GroupMembers(frozenset(addresses), frozenset(group.domains))
+    return groups, read
+
+
+def _fail(file: str, rule: str, field: str, problem: str) -> PolicyError:
+    return PolicyError(
+        f"{file}: rule {rule!r} field {field}: {problem}", file=file, rule=rule, field=field
+    )
+
+
+def _check_rule(rule: Rule, file: str, groups: Mapping[str, GroupMembers]) -> None:
+    """Checks that need the whole policy: sender groups and detector/code names exist."""
+    for key in ("senders", "except_senders"):
+        for index, name in enumerate(getattr(rule, key)):
+            if name not in groups:
+                known = ", ".join(sorted(groups)) or "none defined"
+                raise _fail(
+                    file,
+                    rule.id,
+                    f"{key}[{index}]",
+                    f"unknown sender group {name!r}; groups: {known}"
+                    " (define them under [organisation.groups.NAME])",
+                )
+    if rule.when is not None:
+        _check_group(rule.when, "when", file, rule.id)
+
+
+def _check_group(group: ConditionGroup, path: str, file: str, rule: str) -> None:
+    for key in ("all", "any", "none"):
+        for index, cond in enumerate(getattr(group, key)):
+            where = f"{path}.{key}[{index}]"
+            if isinstance(cond, ConditionGroup):
+                _check_group(cond, where, file, rule)
+            else:
+                _check_condition(cond, where, file, rule)
+
+
+def _check_condition(cond: FindingCondition, path: str, file: str, rule: str) -> None:
+    known = codes.detector_ids()
+    if cond.detector not in known:
+        raise _fail(
+            file,
+            rule,
+            f"{path}.detector",
+            f"unknown detector {cond.detector!r}; known detectors: {', '.join(known)}",
+        )
+    allowed = codes.FINDING_CODES.get(cond.detector)
+    for code in cond.code:
+        if allowed is not None and code not in allowed:
+            raise _fail(
+                file,
+                rule,
+                f"{path}.code",
+                f"detector {cond.detector!r} has no finding code {code!r};"
+                f" its codes: {', '.join(sorted(allowed))}",
+            )
+    numeric = codes.NUMERIC_PARAMS.get(cond.detector, frozenset())
+    for param in cond.params_at_least:
+        if param not in numeric:
+            fits = ", ".join(sorted(numeric)) or "none"
+            raise _fail(
+                file,
+                rule,
+                f"{path}.params_at_least.{param}",
+                f"detector {cond.detector!r} has no numeric parameter {param!r};"
+                f" its numeric parameters: {fits} (use count_at_least for counts)",
+            )
+
+
+def _detector_settings(sources: list[_Source]) -> dict[str, BaseModel]:
+    """Validate ``[detectors.<id>]`` tables against the registry's settings models."""
+    result: dict[str, BaseModel] = {}
+    owner: dict[str, str] = {}
+    for src in sources:
+        name = str(src.path)
+        for det_id, table in src.parsed.detectors.items():
+            if det_id in owner:
+                raise PolicyError(
+                    f"{name}: [detectors.{det_id}] already given in {owner[det_id]};"
+                    " each detector may be configured in one file only",
+                    file=name,
+                    field=f"detectors.{det_id}",
+                )
+            owner[det_id] = name
+            result[det_id] = _one_detector(name, det_id, table)
+    return result
+
+
+def _one_detector(file: str, det_id: str, table: dict[str, Any]) -> BaseModel:
+    known = codes.detector_ids()
+    try:
+        from sendguard.detect.registry import settings_model
+    except ImportError as exc:
+        raise PolicyError(
+            f"{file}: [detectors.{det_id}]: detector settings cannot be checked because the"
+            " detector registry is not available in this build",
+            file=file,
+            field=f"detectors.{det_id}",
+        ) from exc
+    try:
+        model = settings_model(det_id)
+    except KeyError as exc:
+        raise PolicyError(
+            f"{file}: [detectors.{det_id}]: unknown detector {det_id!r};"
+            f" known detectors: {', '.join(known)}",
+            file=file,
+            field=f"detectors.{det_id}",
+        ) from exc
+    try:
+        validated: BaseModel = model.model_validate(table)
+        return validated
+    except ValidationError as exc:
+        lines = [
+            f"{file}: [detectors.{det_id}] field {messages.field_path(err['loc']) or 'top level'}:"
+            f" {messages.describe(err, model)}"
+            for err in exc.errors()
+        ]
+        first = messages.field_path(exc.errors()[0]["loc"])
+        raise PolicyError("\n".join(lines), file=file, field=f"detectors.{det_id}.{first}") from exc
