@@ -1,0 +1,184 @@
+"""What both store backends share: building a new entry, its first notices, CAS and verify.
+
+`queue.sqlite` and `queue.postgres` subclass `StoreBase` and supply only the SQL.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
+from typing import Any, Literal, cast, get_args
+
+from sendguard.errors import StoreError
+from sendguard.model import Envelope, Verdict
+from sendguard.queue.calendar import BusinessCalendar
+from sendguard.queue.codec import (
+    GENESIS,
+    Sealer,
+    aware,
+    check_records,
+    dump_approvals,
+    new_queue_id,
+)
+from sendguard.queue.settings import QueueSettings
+from sendguard.queue.store import (
+    AuditCheck,
+    AuditRecord,
+    Clock,
+    Decide,
+    Entry,
+    Notice,
+    NoticeKind,
+    State,
+    simple_transition,
+)
+
+UPDATE_COLUMNS = (
+    "state",
+    "updated_at",
+    "release_at",
+    "expires_at",
+    "released_at",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "approvals",
+    "decided_by",
+    "decided_at",
+    "reason",
+    "claimed_by",
+    "claim_until",
+)
+"""Columns `Store.apply` may change; identity, envelope, verdict and bytes never change."""
+
+
+class StoreBase:
+    """Shared behaviour; subclasses implement `apply` and `audit_records`."""
+
+    def __init__(self, *, key: bytes | None, settings: QueueSettings, clock: Clock) -> None:
+        self._sealer = Sealer(key)
+        self._settings = settings
+        self._calendar = BusinessCalendar.from_settings(settings)
+        self._clock = clock
+
+    def _new_entry(
+        self,
+        *,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        state: Literal["held", "delayed"],
+        release_at: dt.datetime | None,
+    ) -> Entry:
+        """The entry as first stored, with its release or expiry time worked out."""
+        now = self._clock()
+        expires_at = None
+        if state == "delayed" and release_at is None:
+            release_at = now + dt.timedelta(minutes=verdict.delay_minutes)
+        if state == "held":
+            hours = verdict.hold.expire_hours or self._settings.hold_expire_hours
+            expires_at = self._calendar.add_business_hours(now, hours)
+        return Entry(
+            id=new_queue_id(now),
+            state=state,
+            envelope=envelope,
+            data=data,
+            verdict=verdict,
+            created_at=now,
+            updated_at=now,
+            size=len(data),
+            release_at=release_at,
+            expires_at=expires_at,
+        )
+
+    @staticmethod
+    def _first_notices(entry: Entry) -> tuple[NoticeKind, ...]:
+        """Notifications a new entry asks for, per the rule's hold parameters."""
+        hold = entry.verdict.hold
+        kinds: list[NoticeKind] = []
+        if hold.notify_sender and entry.envelope.mail_from:
+            kinds.append("held" if entry.state == "held" else "delayed")
+        if entry.state == "held" and hold.notify_reviewers:
+            kinds.append("reviewers")
+        return tuple(kinds)
+
+    async def apply(self, queue_id: str, decide: Decide) -> Entry:
+        """Implemented by each backend."""
+        raise NotImplementedError
+
+    async def audit_records(
+        self, *, after_seq: int = 0, since: dt.datetime | None = None, limit: int = 1000
+    ) -> builtins.list[AuditRecord]:
+        """Implemented by each backend."""
+        raise NotImplementedError
+
+    async def transition(
+        self,
+        queue_id: str,
+        *,
+        expected: State | Collection[State],
+        to: State,
+        actor: str,
+        event: str,
+        details: Mapping[str, object] | None = None,
+    ) -> Entry:
+        """Compare-and-set the state; `Conflict` when it is not `expected`."""
+        decide = simple_transition(
+            expected=expected, to=to, actor=actor, event=event, details=details, now=self._clock()
+        )
+        return await self.apply(queue_id, decide)
+
+    async def verify_audit(self) -> AuditCheck:
+        """Walk the whole chain in batches, recomputing every hash."""
+        prev_hash, prev_seq = GENESIS, 0
+        while True:
+            batch = await self.audit_records(after_seq=prev_seq, limit=1000)
+            if not batch:
+                return AuditCheck(True, prev_seq)
+            failed, prev_hash, prev_seq = check_records(
+                batch, prev_hash=prev_hash, prev_seq=prev_seq
+            )
+            if failed is not None:
+                return failed
+
+
+def update_values(
+    entry: Entry, now: dt.datetime, time: Callable[[dt.datetime | None], object]
+) -> tuple[object, ...]:
+    """Values for `UPDATE_COLUMNS`, in order; `time` converts datetimes for the backend."""
+    return (
+        entry.state, time(now), time(entry.release_at), time(entry.expires_at),
+        time(entry.released_at), entry.attempts, time(entry.next_attempt_at), entry.last_error,
+        dump_approvals(entry.approvals), entry.decided_by, time(entry.decided_at), entry.reason,
+        entry.claimed_by, time(entry.claim_until),
+    )  # fmt: skip
+
+
+def claimed(entry: Entry, node_id: str, now: dt.datetime, lease: float) -> Entry:
+    """The entry as `claim_due` just wrote it."""
+    return replace(
+        entry,
+        state="delivering",
+        claimed_by=node_id,
+        claim_until=now + dt.timedelta(seconds=lease),
+        updated_at=now,
+    )
+
+
+def notice_from_row(row: tuple[Any, ...]) -> Notice:
+    """A `Notice` from (id, queue_id, kind, attempts before this claim, created_at)."""
+    created = aware(row[4])
+    if created is None:
+        raise StoreError(f"notice {row[0]} has no time")
+    kind = str(row[2])
+    if kind not in get_args(NoticeKind):
+        raise StoreError(f"notice {row[0]} has unknown kind {kind!r}")
+    return Notice(
+        id=int(row[0]),
+        queue_id=str(row[1]),
+        kind=cast(NoticeKind, kind),
+        attempts=int(row[3]) + 1,
+        created_at=created,
+    )

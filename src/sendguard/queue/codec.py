@@ -1,0 +1,227 @@
+"""How queue values become database columns and back, shared by both store backends.
+
+Envelope and verdict are stored as JSON (pydantic's adapters for the frozen model types, so
+the full trace round-trips); message bytes are optionally sealed with AES-256-GCM, bound to
+the queue id so a ciphertext cannot be moved to another row; audit records are hashed in a
+canonical form so any later change breaks the chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import TypeAdapter
+
+from sendguard.errors import StoreError
+from sendguard.model import Envelope, Verdict
+from sendguard.queue.store import STATES, AuditCheck, AuditRecord, Entry
+
+_ENVELOPE = TypeAdapter(Envelope)
+_VERDICT = TypeAdapter(Verdict)
+_PLAIN = b"\x00"
+_SEALED = b"\x01"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+GENESIS = "0" * 64
+"""`prev_hash` of the first audit record."""
+
+ENTRY_COLUMNS = (
+    "id, state, envelope, verdict, created_at, updated_at, size, release_at, expires_at, "
+    "released_at, attempts, next_attempt_at, last_error, approvals, decided_by, decided_at, "
+    "reason, claimed_by, claim_until"
+)
+"""Columns in the order `entry_from_row` reads them (``data`` may follow as the last one)."""
+
+
+def new_queue_id(now: dt.datetime) -> str:
+    """A sortable, unguessable id: 48-bit milliseconds + 80 random bits, Crockford base32."""
+    value = (int(now.timestamp() * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def dump_envelope(envelope: Envelope) -> str:
+    """Envelope as JSON text."""
+    return _ENVELOPE.dump_json(envelope).decode()
+
+
+def dump_verdict(verdict: Verdict) -> str:
+    """Verdict with its full trace as JSON text."""
+    return _VERDICT.dump_json(verdict).decode()
+
+
+def dump_approvals(approvals: tuple[str, ...]) -> str:
+    """Approvals as a JSON array."""
+    return json.dumps(list(approvals), ensure_ascii=False)
+
+
+def aware(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A database time value as aware UTC (SQLite gives ISO text, PostgreSQL datetimes)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A time as fixed-width ISO text in UTC, so text comparison orders it (SQLite)."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def entry_from_row(row: tuple[Any, ...], data: bytes = b"") -> Entry:
+    """Build an `Entry` from columns in `ENTRY_COLUMNS` order."""
+    state = str(row[1])
+    if state not in STATES:
+        raise StoreError(f"queue entry {row[0]} has unknown state {state!r}")
+    created = aware(row[4])
+    updated = aware(row[5])
+    if created is None or updated is None:
+        raise StoreError(f"queue entry {row[0]} has no timestamps")
+    return Entry(
+        id=str(row[0]),
+        state=state,
+        envelope=_ENVELOPE.validate_json(row[2]),
+        verdict=_VERDICT.validate_json(row[3]),
+        data=data,
+        created_at=created,
+        updated_at=updated,
+        size=int(row[6]),
+        release_at=aware(row[7]),
+        expires_at=aware(row[8]),
+        released_at=aware(row[9]),
+        attempts=int(row[10]),
+        next_attempt_at=aware(row[11]),
+        last_error=str(row[12] or ""),
+        approvals=tuple(json.loads(row[13] or "[]")),
+        decided_by=row[14],
+        decided_at=aware(row[15]),
+        reason=str(row[16] or ""),
+        claimed_by=row[17],
+        claim_until=aware(row[18]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sealer:
+    """Seals message bytes for storage; with no key they are stored as they are."""
+
+    key: bytes | None
+
+    @property
+    def key_id(self) -> bytes:
+        """First 8 bytes of the key's SHA-256: tells a wrong key from a corrupt row."""
+        return hashlib.sha256(self.key or b"").digest()[:8]
+
+    def seal(self, queue_id: str, data: bytes) -> bytes:
+        """Bytes to store for `data` of entry `queue_id`."""
+        if self.key is None:
+            return _PLAIN + data
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.key).encrypt(nonce, data, queue_id.encode())
+        return _SEALED + self.key_id + nonce + sealed
+
+    def open(self, queue_id: str, stored: bytes) -> bytes:
+        """The original bytes of entry `queue_id`; `StoreError` with the reason if not possible."""
+        stored = bytes(stored)
+        if stored[:1] == _PLAIN:
+            return stored[1:]
+        if stored[:1] != _SEALED:
+            raise StoreError(f"queue entry {queue_id}: stored message has an unknown format")
+        if self.key is None:
+            raise StoreError(
+                f"queue entry {queue_id} is encrypted; set SENDGUARD_QUEUE__ENCRYPTION_KEY"
+            )
+        if stored[1:9] != self.key_id:
+            raise StoreError(
+                f"queue entry {queue_id} was encrypted with a different key "
+                "(wrong SENDGUARD_QUEUE__ENCRYPTION_KEY)"
+            )
+        try:
+            return AESGCM(self.key).decrypt(stored[9:21], stored[21:], queue_id.encode())
+        except InvalidTag as exc:
+            raise StoreError(f"queue entry {queue_id}: stored message is corrupt") from exc
+
+
+def canonical_details(details: Mapping[str, object]) -> str:
+    """Details as canonical JSON (sorted keys, no spaces): what is stored and hashed."""
+    return json.dumps(
+        dict(details), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+def chain_hash(
+    prev_hash: str,
+    *,
+    seq: int,
+    at: dt.datetime,
+    event: str,
+    actor: str,
+    queue_id: str | None,
+    transaction_id: str | None,
+    details: str,
+) -> str:
+    """SHA-256 over the previous hash and every field of the record."""
+    body = json.dumps(
+        [seq, iso(at), event, actor, queue_id, transaction_id, details],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def check_records(
+    records: list[AuditRecord], *, prev_hash: str, prev_seq: int
+) -> tuple[AuditCheck | None, str, int]:
+    """Check one batch against the chain so far; a failed `AuditCheck`, or the new tip."""
+    for record in records:
+        if record.seq != prev_seq + 1:
+            return AuditCheck(False, prev_seq, record.seq, f"record {prev_seq + 1} missing"), "", 0
+        if record.prev_hash != prev_hash:
+            problem = f"record {record.seq} does not follow record {prev_seq}"
+            return AuditCheck(False, prev_seq, record.seq, problem), "", 0
+        expected = chain_hash(
+            prev_hash,
+            seq=record.seq,
+            at=record.at,
+            event=record.event,
+            actor=record.actor,
+            queue_id=record.queue_id,
+            transaction_id=record.transaction_id,
+            details=record.details,
+        )
+        if expected != record.hash:
+            problem = f"record {record.seq} was changed after it was written"
+            return AuditCheck(False, prev_seq, record.seq, problem), "", 0
+        prev_hash, prev_seq = record.hash, record.seq
+    return None, prev_hash, prev_seq
+
+
+def audit_from_row(row: tuple[Any, ...]) -> AuditRecord:
+    """Build an `AuditRecord` from (seq, at, event, actor, queue_id, transaction_id,
+    details, prev_hash, hash)."""
+    at = aware(row[1])
+    if at is None:
+        raise StoreError(f"audit record {row[0]} has no time")
+    return AuditRecord(
+        seq=int(row[0]),
+        at=at,
+        event=str(row[2]),
+        actor=str(row[3]),
+        queue_id=row[4],
+        transaction_id=row[5],
+        details=str(row[6]),
+        prev_hash=str(row[7]),
+        hash=str(row[8]),
+    )

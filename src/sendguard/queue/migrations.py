@@ -1,0 +1,140 @@
+"""Schema migrations for both store backends, applied in order when a store opens.
+
+Each migration is a tuple of statements; its number is its position (1-based), recorded in
+``schema_version`` in the same transaction, so a crash mid-migration leaves the old version.
+Never edit a shipped migration: append a new one (to both lists, same number).
+
+Tables: ``queue_entry`` (one row per held/delayed message; ``data`` holds the original
+bytes, sealed when a key is set), ``notice`` (outbox of notifications and bounces, so they
+survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+_SQLITE_V1 = (
+    """CREATE TABLE queue_entry (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        release_at TEXT,
+        expires_at TEXT,
+        released_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        approvals TEXT NOT NULL DEFAULT '[]',
+        decided_by TEXT,
+        decided_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        claimed_by TEXT,
+        claim_until TEXT,
+        mail_from TEXT NOT NULL,
+        auth_user TEXT,
+        transaction_id TEXT NOT NULL DEFAULT '',
+        rule_id TEXT,
+        data BLOB NOT NULL
+    )""",
+    "CREATE INDEX queue_entry_due ON queue_entry (state, next_attempt_at)",
+    "CREATE INDEX queue_entry_release ON queue_entry (state, release_at)",
+    "CREATE INDEX queue_entry_expiry ON queue_entry (state, expires_at)",
+    "CREATE INDEX queue_entry_updated ON queue_entry (state, updated_at)",
+    """CREATE TABLE notice (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        claimed_by TEXT,
+        claim_until TEXT,
+        last_error TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX notice_due ON notice (next_attempt_at)",
+    """CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        queue_id TEXT,
+        transaction_id TEXT,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )""",
+    "CREATE INDEX audit_at ON audit (at)",
+    """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+)
+
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1,)
+
+_POSTGRES_V1 = (
+    """CREATE TABLE queue_entry (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        size BIGINT NOT NULL,
+        release_at TIMESTAMPTZ,
+        expires_at TIMESTAMPTZ,
+        released_at TIMESTAMPTZ,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ,
+        last_error TEXT NOT NULL DEFAULT '',
+        approvals TEXT NOT NULL DEFAULT '[]',
+        decided_by TEXT,
+        decided_at TIMESTAMPTZ,
+        reason TEXT NOT NULL DEFAULT '',
+        claimed_by TEXT,
+        claim_until TIMESTAMPTZ,
+        mail_from TEXT NOT NULL,
+        auth_user TEXT,
+        transaction_id TEXT NOT NULL DEFAULT '',
+        rule_id TEXT,
+        data BYTEA NOT NULL
+    )""",
+    "CREATE INDEX queue_entry_due ON queue_entry (state, next_attempt_at)",
+    "CREATE INDEX queue_entry_release ON queue_entry (state, release_at)",
+    "CREATE INDEX queue_entry_expiry ON queue_entry (state, expires_at)",
+    "CREATE INDEX queue_entry_updated ON queue_entry (state, updated_at)",
+    """CREATE TABLE notice (
+        id BIGSERIAL PRIMARY KEY,
+        queue_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        claimed_by TEXT,
+        claim_until TIMESTAMPTZ,
+        last_error TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX notice_due ON notice (next_attempt_at)",
+    # `details` is TEXT, not JSONB: the chain hashes the exact canonical text, which JSONB
+    # would re-order and re-space.
+    """CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        queue_id TEXT,
+        transaction_id TEXT,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )""",
+    "CREATE INDEX audit_at ON audit (at)",
+    """CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$""",
+    """CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only()""",
+)
+
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1,)

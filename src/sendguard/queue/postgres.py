@@ -1,0 +1,409 @@
+"""PostgreSQL store: one queue shared by several relay nodes.
+
+psycopg 3 async with a connection pool; every connection runs with
+``synchronous_commit = on`` so a commit (and the 250 that follows it) survives a crash.
+Nodes coordinate only through PostgreSQL: due work is claimed with ``FOR UPDATE SKIP
+LOCKED``, decisions lock their row with ``FOR UPDATE``, and audit appends take one
+transaction-scoped advisory lock so the hash chain has a single order.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from sendguard.errors import NotFound, StoreError
+from sendguard.model import Envelope, Verdict
+from sendguard.queue.base import (
+    UPDATE_COLUMNS,
+    StoreBase,
+    notice_from_row,
+    update_values,
+)
+from sendguard.queue.codec import (
+    ENTRY_COLUMNS,
+    GENESIS,
+    audit_from_row,
+    canonical_details,
+    chain_hash,
+    dump_envelope,
+    dump_verdict,
+    entry_from_row,
+)
+from sendguard.queue.migrations import POSTGRES_MIGRATIONS
+from sendguard.queue.settings import QueueSettings
+from sendguard.queue.store import (
+    FINISHED,
+    AuditRecord,
+    Clock,
+    Conflict,
+    Decide,
+    Entry,
+    Notice,
+    NoticeKind,
+    State,
+)
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+_AUDIT_LOCK = 0x53470001  # advisory lock key serialising audit appends ("SG" + 1)
+_MIGRATE_LOCK = 0x53470002  # advisory lock key so two nodes starting together migrate once
+
+
+async def _configure(conn: Conn) -> None:
+    # Durability of the 250 depends on this, whatever the server's default is.
+    await conn.execute("SET synchronous_commit = on")
+
+
+class PostgresStore(StoreBase):
+    """The `Store` on a PostgreSQL database (tables in the connection's search_path)."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Conn],
+        *,
+        key: bytes | None,
+        settings: QueueSettings,
+        clock: Clock,
+    ) -> None:
+        super().__init__(key=key, settings=settings, clock=clock)
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls, url: str, *, key: bytes | None, settings: QueueSettings, clock: Clock
+    ) -> PostgresStore:
+        """Connect the pool and migrate."""
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=8,
+            open=False,
+            kwargs={"autocommit": True},
+            configure=_configure,
+        )
+        try:
+            await pool.open(wait=True, timeout=15)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from exc
+        store = cls(pool, key=key, settings=settings, clock=clock)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"queue store (PostgreSQL) failed: {exc}") from exc
+
+    async def _migrate(self) -> None:
+        async with self._tx() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                "applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(POSTGRES_MIGRATIONS):
+                raise StoreError(
+                    f"store schema version {version} is newer than this sendguard "
+                    f"({len(POSTGRES_MIGRATIONS)}); upgrade sendguard"
+                )
+            for number, statements in enumerate(POSTGRES_MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    await conn.execute(statement.encode())
+                await conn.execute(
+                    "INSERT INTO schema_version VALUES (%s, %s)", (number, self._clock())
+                )
+
+    async def _append_audit(
+        self,
+        conn: Conn,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None,
+        transaction_id: str | None,
+        details: Mapping[str, object],
+        at: dt.datetime,
+    ) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
+        cur = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        last = await cur.fetchone()
+        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+        text = canonical_details(details)
+        digest = chain_hash(
+            prev,
+            seq=seq,
+            at=at,
+            event=event,
+            actor=actor,
+            queue_id=queue_id,
+            transaction_id=transaction_id,
+            details=text,
+        )
+        await conn.execute(
+            "INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (seq, at, event, actor, queue_id, transaction_id, text, prev, digest),
+        )
+
+    async def _add_notices(
+        self, conn: Conn, queue_id: str, kinds: tuple[NoticeKind, ...], now: dt.datetime
+    ) -> None:
+        for kind in kinds:
+            await conn.execute(
+                "INSERT INTO notice (queue_id, kind, created_at, next_attempt_at) "
+                "VALUES (%s, %s, %s, %s)",
+                (queue_id, kind, now, now),
+            )
+
+    def _entry(self, row: tuple[Any, ...], with_data: bool) -> Entry:
+        data = self._sealer.open(str(row[0]), row[-1]) if with_data else b""
+        return entry_from_row(row, data)
+
+    # ------------------------------------------------------------------ Store
+
+    async def enqueue(
+        self,
+        *,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        state: Literal["held", "delayed"],
+        release_at: dt.datetime | None = None,
+    ) -> Entry:
+        """Store a held or delayed message (and its notices and audit event); return it."""
+        entry = self._new_entry(
+            envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
+        )
+        sealed = self._sealer.seal(entry.id, data)
+        async with self._tx() as conn:
+            await conn.execute(
+                f"INSERT INTO queue_entry ({ENTRY_COLUMNS}, mail_from, auth_user, "  # noqa: S608
+                "transaction_id, rule_id, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "NULL, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, %s, %s, %s, %s, %s)",
+                (
+                    entry.id, state, dump_envelope(envelope), dump_verdict(verdict),
+                    entry.created_at, entry.updated_at, entry.size, entry.release_at,
+                    entry.expires_at, envelope.mail_from, envelope.auth_user,
+                    envelope.transaction_id, verdict.rule_id, sealed,
+                ),
+            )  # fmt: skip
+            await self._append_audit(
+                conn,
+                "queued",
+                actor="system",
+                queue_id=entry.id,
+                transaction_id=envelope.transaction_id or None,
+                details={"state": state, "rule_id": verdict.rule_id, "size": entry.size},
+                at=entry.created_at,
+            )
+            await self._add_notices(conn, entry.id, self._first_notices(entry), entry.created_at)
+        return entry
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None = None,
+        transaction_id: str | None = None,
+        details: Mapping[str, object],
+    ) -> None:
+        """Append one event to the hash-chained audit log."""
+        async with self._tx() as conn:
+            await self._append_audit(
+                conn,
+                event,
+                actor=actor,
+                queue_id=queue_id,
+                transaction_id=transaction_id,
+                details=details,
+                at=self._clock(),
+            )
+
+    async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
+        """One entry; `NotFound` when there is none."""
+        async with self._tx() as conn:
+            sql = f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry WHERE id = %s"  # noqa: S608
+            row = await (await conn.execute(sql.encode(), (queue_id,))).fetchone()
+        if row is None:
+            raise NotFound(f"no queue entry {queue_id}")
+        return self._entry(row, with_data)
+
+    async def list(
+        self,
+        *,
+        states: Collection[State] = (),
+        due_before: dt.datetime | None = None,
+        expires_before: dt.datetime | None = None,
+        updated_before: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Entry]:
+        """Entries (without data), oldest first, filtered by state and times."""
+        where, args = ["TRUE"], builtins.list[object]()
+        if states:
+            where.append("state = ANY(%s)")
+            args.append(list(states))
+        for column, value in (
+            ("release_at", due_before),
+            ("expires_at", expires_before),
+            ("updated_at", updated_before),
+        ):
+            if value is not None:
+                where.append(f"{column} <= %s")
+                args.append(value)
+        sql = (
+            f"SELECT {ENTRY_COLUMNS}, NULL FROM queue_entry "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT %s"
+        )
+        args.append(limit)
+        async with self._tx() as conn:
+            rows = await (await conn.execute(sql.encode(), args)).fetchall()
+        return [entry_from_row(row) for row in rows]
+
+    async def apply(self, queue_id: str, decide: Decide) -> Entry:
+        """Run `decide` with the row locked and commit its decision atomically."""
+        now = self._clock()
+        async with self._tx() as conn:
+            sql = f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry WHERE id = %s FOR UPDATE"  # noqa: S608
+            row = await (await conn.execute(sql.encode(), (queue_id,))).fetchone()
+            if row is None:
+                raise NotFound(f"no queue entry {queue_id}")
+            decision = decide(self._entry(row, with_data=True))
+            new = decision.entry
+            assignments = ", ".join(f"{c} = %s" for c in UPDATE_COLUMNS)
+            await conn.execute(
+                f"UPDATE queue_entry SET {assignments} WHERE id = %s".encode(),  # noqa: S608
+                (*update_values(new, now, lambda t: t), queue_id),
+            )
+            await self._append_audit(
+                conn,
+                decision.event,
+                actor=decision.actor,
+                queue_id=queue_id,
+                transaction_id=new.envelope.transaction_id or None,
+                details={"from": row[1], "to": new.state, **decision.details},
+                at=now,
+            )
+            await self._add_notices(conn, queue_id, decision.notify, now)
+        return new
+
+    async def claim_due(
+        self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 900.0
+    ) -> builtins.list[Entry]:
+        """Claim released entries due for delivery (and stale claims) with SKIP LOCKED."""
+        until = now + dt.timedelta(seconds=lease)
+        sql = (
+            "UPDATE queue_entry SET state = 'delivering', claimed_by = %s, claim_until = %s, "  # noqa: S608
+            "updated_at = %s WHERE id IN (SELECT id FROM queue_entry "
+            "WHERE (state = 'released' AND next_attempt_at <= %s) "
+            "OR (state = 'delivering' AND claim_until <= %s) "
+            "ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"RETURNING {ENTRY_COLUMNS}, data"
+        )
+        async with self._tx() as conn:
+            cur = await conn.execute(sql.encode(), (node_id, until, now, now, now, limit))
+            rows = await cur.fetchall()
+        return [self._entry(row, with_data=True) for row in rows]
+
+    async def claim_notices(
+        self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 300.0
+    ) -> builtins.list[Notice]:
+        """Claim outbox notices due for sending, with SKIP LOCKED."""
+        until = now + dt.timedelta(seconds=lease)
+        sql = (
+            "UPDATE notice SET claimed_by = %s, claim_until = %s, attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM notice WHERE next_attempt_at <= %s "
+            "AND (claim_until IS NULL OR claim_until <= %s) ORDER BY id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED) RETURNING id, queue_id, kind, attempts - 1, created_at"
+        )
+        async with self._tx() as conn:
+            rows = await (await conn.execute(sql, (node_id, until, now, now, limit))).fetchall()
+        return [notice_from_row(row) for row in sorted(rows)]
+
+    async def finish_notice(
+        self, notice_id: int, *, retry_at: dt.datetime | None = None, error: str = ""
+    ) -> None:
+        """Drop a sent (or abandoned) notice, or schedule its retry at `retry_at`."""
+        async with self._tx() as conn:
+            if retry_at is None:
+                await conn.execute("DELETE FROM notice WHERE id = %s", (notice_id,))
+            else:
+                await conn.execute(
+                    "UPDATE notice SET next_attempt_at = %s, claimed_by = NULL, "
+                    "claim_until = NULL, last_error = %s WHERE id = %s",
+                    (retry_at, error, notice_id),
+                )
+
+    async def delete(self, queue_id: str, *, actor: str, event: str = "deleted") -> None:
+        """Remove an entry (not while delivering) and audit it."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "SELECT state FROM queue_entry WHERE id = %s FOR UPDATE", (queue_id,)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"no queue entry {queue_id}")
+            if row[0] == "delivering":
+                raise Conflict(f"queue entry {queue_id} is being delivered; try again later")
+            await conn.execute("DELETE FROM queue_entry WHERE id = %s", (queue_id,))
+            await conn.execute("DELETE FROM notice WHERE queue_id = %s", (queue_id,))
+            await self._append_audit(
+                conn, event, actor=actor, queue_id=queue_id, transaction_id=None,
+                details={"state": row[0]}, at=self._clock(),
+            )  # fmt: skip
+
+    async def purge(self, *, before: dt.datetime, actor: str) -> int:
+        """Remove finished entries last changed before `before`; return how many."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "DELETE FROM queue_entry WHERE state = ANY(%s) AND updated_at < %s RETURNING id",
+                (list(FINISHED), before),
+            )
+            ids = sorted(str(r[0]) for r in await cur.fetchall())
+            if ids:
+                await conn.execute("DELETE FROM notice WHERE queue_id = ANY(%s)", (ids,))
+                details = {"count": len(ids), "ids": ids, "before": before.isoformat()}
+                await self._append_audit(
+                    conn, "purged", actor=actor, queue_id=None, transaction_id=None,
+                    details=details, at=self._clock(),
+                )  # fmt: skip
+        return len(ids)
+
+    async def audit_records(
+        self, *, after_seq: int = 0, since: dt.datetime | None = None, limit: int = 1000
+    ) -> builtins.list[AuditRecord]:
+        """Audit records in chain order, after `after_seq` and not before `since`."""
+        start = since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM audit WHERE seq > %s AND at >= %s ORDER BY seq LIMIT %s",
+                (after_seq, start, limit),
+            )
+            rows = await cur.fetchall()
+        return [audit_from_row(row) for row in rows]
+
+    async def schema_version(self) -> int:
+        """The migration version the database is at."""
+        async with self._tx() as conn:
+            row = await (await conn.execute("SELECT MAX(version) FROM schema_version")).fetchone()
+        return int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._pool.close()

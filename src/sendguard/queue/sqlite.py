@@ -1,0 +1,465 @@
+"""SQLite store: the embedded default for one node (WAL, ``synchronous=FULL``).
+
+Every call runs in a thread (`asyncio.to_thread`) on one connection guarded by a lock, so
+the event loop never waits on disk. Writes use ``BEGIN IMMEDIATE``: SQLite's single writer
+lock is what serialises claims, CAS transitions and audit appends, also across processes
+(the CLI and a running server share the file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sendguard.errors import NotFound, StoreError
+from sendguard.model import Envelope, Verdict
+from sendguard.queue.base import (
+    UPDATE_COLUMNS,
+    StoreBase,
+    claimed,
+    notice_from_row,
+    update_values,
+)
+from sendguard.queue.codec import (
+    ENTRY_COLUMNS,
+    GENESIS,
+    audit_from_row,
+    canonical_details,
+    chain_hash,
+    dump_envelope,
+    dump_verdict,
+    entry_from_row,
+    iso,
+)
+from sendguard.queue.migrations import SQLITE_MIGRATIONS
+from sendguard.queue.settings import QueueSettings
+from sendguard.queue.store import (
+    FINISHED,
+    AuditRecord,
+    Clock,
+    Conflict,
+    Decide,
+    Entry,
+    Notice,
+    NoticeKind,
+    State,
+)
+
+T = TypeVar("T")
+Cursor = sqlite3.Connection
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///var/x.db`` → ``var/x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    if not url.startswith("sqlite:///"):
+        raise StoreError(f"SQLite store URL must look like sqlite:///PATH, not {url!r}")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+class SqliteStore(StoreBase):
+    """The `Store` on one SQLite file."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, *, key: bytes | None, settings: QueueSettings, clock: Clock
+    ) -> None:
+        super().__init__(key=key, settings=settings, clock=clock)
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(
+        cls, url: str, *, key: bytes | None, settings: QueueSettings, clock: Clock
+    ) -> SqliteStore:
+        """Open the file (creating its directory), set durability pragmas, migrate."""
+        path = sqlite_path(url)
+
+        def connect() -> sqlite3.Connection:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: the WAL is fsynced at every commit, so a 250 survives power loss.
+            conn.execute("PRAGMA synchronous = FULL")
+            return conn
+
+        try:
+            conn = await asyncio.to_thread(connect)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
+        store = cls(conn, key=key, settings=settings, clock=clock)
+        await store._call(store._write, store._migrate)
+        return store
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"queue store (SQLite) failed: {exc}") from exc
+
+    def _read(self, fn: Callable[[Cursor], T]) -> T:
+        with self._lock:
+            return fn(self._conn)
+
+    def _write(self, fn: Callable[[Cursor], T]) -> T:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return result
+
+    def _migrate(self, cur: Cursor) -> None:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at TEXT NOT NULL)"
+        )
+        current = cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        version = int(current[0])
+        if version > len(SQLITE_MIGRATIONS):
+            raise StoreError(
+                f"store schema version {version} is newer than this sendguard "
+                f"({len(SQLITE_MIGRATIONS)}); upgrade sendguard"
+            )
+        for number, statements in enumerate(SQLITE_MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                cur.execute(statement)
+            cur.execute("INSERT INTO schema_version VALUES (?, ?)", (number, iso(self._clock())))
+
+    def _append_audit(
+        self,
+        cur: Cursor,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None,
+        transaction_id: str | None,
+        details: Mapping[str, object],
+        at: dt.datetime,
+    ) -> None:
+        last = cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+        text = canonical_details(details)
+        digest = chain_hash(
+            prev,
+            seq=seq,
+            at=at,
+            event=event,
+            actor=actor,
+            queue_id=queue_id,
+            transaction_id=transaction_id,
+            details=text,
+        )
+        cur.execute(
+            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, iso(at), event, actor, queue_id, transaction_id, text, prev, digest),
+        )
+
+    def _add_notices(
+        self, cur: Cursor, queue_id: str, kinds: tuple[NoticeKind, ...], now: dt.datetime
+    ) -> None:
+        for kind in kinds:
+            cur.execute(
+                "INSERT INTO notice (queue_id, kind, created_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?)",
+                (queue_id, kind, iso(now), iso(now)),
+            )
+
+    def _entry(self, row: tuple[Any, ...], with_data: bool) -> Entry:
+        data = self._sealer.open(str(row[0]), row[-1]) if with_data else b""
+        return entry_from_row(row, data)
+
+    # ------------------------------------------------------------------ Store
+
+    async def enqueue(
+        self,
+        *,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        state: Literal["held", "delayed"],
+        release_at: dt.datetime | None = None,
+    ) -> Entry:
+        """Store a held or delayed message (and its notices and audit event); return it."""
+        entry = self._new_entry(
+            envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
+        )
+        sealed = self._sealer.seal(entry.id, data)
+
+        def write(cur: Cursor) -> None:
+            cur.execute(
+                f"INSERT INTO queue_entry ({ENTRY_COLUMNS}, mail_from, auth_user, "  # noqa: S608
+                "transaction_id, rule_id, data) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, "
+                "?, ?, ?, ?, ?)",
+                (
+                    entry.id, state, dump_envelope(envelope), dump_verdict(verdict),
+                    iso(entry.created_at), iso(entry.updated_at), entry.size,
+                    iso(entry.release_at), iso(entry.expires_at), None,
+                    envelope.mail_from, envelope.auth_user, envelope.transaction_id,
+                    verdict.rule_id, sealed,
+                ),
+            )  # fmt: skip
+            self._append_audit(
+                cur,
+                "queued",
+                actor="system",
+                queue_id=entry.id,
+                transaction_id=envelope.transaction_id or None,
+                details={"state": state, "rule_id": verdict.rule_id, "size": entry.size},
+                at=entry.created_at,
+            )
+            self._add_notices(cur, entry.id, self._first_notices(entry), entry.created_at)
+
+        await self._call(self._write, write)
+        return entry
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None = None,
+        transaction_id: str | None = None,
+        details: Mapping[str, object],
+    ) -> None:
+        """Append one event to the hash-chained audit log."""
+        now = self._clock()
+
+        def write(cur: Cursor) -> None:
+            self._append_audit(
+                cur,
+                event,
+                actor=actor,
+                queue_id=queue_id,
+                transaction_id=transaction_id,
+                details=details,
+                at=now,
+            )
+
+        await self._call(self._write, write)
+
+    async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
+        """One entry; `NotFound` when there is none."""
+
+        def read(cur: Cursor) -> tuple[Any, ...] | None:
+            sql = f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry WHERE id = ?"  # noqa: S608
+            row: tuple[Any, ...] | None = cur.execute(sql, (queue_id,)).fetchone()
+            return row
+
+        row = await self._call(self._read, read)
+        if row is None:
+            raise NotFound(f"no queue entry {queue_id}")
+        return self._entry(row, with_data)
+
+    async def list(
+        self,
+        *,
+        states: Collection[State] = (),
+        due_before: dt.datetime | None = None,
+        expires_before: dt.datetime | None = None,
+        updated_before: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Entry]:
+        """Entries (without data), oldest first, filtered by state and times."""
+        where, args = ["1 = 1"], builtins.list[object]()
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            args.extend(states)
+        for column, value in (
+            ("release_at", due_before),
+            ("expires_at", expires_before),
+            ("updated_at", updated_before),
+        ):
+            if value is not None:
+                where.append(f"{column} <= ?")
+                args.append(iso(value))
+        sql = (
+            f"SELECT {ENTRY_COLUMNS}, NULL FROM queue_entry "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?"
+        )
+        args.append(-1 if limit is None else limit)
+        rows = await self._call(self._read, lambda cur: cur.execute(sql, args).fetchall())
+        return [entry_from_row(row) for row in rows]
+
+    async def apply(self, queue_id: str, decide: Decide) -> Entry:
+        """Run `decide` under the write lock and commit its decision atomically."""
+        now = self._clock()
+
+        def write(cur: Cursor) -> Entry:
+            sql = f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry WHERE id = ?"  # noqa: S608
+            row = cur.execute(sql, (queue_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no queue entry {queue_id}")
+            decision = decide(self._entry(row, with_data=True))
+            new = decision.entry
+            values = _update_values(new, now)
+            assignments = ", ".join(f"{c} = ?" for c in UPDATE_COLUMNS)
+            cur.execute(
+                f"UPDATE queue_entry SET {assignments} WHERE id = ?",  # noqa: S608
+                (*values, queue_id),
+            )
+            self._append_audit(
+                cur,
+                decision.event,
+                actor=decision.actor,
+                queue_id=queue_id,
+                transaction_id=new.envelope.transaction_id or None,
+                details={"from": row[1], "to": new.state, **decision.details},
+                at=now,
+            )
+            self._add_notices(cur, queue_id, decision.notify, now)
+            return new
+
+        return await self._call(self._write, write)
+
+    async def claim_due(
+        self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 900.0
+    ) -> builtins.list[Entry]:
+        """Claim released entries due for delivery (and stale claims) for this node."""
+        until = iso(now + dt.timedelta(seconds=lease))
+
+        def write(cur: Cursor) -> builtins.list[Entry]:
+            sql = (
+                f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry "  # noqa: S608
+                "WHERE (state = 'released' AND next_attempt_at <= ?) "
+                "OR (state = 'delivering' AND claim_until <= ?) "
+                "ORDER BY next_attempt_at LIMIT ?"
+            )
+            rows = cur.execute(sql, (iso(now), iso(now), limit)).fetchall()
+            for row in rows:
+                cur.execute(
+                    "UPDATE queue_entry SET state = 'delivering', claimed_by = ?, "
+                    "claim_until = ?, updated_at = ? WHERE id = ?",
+                    (node_id, until, iso(now), row[0]),
+                )
+            return [claimed(self._entry(row, with_data=True), node_id, now, lease) for row in rows]
+
+        return await self._call(self._write, write)
+
+    async def claim_notices(
+        self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 300.0
+    ) -> builtins.list[Notice]:
+        """Claim outbox notices due for sending."""
+        until = iso(now + dt.timedelta(seconds=lease))
+
+        def write(cur: Cursor) -> builtins.list[Notice]:
+            rows = cur.execute(
+                "SELECT id, queue_id, kind, attempts, created_at FROM notice "
+                "WHERE next_attempt_at <= ? AND (claim_until IS NULL OR claim_until <= ?) "
+                "ORDER BY id LIMIT ?",
+                (iso(now), iso(now), limit),
+            ).fetchall()
+            for row in rows:
+                cur.execute(
+                    "UPDATE notice SET claimed_by = ?, claim_until = ?, attempts = attempts + 1 "
+                    "WHERE id = ?",
+                    (node_id, until, row[0]),
+                )
+            return [notice_from_row(row) for row in rows]
+
+        return await self._call(self._write, write)
+
+    async def finish_notice(
+        self, notice_id: int, *, retry_at: dt.datetime | None = None, error: str = ""
+    ) -> None:
+        """Drop a sent (or abandoned) notice, or schedule its retry at `retry_at`."""
+
+        def write(cur: Cursor) -> None:
+            if retry_at is None:
+                cur.execute("DELETE FROM notice WHERE id = ?", (notice_id,))
+            else:
+                cur.execute(
+                    "UPDATE notice SET next_attempt_at = ?, claimed_by = NULL, "
+                    "claim_until = NULL, last_error = ? WHERE id = ?",
+                    (iso(retry_at), error, notice_id),
+                )
+
+        await self._call(self._write, write)
+
+    async def delete(self, queue_id: str, *, actor: str, event: str = "deleted") -> None:
+        """Remove an entry (not while delivering) and audit it."""
+        now = self._clock()
+
+        def write(cur: Cursor) -> None:
+            row = cur.execute("SELECT state FROM queue_entry WHERE id = ?", (queue_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no queue entry {queue_id}")
+            if row[0] == "delivering":
+                raise Conflict(f"queue entry {queue_id} is being delivered; try again later")
+            cur.execute("DELETE FROM queue_entry WHERE id = ?", (queue_id,))
+            cur.execute("DELETE FROM notice WHERE queue_id = ?", (queue_id,))
+            self._append_audit(
+                cur,
+                event,
+                actor=actor,
+                queue_id=queue_id,
+                transaction_id=None,
+                details={"state": row[0]},
+                at=now,
+            )
+
+        await self._call(self._write, write)
+
+    async def purge(self, *, before: dt.datetime, actor: str) -> int:
+        """Remove finished entries last changed before `before`; return how many."""
+        now = self._clock()
+        marks = ", ".join("?" * len(FINISHED))
+
+        def write(cur: Cursor) -> int:
+            rows = cur.execute(
+                f"SELECT id FROM queue_entry WHERE state IN ({marks}) "  # noqa: S608
+                "AND updated_at < ?",
+                (*FINISHED, iso(before)),
+            ).fetchall()
+            ids = [str(r[0]) for r in rows]
+            for queue_id in ids:
+                cur.execute("DELETE FROM queue_entry WHERE id = ?", (queue_id,))
+                cur.execute("DELETE FROM notice WHERE queue_id = ?", (queue_id,))
+            if ids:
+                details = {"count": len(ids), "ids": ids, "before": iso(before)}
+                self._append_audit(
+                    cur, "purged", actor=actor, queue_id=None, transaction_id=None,
+                    details=details, at=now,
+                )  # fmt: skip
+            return len(ids)
+
+        return await self._call(self._write, write)
+
+    async def audit_records(
+        self, *, after_seq: int = 0, since: dt.datetime | None = None, limit: int = 1000
+    ) -> builtins.list[AuditRecord]:
+        """Audit records in chain order, after `after_seq` and not before `since`."""
+        sql = "SELECT * FROM audit WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?"
+        start = iso(since) or ""
+        rows = await self._call(
+            self._read, lambda cur: cur.execute(sql, (after_seq, start, limit)).fetchall()
+        )
+        return [audit_from_row(row) for row in rows]
+
+    async def schema_version(self) -> int:
+        """The migration version the database is at."""
+        row = await self._call(
+            self._read,
+            lambda cur: cur.execute("SELECT MAX(version) FROM schema_version").fetchone(),
+        )
+        return int(row[0])
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._call(self._read, lambda cur: cur.close())
+
+
+def _update_values(entry: Entry, now: dt.datetime) -> tuple[object, ...]:
+    """Values for `UPDATE_COLUMNS`, in order, as SQLite stores them."""
+    return update_values(entry, now, iso)

@@ -1,0 +1,304 @@
+"""The queue store interface: held and delayed mail, notifications to send, the audit log.
+
+The pipeline enqueues a DELAY/HOLD verdict here and answers 250 only after `Store.enqueue`
+returns (the write is committed durably by then). The worker claims due entries, the review
+service decides on held ones; both change an entry only through `Store.apply`, which runs a
+pure decision function under a row lock and writes the new state, its audit event and any
+notifications in one transaction. Two backends implement it: `queue.sqlite` (one node) and
+`queue.postgres` (several nodes sharing one queue).
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from sendguard.errors import StoreError
+from sendguard.model import Envelope, Verdict
+from sendguard.queue.settings import QueueSettings
+
+State = Literal[
+    "held",
+    "delayed",
+    "released",
+    "delivering",
+    "delivered",
+    "rejected",
+    "cancelled",
+    "expired",
+    "failed",
+]
+STATES: tuple[State, ...] = (
+    "held",
+    "delayed",
+    "released",
+    "delivering",
+    "delivered",
+    "rejected",
+    "cancelled",
+    "expired",
+    "failed",
+)
+FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", "failed")
+"""States nothing moves out of; entries in them may be purged."""
+
+NoticeKind = Literal[
+    "held", "delayed", "released", "rejected", "expired", "cancelled", "reviewers", "bounce"
+]
+"""What a queued notification tells: to the sender (most kinds), the reviewers
+(``reviewers``), or a DSN back to the sender (``bounce``)."""
+
+
+class Conflict(StoreError):
+    """The entry is no longer in the state the caller expected (someone else changed it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One held or delayed message with everything needed to review and deliver it."""
+
+    id: str
+    state: State
+    envelope: Envelope
+    data: bytes
+    """The original bytes (decrypted); ``b""`` when read without data (listing)."""
+    verdict: Verdict
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    size: int
+    """Length of the original bytes, also known when `data` was not read."""
+    release_at: dt.datetime | None = None
+    """When a delayed message goes out by itself."""
+    expires_at: dt.datetime | None = None
+    """When a hold nobody decided expires (business time)."""
+    released_at: dt.datetime | None = None
+    """When it entered ``released``; retries give up counting from here."""
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = None
+    last_error: str = ""
+    """The upstream's last refusal, e.g. ``451 4.3.0 try later``."""
+    approvals: tuple[str, ...] = ()
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    reason: str = ""
+    """The reviewer's reason for a reject, or why the system ended it."""
+    claimed_by: str | None = None
+    claim_until: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What `Store.apply` writes: the changed entry, its audit event and notifications."""
+
+    entry: Entry
+    event: str
+    actor: str
+    details: Mapping[str, object] = field(default_factory=dict)
+    notify: tuple[NoticeKind, ...] = ()
+
+
+Decide = Callable[[Entry], Decision]
+"""Pure function from the current entry to the decision; raise to change nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification or bounce waiting to be sent (an outbox row)."""
+
+    id: int
+    queue_id: str
+    kind: NoticeKind
+    attempts: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit event; `hash` chains it to the one before (`prev_hash`)."""
+
+    seq: int
+    at: dt.datetime
+    event: str
+    actor: str
+    queue_id: str | None
+    transaction_id: str | None
+    details: str
+    """Canonical JSON of the details, exactly as hashed."""
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheck:
+    """Result of `Store.verify_audit`."""
+
+    ok: bool
+    records: int
+    bad_seq: int | None = None
+    problem: str = ""
+
+
+class Store(Protocol):
+    """Durable queue; every method is async and every write is committed before it returns."""
+
+    async def enqueue(
+        self,
+        *,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        state: Literal["held", "delayed"],
+        release_at: dt.datetime | None = None,
+    ) -> Entry:
+        """Store a held or delayed message (and its notices and audit event); return it."""
+        ...
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None = None,
+        transaction_id: str | None = None,
+        details: Mapping[str, object],
+    ) -> None:
+        """Append one event to the hash-chained audit log."""
+        ...
+
+    async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
+        """One entry; `NotFound` when there is none."""
+        ...
+
+    async def list(
+        self,
+        *,
+        states: Collection[State] = (),
+        due_before: dt.datetime | None = None,
+        expires_before: dt.datetime | None = None,
+        updated_before: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Entry]:
+        """Entries (without data), oldest first, filtered by state and times."""
+        ...
+
+    async def apply(self, queue_id: str, decide: Decide) -> Entry:
+        """Run `decide` under a row lock and commit its decision atomically."""
+        ...
+
+    async def transition(
+        self,
+        queue_id: str,
+        *,
+        expected: State | Collection[State],
+        to: State,
+        actor: str,
+        event: str,
+        details: Mapping[str, object] | None = None,
+    ) -> Entry:
+        """Compare-and-set the state; `Conflict` when it is not `expected`."""
+        ...
+
+    async def claim_due(
+        self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 900.0
+    ) -> builtins.list[Entry]:
+        """Claim released entries due for delivery (and stale claims) for this node."""
+        ...
+
+    async def claim_notices(
+        self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 300.0
+    ) -> builtins.list[Notice]:
+        """Claim outbox notices due for sending."""
+        ...
+
+    async def finish_notice(
+        self, notice_id: int, *, retry_at: dt.datetime | None = None, error: str = ""
+    ) -> None:
+        """Drop a sent (or abandoned) notice, or schedule its retry at `retry_at`."""
+        ...
+
+    async def delete(self, queue_id: str, *, actor: str, event: str = "deleted") -> None:
+        """Remove an entry (not while delivering) and audit it."""
+        ...
+
+    async def purge(self, *, before: dt.datetime, actor: str) -> int:
+        """Remove finished entries last changed before `before`; return how many."""
+        ...
+
+    async def audit_records(
+        self, *, after_seq: int = 0, since: dt.datetime | None = None, limit: int = 1000
+    ) -> builtins.list[AuditRecord]:
+        """Audit records in chain order, after `after_seq` and not before `since`."""
+        ...
+
+    async def verify_audit(self) -> AuditCheck:
+        """Recompute the whole hash chain and report the first broken record."""
+        ...
+
+    async def schema_version(self) -> int:
+        """The migration version the database is at."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; further calls fail."""
+        ...
+
+
+def simple_transition(
+    *,
+    expected: State | Collection[State],
+    to: State,
+    actor: str,
+    event: str,
+    details: Mapping[str, object] | None,
+    now: dt.datetime,
+) -> Decide:
+    """The decision function behind `Store.transition`: refuse unless the state matches."""
+    allowed = (expected,) if isinstance(expected, str) else tuple(expected)
+
+    def decide(entry: Entry) -> Decision:
+        if entry.state not in allowed:
+            raise Conflict(f"queue entry {entry.id} is {entry.state}, not {' or '.join(allowed)}")
+        changed = replace(entry, state=to, decided_by=actor, decided_at=now)
+        return Decision(changed, event=event, actor=actor, details=details or {})
+
+    return decide
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware UTC (the default clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+Clock = Callable[[], dt.datetime]
+
+
+async def open_store(
+    url: str,
+    *,
+    key: bytes | None = None,
+    settings: QueueSettings | None = None,
+    clock: Clock = utcnow,
+) -> Store:
+    """Open (and migrate) the store at `url`: ``sqlite:///PATH`` or ``postgresql://…``.
+
+    `key` turns on AES-256-GCM encryption of message bytes; `settings` gives hold expiry
+    and the business calendar (defaults otherwise); `clock` is for tests.
+    """
+    settings = settings or QueueSettings()
+    if url.startswith("sqlite:"):
+        from sendguard.queue.sqlite import SqliteStore
+
+        return await SqliteStore.open(url, key=key, settings=settings, clock=clock)
+    if url.startswith(("postgresql:", "postgres:")):
+        from sendguard.queue.postgres import PostgresStore
+
+        return await PostgresStore.open(url, key=key, settings=settings, clock=clock)
+    raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://…")
+
+
+async def open_configured_store(store_url: str, settings: QueueSettings) -> Store:
+    """Open the store with the key and calendar from `settings` (what `serve` and the CLI use)."""
+    return await open_store(store_url, key=settings.key, settings=settings)
