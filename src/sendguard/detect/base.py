@@ -1,0 +1,79 @@
+"""Detector base classes: what every detector in `sendguard.detect` is, and what it sees.
+
+Flow: parse builds a `Mail`; the pipeline builds one `DetectContext` from the envelope and
+the policy's `Organisation`; `registry.run_content` hands both to every `ContentDetector` (in a
+worker process, so detectors are plain picklable objects) and `registry.run_network` awaits
+every `NetworkDetector` on the event loop. Detectors return `Finding`s and never decide.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+import pydantic
+
+from sendguard.model import Address, Envelope, Finding, Mail, Organisation
+
+_S = TypeVar("_S", bound=pydantic.BaseModel)
+
+
+class DetectorSettings(pydantic.BaseModel):
+    """Base of every detector's `Settings`: frozen; unknown keys are an error in policies."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectContext:
+    """Who sends to whom, as the relay validated it; the same for every detector of a message."""
+
+    organisation: Organisation
+    envelope: Envelope
+    recipients: tuple[Address, ...]
+    """Envelope recipients parsed with ``field="envelope"``; unparsable ones are omitted."""
+    sender: Address | None
+    """Envelope MAIL FROM parsed; None for the null sender or an unparsable one."""
+
+
+class _Detector:
+    """Shared construction: a detector is its class attributes plus one validated settings value."""
+
+    id: ClassVar[str]
+    description: ClassVar[str]
+    Settings: ClassVar[type[pydantic.BaseModel]]
+
+    def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
+        if settings is None:
+            settings = self.Settings()
+        if not isinstance(settings, self.Settings):
+            raise TypeError(
+                f"detector {self.id} takes {self.Settings.__name__}, not {type(settings).__name__}"
+            )
+        self.settings: pydantic.BaseModel = settings
+
+    def settings_as(self, kind: type[_S]) -> _S:
+        """The settings typed as the subclass's own model (checked, so no cast is needed)."""
+        if not isinstance(self.settings, kind):
+            raise TypeError(f"detector {self.id} settings are not {kind.__name__}")
+        return self.settings
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+class ContentDetector(_Detector, abc.ABC):
+    """A detector that only reads the mail: pure CPU, picklable, runs in a worker process."""
+
+    @abc.abstractmethod
+    def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
+        """Findings for one message (empty when nothing was seen)."""
+
+
+class NetworkDetector(_Detector, abc.ABC):
+    """A detector that asks the network (DNS); runs on the event loop under a time budget."""
+
+    @abc.abstractmethod
+    async def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
+        """Findings for one message (empty when nothing was seen)."""

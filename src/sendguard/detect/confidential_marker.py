@@ -1,0 +1,101 @@
+"""`confidential-marker`: words such as 社外秘 or Confidential in subject, body, filenames or
+attachment text — a document marked for internal use is about to leave.
+
+One compiled alternation per detector instance (built from the settings), run over every
+`texts.Source`. Phrases that merely talk about confidentiality (機密保持契約, an NDA) are
+excluded so that ordinary contract mail does not trip the marker.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import pydantic
+
+from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
+from sendguard.detect.texts import mail_sources, nfkc
+from sendguard.model import Finding, Mail
+
+DEFAULT_WORDS = (
+    "社外秘", "部外秘", "極秘", "機密", "秘密", "取扱注意", "取り扱い注意", "関係者外秘",
+    "Confidential", "Internal Only", "Internal Use Only", "Strictly Private",
+)  # fmt: skip
+DEFAULT_EXCLUDE = (
+    "機密保持", "秘密保持", "機密情報の取り扱い", "守秘義務", "Confidentiality Agreement",
+    "Non-Disclosure",
+)  # fmt: skip
+
+
+class ConfidentialMarkerSettings(DetectorSettings):
+    """Settings of `confidential-marker`."""
+
+    words: tuple[str, ...] = pydantic.Field(
+        DEFAULT_WORDS,
+        min_length=1,
+        description="Marker words (case-insensitive, NFKC; "
+        "spaces also match hyphens and underscores).",
+    )
+    exclude: tuple[str, ...] = pydantic.Field(
+        DEFAULT_EXCLUDE,
+        description="Phrases in which a marker word does not count "
+        "(機密保持契約 talks about confidentiality, it does not mark a document).",
+    )
+
+
+def _alternation(words: tuple[str, ...]) -> str:
+    # Longest first so "Internal Use Only" wins over a shorter overlapping word.
+    parts = sorted({nfkc(w).strip() for w in words if w.strip()}, key=len, reverse=True)
+    return "|".join(re.escape(p).replace(r"\ ", r"[\s_\-]*") for p in parts)
+
+
+class ConfidentialMarker(ContentDetector):
+    """Find confidentiality marker words."""
+
+    id: ClassVar[str] = "confidential-marker"
+    description: ClassVar[str] = "Confidentiality markers such as 社外秘 or Confidential"
+    Settings: ClassVar[type[pydantic.BaseModel]] = ConfidentialMarkerSettings
+
+    def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
+        super().__init__(settings)
+        cfg = self.settings_as(ConfidentialMarkerSettings)
+        self._words = re.compile(_alternation(cfg.words), re.IGNORECASE)
+        exclude = _alternation(cfg.exclude)
+        self._exclude = re.compile(exclude, re.IGNORECASE) if exclude else None
+
+    def _count(self, text: str) -> tuple[int, set[str]]:
+        excluded = (
+            [m.span() for m in self._exclude.finditer(text)] if self._exclude is not None else []
+        )
+        count, words = 0, set()
+        for match in self._words.finditer(text):
+            start, end = match.span()
+            if any(s < end and start < e for s, e in excluded):
+                continue
+            count += 1
+            words.add(match.group().casefold() if match.group().isascii() else match.group())
+        return count, words
+
+    def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
+        """One `marker` finding counting every marker word, naming where they were."""
+        total, words, where = 0, set[str](), dict[str, None]()
+        for source in mail_sources(mail):
+            count, found = self._count(source.text)
+            if count:
+                total += count
+                words |= found
+                where.setdefault(source.where)
+        if not total:
+            return []
+        return [
+            Finding(
+                detector=self.id,
+                code="marker",
+                message="Confidentiality marker ({words}) found {count} times",
+                count=total,
+                severity="high",
+                params={"count": total, "words": ", ".join(sorted(words))},
+                evidence=tuple(sorted(words)),
+                where=tuple(where),
+            )
+        ]

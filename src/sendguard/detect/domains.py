@@ -1,0 +1,67 @@
+"""Domain helpers shared by the recipient detectors: internal/partner classification and the
+built-in list of consumer mail domains used in Japan.
+
+Used by `external_recipients`, `visible_recipients` and `lookalike_domain`. Everything works
+on the lower-case A-label forms that `sendguard.model.Address` carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sendguard.model import Address, Organisation
+
+CONSUMER_DOMAINS: frozenset[str] = frozenset(
+    {
+        # carriers (キャリアメール)
+        "docomo.ne.jp", "ezweb.ne.jp", "au.com", "auone.jp", "softbank.ne.jp",
+        "i.softbank.jp", "softbank.jp", "ymobile.ne.jp", "y-mobile.ne.jp", "disney.ne.jp",
+        "rakuten.jp", "uqmobile.jp",
+        # free and ISP mail
+        "yahoo.co.jp", "yahoo.ne.jp", "ymail.ne.jp", "ybb.ne.jp", "gmail.com",
+        "googlemail.com", "icloud.com", "me.com", "mac.com", "outlook.jp", "outlook.com",
+        "hotmail.co.jp", "hotmail.com", "live.jp", "live.com", "msn.com", "nifty.com",
+        "nifty.ne.jp", "biglobe.ne.jp", "ocn.ne.jp", "so-net.ne.jp", "plala.or.jp",
+        "dion.ne.jp", "zaq.ne.jp", "jcom.zaq.ne.jp", "eonet.ne.jp", "odn.ne.jp",
+        "infoseek.jp", "excite.co.jp", "goo.jp", "mail.goo.ne.jp", "yahoo.com", "aol.com",
+        "proton.me", "protonmail.com",
+    }
+)  # fmt: skip
+"""Mail domains of Japanese carriers and free/ISP providers: lookalike targets, and each of
+their users is a separate party (two gmail.com customers are not one organisation)."""
+
+
+def in_domains(domain: str, domains: Iterable[str]) -> bool:
+    """True when `domain` is one of `domains` or a subdomain of one."""
+    return any(domain == parent or domain.endswith("." + parent) for parent in domains)
+
+
+def is_external_list(address: Address, organisation: Organisation) -> bool:
+    """A mailing list with outside members: external even when its domain is ours."""
+    return address.addr_spec.lower() in organisation.external_lists
+
+
+def is_internal(address: Address, organisation: Organisation) -> bool:
+    """Internal = an internal domain or its subdomain, and not a list with outside members."""
+    if is_external_list(address, organisation):
+        return False
+    return in_domains(address.domain, organisation.internal_domains)
+
+
+def is_partner(address: Address, organisation: Organisation) -> bool:
+    """A partner domain (or subdomain): external, but a known correspondent."""
+    return in_domains(address.domain, organisation.partner_domains)
+
+
+def party(address: Address) -> str:
+    """The outside party an address belongs to: its registrable domain, or the address itself
+    on a consumer domain (two private gmail.com users are unrelated people)."""
+    if in_domains(address.domain, CONSUMER_DOMAINS):
+        return address.addr_spec.lower()
+    return address.registrable_domain
+
+
+def mask_address(address: Address) -> str:
+    """``t***@example.co.jp``: the domain stays readable, the person does not."""
+    local = address.local_part
+    return f"{local[:1]}***@{address.domain_unicode}"

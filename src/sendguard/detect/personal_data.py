@@ -1,0 +1,182 @@
+"""`personal-data`: Japanese personal data in the subject, filenames, bodies and every
+extracted part and table — My Number, cards, phones, addresses, e-mail addresses, birth
+dates, bank accounts, passports, driver's licences, pension numbers — plus corporate
+numbers (public business data, severity info) and the customer-list judgement.
+
+Counts are distinct values per code over the whole mail; evidence is masked
+(`pii.masks`); `where` names the parts. The text scan is `pii.scan` (one regex pass),
+tables are read by `pii.records`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar
+
+import pydantic
+
+from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
+from sendguard.detect.pii.masks import mask
+from sendguard.detect.pii.records import read_table, text_records
+from sendguard.detect.pii.scan import Hit, scan_text
+from sendguard.detect.texts import nfkc
+from sendguard.model import Finding, Mail, Part, Severity
+
+CODES: tuple[str, ...] = (
+    "my-number", "credit-card", "phone", "postal-address", "email-address", "birth-date",
+    "bank-account", "passport", "drivers-licence", "pension-number", "corporate-number",
+    "customer-list",
+)  # fmt: skip
+
+_SEVERITY: MappingProxyType[str, Severity] = MappingProxyType(
+    {
+        "my-number": "critical", "credit-card": "high", "phone": "low",
+        "postal-address": "low", "email-address": "low", "birth-date": "medium",
+        "bank-account": "medium", "passport": "high", "drivers-licence": "high",
+        "pension-number": "high", "corporate-number": "info", "customer-list": "high",
+    }
+)  # fmt: skip
+
+_NAMES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "my-number": "My Numbers", "credit-card": "credit card numbers",
+        "phone": "phone numbers", "postal-address": "postal addresses",
+        "email-address": "e-mail addresses", "birth-date": "birth dates",
+        "bank-account": "bank account numbers", "passport": "passport numbers",
+        "drivers-licence": "driver's licence numbers", "pension-number": "basic pension numbers",
+        "corporate-number": "corporate numbers",
+    }
+)  # fmt: skip
+
+
+class PersonalDataSettings(DetectorSettings):
+    """Settings of `personal-data`."""
+
+    disabled_codes: tuple[str, ...] = pydantic.Field(
+        (), description=f"Finding codes not to report (any of: {', '.join(CODES)})."
+    )
+    context_window: int = pydantic.Field(
+        40,
+        ge=1,
+        le=400,
+        description="Characters before a number in which its context label "
+        "(個人番号, 口座番号, 基礎年金番号 …) must appear.",
+    )
+    min_records: int = pydantic.Field(
+        5, ge=2, description="Person records a table or text block needs to be a customer list."
+    )
+    skip_signatures: bool = pydantic.Field(
+        True,
+        description="Ignore phones, addresses and e-mail addresses in signature blocks "
+        "of message bodies (after a '--' or '-----' line).",
+    )
+    max_evidence: int = pydantic.Field(3, ge=0, description="Masked examples per finding.")
+
+    @pydantic.field_validator("disabled_codes")
+    @classmethod
+    def _known_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(CODES))
+        if unknown:
+            raise ValueError(f"unknown codes {unknown}; known: {', '.join(CODES)}")
+        return value
+
+
+@dataclass
+class _Tally:
+    """Accumulator of one `detect` call (never shared between calls)."""
+
+    values: dict[str, dict[str, None]] = field(default_factory=dict)
+    where: dict[str, dict[str, None]] = field(default_factory=dict)
+    strong_card: bool = False
+    records: int = 0
+    columns: dict[str, None] = field(default_factory=dict)
+
+    def add(self, hits: list[Hit] | tuple[Hit, ...], where: str) -> None:
+        for hit in hits:
+            self.values.setdefault(hit.code, {})[hit.value] = None
+            self.where.setdefault(hit.code, {})[where] = None
+            self.strong_card = self.strong_card or hit.strong
+
+    def add_records(self, records: int, columns: tuple[str, ...], where: str) -> None:
+        self.records += records
+        self.where.setdefault("customer-list", {})[where] = None
+        self.columns.update(dict.fromkeys(columns))
+
+
+class PersonalData(ContentDetector):
+    """Find Japanese personal data and customer lists."""
+
+    id: ClassVar[str] = "personal-data"
+    description: ClassVar[str] = (
+        "Japanese personal data (My Number, cards, phones …), customer lists"
+    )
+    Settings: ClassVar[type[pydantic.BaseModel]] = PersonalDataSettings
+
+    def _part(self, part: Part, tally: _Tally, cfg: PersonalDataSettings) -> None:
+        where = part.label or "message"
+        if part.filename:
+            tally.add(scan_text(nfkc(part.filename), body=False, window=cfg.context_window), where)
+        text = nfkc(part.text) if part.text else ""
+        body = cfg.skip_signatures and not part.is_attachment
+        hits = scan_text(text, body=body, window=cfg.context_window) if text else []
+        tally.add(hits, where)
+        records, columns = 0, tuple[str, ...]()
+        for table in part.tables:
+            reading = read_table(table)
+            tally.add(reading.hits, where)
+            if reading.records > records:
+                records, columns = reading.records, reading.columns
+        records = max(records, text_records(text, hits, cfg.min_records))
+        if records >= cfg.min_records:
+            tally.add_records(records, columns, where)
+
+    def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
+        """One finding per code seen, counting distinct values."""
+        cfg = self.settings_as(PersonalDataSettings)
+        tally = _Tally()
+        if mail.subject:
+            subject = scan_text(nfkc(mail.subject), body=False, window=cfg.context_window)
+            tally.add(subject, "subject")
+        for part in mail.parts:
+            self._part(part, tally, cfg)
+        return [f for f in self._findings(tally, cfg) if f.code not in cfg.disabled_codes]
+
+    def _findings(self, tally: _Tally, cfg: PersonalDataSettings) -> list[Finding]:
+        found = []
+        for code in CODES[:-1]:
+            values = tally.values.get(code)
+            if not values:
+                continue
+            severity = _SEVERITY[code]
+            if code == "credit-card" and tally.strong_card:
+                severity = "critical"  # with expiry or security code the number is usable
+            found.append(
+                Finding(
+                    detector=self.id,
+                    code=code,
+                    message="{count} " + _NAMES[code] + " found",
+                    count=len(values),
+                    severity=severity,
+                    params={"count": len(values)},
+                    evidence=tuple(mask(code, v) for v in list(values)[: cfg.max_evidence]),
+                    where=tuple(tally.where[code]),
+                )
+            )
+        if tally.records:
+            found.append(
+                Finding(
+                    detector=self.id,
+                    code="customer-list",
+                    message="A list of {records} person records ({columns})",
+                    count=tally.records,
+                    severity=_SEVERITY["customer-list"],
+                    params={
+                        "records": tally.records,
+                        "columns": ", ".join(tally.columns) or "detected from values",
+                        "where": ", ".join(tally.where["customer-list"]),
+                    },
+                    where=tuple(tally.where["customer-list"]),
+                )
+            )
+        return found

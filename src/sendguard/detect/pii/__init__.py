@@ -1,0 +1,1 @@
+"""Helpers of the `personal-data` detector: checksums, masks, patterns, text and table scans."""

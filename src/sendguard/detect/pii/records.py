@@ -1,0 +1,143 @@
+"""Customer-list judgement of `personal-data`: how many person records a table or a text
+block holds, so that one phone number in a signature is never "a list".
+
+Tables: a header row (within the first rows) naming at least two personal fields, one of
+them identifying or contact data (氏名, フリガナ, 住所, 電話番号, メール, 生年月日 …);
+records = data rows with at least two filled cells. Columns whose header is a context label
+(個人番号, 口座番号, 生年月日 …) are also scanned cell by cell, since the label is far away from
+the values in the rendered text. Text: lines holding two or more kinds of personal item, or
+the second most frequent kind of item when each record spans several lines.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass
+
+from sendguard.detect.pii import checksums
+from sendguard.detect.pii.patterns import DATE_CELL, PASSPORT
+from sendguard.detect.pii.scan import Hit
+from sendguard.model import Table
+
+_HEADER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE))
+    for kind, pattern in (
+        ("mynumber", r"個人番号|マイナンバー|my ?number"),
+        ("kana", r"フリガナ|ふりがな|カナ|kana"),
+        ("name", r"氏名|名前|姓|^名$|担当者|name"),
+        ("postal", r"郵便番号|〒|zip|postal"),
+        ("address", r"住所|所在地|address"),
+        ("phone", r"電話|携帯|tel|phone|mobile|fax"),
+        ("email", r"メール|mail"),
+        ("birth", r"生年月日|誕生日|birth"),
+        ("card", r"カード番号|クレジット|card"),
+        ("bank", r"口座"),
+        ("passport", r"旅券|パスポート|passport"),
+        ("licence", r"免許"),
+        ("pension", r"年金"),
+        ("gender", r"性別|gender"),
+        ("age", r"年齢|^age$"),
+        ("customer", r"顧客|会員|お客様|customer|member"),
+    )
+)
+_IDENTIFYING = frozenset({"name", "kana", "address", "phone", "email", "birth", "mynumber", "card"})
+_HEADER_ROWS = 5
+_DELETE_SEPARATORS = str.maketrans("", "", " -()/")
+
+
+@dataclass(frozen=True, slots=True)
+class TableReading:
+    """What one table holds: person records, personal columns, and items found in cells."""
+
+    records: int
+    columns: tuple[str, ...]
+    hits: tuple[Hit, ...]
+
+
+def _kind(cell: str) -> str:
+    for kind, pattern in _HEADER_KINDS:
+        if pattern.search(cell):
+            return kind
+    return ""
+
+
+def _header(table: Table) -> tuple[int, list[str]] | None:
+    for index, row in enumerate(table.rows[:_HEADER_ROWS]):
+        kinds = [_kind(cell) if len(cell) <= 30 else "" for cell in row]
+        present = set(kinds) - {""}
+        if len(present) >= 2 and present & _IDENTIFYING:
+            return index, kinds
+    return None
+
+
+def _cell_hit(kind: str, cell: str, row: int) -> Hit | None:
+    """Validate a cell of a column whose header supplies the context."""
+    if kind == "birth":
+        return (
+            Hit("birth-date", cell.translate(_DELETE_SEPARATORS), row)
+            if DATE_CELL.match(cell)
+            else None
+        )
+    if kind == "passport":
+        found = PASSPORT.search(cell)
+        return Hit("passport", found.group(), row) if found else None
+    digits = cell.translate(_DELETE_SEPARATORS)
+    if not digits.isdigit():
+        return None
+    if kind == "mynumber" and checksums.my_number_ok(digits):
+        return Hit("my-number", digits, row)
+    if kind == "licence" and checksums.licence_ok(digits):
+        return Hit("drivers-licence", digits, row)
+    if kind == "pension" and len(digits) == 10:
+        return Hit("pension-number", digits, row)
+    if kind == "bank" and 6 <= len(digits) <= 8:
+        return Hit("bank-account", digits, row)
+    return None
+
+
+_CELL_KINDS = frozenset({"birth", "passport", "mynumber", "licence", "pension", "bank"})
+
+
+def read_table(table: Table) -> TableReading:
+    """Records and context-column items of one table (no header → no records)."""
+    header = _header(table)
+    if header is None:
+        return TableReading(0, (), ())
+    index, kinds = header
+    data = table.rows[index + 1 :]
+    records = sum(1 for row in data if sum(1 for cell in row if cell.strip()) >= 2)
+    head = table.rows[index]
+    columns = tuple(head[i] for i, kind in enumerate(kinds) if kind and kind != "customer")
+    hits: list[Hit] = []
+    for col, kind in enumerate(kinds):
+        if kind not in _CELL_KINDS:
+            continue
+        for number, row in enumerate(data):
+            if col < len(row) and row[col]:
+                hit = _cell_hit(kind, row[col].strip(), number)
+                if hit is not None:
+                    hits.append(hit)
+    return TableReading(records, columns, tuple(hits))
+
+
+_RECORD_CODES = frozenset(
+    {"phone", "email-address", "postal-address", "birth-date", "my-number", "credit-card",
+     "bank-account", "passport", "drivers-licence", "pension-number"}
+)  # fmt: skip
+
+
+def text_records(text: str, hits: list[Hit], minimum: int) -> int:
+    """Person records in a text block, 0 when there are clearly fewer than `minimum`."""
+    personal = [h for h in hits if h.code in _RECORD_CODES]
+    if len(personal) < minimum:
+        return 0
+    by_code = Counter(h.code for h in personal)
+    second = sorted(by_code.values(), reverse=True)[1] if len(by_code) > 1 else 0
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    kinds_per_line: dict[int, set[str]] = {}
+    for hit in personal:
+        kinds_per_line.setdefault(bisect_right(newlines, hit.pos), set()).add(hit.code)
+    lines = sum(1 for kinds in kinds_per_line.values() if len(kinds) >= 2)
+    return max(lines, second)

@@ -1,0 +1,217 @@
+"""The text scan of `personal-data`: one `patterns.SCAN` pass, then validation at each hit.
+
+Numbers are validated by length, shape, check digit and — for the numbers that look like
+anything else (My Number, licence, pension, bank account, passport, birth date, corporate
+number) — a context label shortly before them. Label positions are remembered as the same
+pass meets them, so context costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sendguard.detect.pii import checksums
+from sendguard.detect.pii.patterns import (
+    ADDRESS_AFTER,
+    DATE,
+    EMAIL_DOMAIN,
+    EMAIL_LOCAL,
+    PASSPORT,
+    POSTAL_SHAPE,
+    SCAN,
+    SIGNATURE,
+    SIGNATURE_SPAN,
+    label_kind,
+)
+
+_DELETE_SEPARATORS = str.maketrans("", "", " -()")
+_DIGITS = frozenset("0123456789")
+_MOBILE = frozenset({"070", "080", "090", "050", "060", "020"})
+_BUSINESS_PREFIXES = ("0120", "0800", "0570", "0990")
+_SIGNATURE_CODES = frozenset({"phone", "email-address", "postal-address"})
+
+
+class Hit(NamedTuple):
+    """One validated item: its finding code, its normalised value and where it starts."""
+
+    code: str
+    value: str
+    pos: int
+    strong: bool = False
+    """Card with expiry or security-code context nearby (raises severity)."""
+
+
+class _Context:
+    """Label end positions seen so far in this text, by kind."""
+
+    __slots__ = ("labels", "window")
+
+    def __init__(self, window: int) -> None:
+        self.labels: dict[str, int] = {}
+        self.window = window
+
+    def near(self, kind: str, pos: int, window: int = 0) -> bool:
+        end = self.labels.get(kind)
+        return end is not None and 0 <= pos - end <= (window or self.window)
+
+
+def _phone(digits: str) -> bool:
+    if digits.startswith(_BUSINESS_PREFIXES):
+        return False  # toll-free and navigation numbers belong to businesses
+    if len(digits) == 11:
+        return digits[:3] in _MOBILE
+    return len(digits) == 10 and digits[0] == "0" and digits[1] != "0"
+
+
+def _classify(text: str, run: str, digits: str, start: int, ctx: _Context) -> Hit | None:
+    n = len(digits)
+    near = ctx.near
+    if n == 12:
+        if near("mynumber", start) and checksums.my_number_ok(digits):
+            return Hit("my-number", digits, start)
+        if near("licence", start) and checksums.licence_ok(digits):
+            return Hit("drivers-licence", digits, start)
+        return None
+    if n == 13:
+        if (near("corporate", start) or text[start - 1 : start] == "T") and (
+            checksums.corporate_number_ok(digits)
+        ):
+            return Hit("corporate-number", digits, start)
+        # 13-digit Visa numbers are no longer issued; without a label they are JAN codes.
+        if not near("card", start) or not checksums.luhn_ok(digits):
+            return None
+    if 13 <= n <= 19:
+        if checksums.card_issuer(digits) and checksums.luhn_ok(digits):
+            return Hit("credit-card", digits, start)
+        return None
+    if n == 10 and near("pension", start):
+        return Hit("pension-number", digits, start)
+    if n in (10, 11):
+        return Hit("phone", digits, start) if _phone(digits) else None
+    if n == 7:
+        if (POSTAL_SHAPE.match(run) or near("postal", start, 3)) and ADDRESS_AFTER.match(
+            text, start + len(run)
+        ):
+            return Hit("postal-address", digits, start)
+        if near("bank", start):
+            return Hit("bank-account", digits, start)
+    return None
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """Digits stuck to ASCII letters are product or order codes (``INV20240115001``)."""
+    before = text[start - 1 : start]
+    after = text[end : end + 1]
+    if after.isascii() and after.isalpha():
+        return True
+    if before.isascii() and before.isalpha():
+        return before != "T" and text[max(start - 3, 0) : start].upper() not in ("TEL", "FAX")
+    return False
+
+
+def _number(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
+    end = start + len(run)
+    if _glued(text, start, end):
+        return []
+    digits = run.translate(_DELETE_SEPARATORS)
+    if text[start - 1 : start] == "+" and digits.startswith("81"):
+        local = "0" + digits[2:]  # +81 90-1234-5678 → 09012345678
+        return [Hit("phone", local, start)] if _phone(local) else []
+    hit = _classify(text, run, digits, start, ctx)
+    if hit is not None:
+        return [hit]
+    if " " not in run:
+        return []
+    return _split(text, run, start, ctx)
+
+
+def _split(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
+    """Several numbers separated by single spaces (``03-1234-5678 090-1234-5678``): try the
+    longest valid run of consecutive space-separated groups, left to right."""
+    groups = run.split(" ")
+    offsets = [start]
+    for group in groups[:-1]:
+        offsets.append(offsets[-1] + len(group) + 1)
+    hits: list[Hit] = []
+    i = 0
+    while i < len(groups):
+        for j in range(len(groups), i, -1):
+            if i == 0 and j == len(groups):
+                continue  # the whole run was already tried
+            sub = " ".join(groups[i:j])
+            hit = _classify(text, sub, sub.translate(_DELETE_SEPARATORS), offsets[i], ctx)
+            if hit is not None:
+                hits.append(hit)
+                i = j
+                break
+        else:
+            i += 1
+    return hits
+
+
+def _email(text: str, at: int) -> Hit | None:
+    local = EMAIL_LOCAL.search(text, max(at - 64, 0), at)
+    domain = EMAIL_DOMAIN.match(text, at + 1)
+    if local is None or domain is None or local.group().startswith("."):
+        return None
+    return Hit("email-address", f"{local.group()}@{domain.group()}".lower(), local.start())
+
+
+def _label(text: str, kind: str, end: int, ctx: _Context) -> Hit | None:
+    ctx.labels[kind] = end
+    if kind == "birth":
+        date = DATE.search(text, end, end + ctx.window)
+        if date is not None:
+            return Hit("birth-date", date.group().translate(_DELETE_SEPARATORS), date.start())
+    elif kind == "passport":
+        number = PASSPORT.search(text, end, end + ctx.window)
+        if number is not None:
+            return Hit("passport", number.group(), number.start())
+    return None
+
+
+def scan_text(text: str, *, body: bool, window: int = 40) -> list[Hit]:
+    """Every personal-data item in `text` (NFKC), in order; signatures skipped in bodies."""
+    ctx = _Context(window)
+    hits: list[Hit] = []
+    severity_labels: list[int] = []
+    for match in SCAN.finditer(text):
+        found = match.group()
+        first = found[0]
+        if first in _DIGITS:
+            hits.extend(_number(text, found, match.start(), ctx))
+        elif first == "@":
+            hit = _email(text, match.start())
+            if hit is not None:
+                hits.append(hit)
+        else:
+            kind = label_kind(found)
+            if kind in ("expiry", "cvv"):
+                severity_labels.append(match.start())
+            hit = _label(text, kind, match.end(), ctx)
+            if hit is not None:
+                hits.append(hit)
+    if body:
+        hits = _drop_signatures(text, hits)
+    if severity_labels:
+        hits = [_strengthen(h, severity_labels) if h.code == "credit-card" else h for h in hits]
+    return hits
+
+
+def _strengthen(hit: Hit, labels: list[int]) -> Hit:
+    if any(abs(pos - hit.pos) <= 80 for pos in labels):
+        return hit._replace(strong=True)
+    return hit
+
+
+def _drop_signatures(text: str, hits: list[Hit]) -> list[Hit]:
+    """A sender's own phone, address and e-mail in a signature block are not personal data
+    being sent out; neither are the quoted signatures of earlier mails in a thread."""
+    spans = [(m.end(), m.end() + SIGNATURE_SPAN) for m in SIGNATURE.finditer(text)]
+    if not spans:
+        return hits
+    return [
+        h
+        for h in hits
+        if h.code not in _SIGNATURE_CODES or not any(s <= h.pos < e for s, e in spans)
+    ]

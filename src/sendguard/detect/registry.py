@@ -1,0 +1,142 @@
+"""The detector registry: ids → classes, settings models, building and running detectors.
+
+Used by the policy loader (to validate ``[detectors.<id>]`` tables and build detectors) and by
+the pipeline (``run_content`` in a worker process, ``run_network`` on the event loop). A
+detector that raises makes the whole inspection fail closed: the error is re-raised as
+`InspectionError` naming the detector, and the relay answers 451 or holds — never passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pydantic
+import structlog
+
+from sendguard.detect.base import ContentDetector, DetectContext, NetworkDetector
+from sendguard.detect.confidential_marker import ConfidentialMarker
+from sendguard.detect.external_recipients import ExternalRecipients
+from sendguard.detect.lookalike_domain import LookalikeDomain
+from sendguard.detect.personal_data import PersonalData
+from sendguard.detect.uninspectable_attachment import UninspectableAttachment
+from sendguard.detect.unresolvable_domain import UnresolvableDomain
+from sendguard.detect.visible_recipients import VisibleRecipients
+from sendguard.errors import InspectionError, InspectionTimeout
+from sendguard.model import Finding, Mail
+
+_log = structlog.get_logger(__name__)
+
+_CLASSES: tuple[type[ContentDetector] | type[NetworkDetector], ...] = (
+    ExternalRecipients,
+    VisibleRecipients,
+    LookalikeDomain,
+    UnresolvableDomain,
+    PersonalData,
+    ConfidentialMarker,
+    UninspectableAttachment,
+)
+
+DETECTOR_IDS: tuple[str, ...] = tuple(cls.id for cls in _CLASSES)
+"""Every detector id, in the order detectors run and findings are listed."""
+
+
+def detector_class(detector_id: str) -> type[ContentDetector] | type[NetworkDetector]:
+    """The class registered under `detector_id`; KeyError naming the known ids otherwise."""
+    for cls in _CLASSES:
+        if cls.id == detector_id:
+            return cls
+    raise KeyError(f"unknown detector {detector_id!r}; known: {', '.join(DETECTOR_IDS)}")
+
+
+def settings_model(detector_id: str) -> type[pydantic.BaseModel]:
+    """The pydantic model of ``[detectors.<id>]`` (frozen, extra keys forbidden)."""
+    return detector_class(detector_id).Settings
+
+
+@dataclass(frozen=True)
+class Detectors:
+    """The built detectors of one policy, split by where they run."""
+
+    content: tuple[ContentDetector, ...]
+    network: tuple[NetworkDetector, ...]
+
+
+def build(
+    settings: Mapping[str, pydantic.BaseModel] | None = None,
+    *,
+    enabled: Iterable[str] | None = None,
+) -> Detectors:
+    """Build the enabled detectors (all by default) with their settings (defaults if absent)."""
+    settings = settings or {}
+    for detector_id in settings:
+        detector_class(detector_id)  # an unknown id in the settings is a KeyError too
+    wanted = set(DETECTOR_IDS if enabled is None else enabled)
+    for detector_id in wanted:
+        detector_class(detector_id)
+    content: list[ContentDetector] = []
+    network: list[NetworkDetector] = []
+    for cls in _CLASSES:
+        if cls.id not in wanted:
+            continue
+        detector = cls(settings.get(cls.id))
+        if isinstance(detector, ContentDetector):
+            content.append(detector)
+        else:
+            network.append(detector)
+    return Detectors(content=tuple(content), network=tuple(network))
+
+
+def run_content(detectors: Detectors, mail: Mail, ctx: DetectContext) -> tuple[Finding, ...]:
+    """Run every content detector; any exception fails the inspection (closed)."""
+    found: list[Finding] = []
+    for detector in detectors.content:
+        try:
+            found.extend(detector.detect(mail, ctx))
+        except Exception as exc:
+            # The exception text may quote message content: log its type only.
+            _log.error("detector_failed", detector=detector.id, error=type(exc).__name__)
+            raise InspectionError(f"detector {detector.id} failed: {type(exc).__name__}") from exc
+    return tuple(found)
+
+
+async def _run_one(
+    detector: NetworkDetector,
+    mail: Mail,
+    ctx: DetectContext,
+    timeout: float,  # noqa: ASYNC109 -- the registry owns the per-detector deadline
+) -> list[Finding]:
+    try:
+        async with asyncio.timeout(timeout):
+            return await detector.detect(mail, ctx)
+    except TimeoutError as exc:
+        _log.error("detector_timeout", detector=detector.id, timeout=timeout)
+        raise InspectionTimeout(f"detector {detector.id} exceeded {timeout:g} s") from exc
+    except Exception as exc:
+        _log.error("detector_failed", detector=detector.id, error=type(exc).__name__)
+        raise InspectionError(f"detector {detector.id} failed: {type(exc).__name__}") from exc
+
+
+async def run_network(
+    detectors: Detectors,
+    mail: Mail,
+    ctx: DetectContext,
+    *,
+    timeout: float,  # noqa: ASYNC109 -- the API the pipeline calls; each detector is bounded
+) -> tuple[Finding, ...]:
+    """Run the network detectors concurrently, each bounded by `timeout` seconds.
+
+    A detector that raises or overruns fails the inspection (InspectionError /
+    InspectionTimeout naming it); detectors that report outages themselves (a DNS timeout
+    is a `dns-error` finding) do so within their own, smaller budget.
+    """
+    results = await asyncio.gather(
+        *(_run_one(d, mail, ctx, timeout) for d in detectors.network), return_exceptions=True
+    )
+    found: list[Finding] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        found.extend(result)
+    return tuple(found)
