@@ -190,8 +190,14 @@ def _describe(cond: FindingCondition) -> str:
 
 
 def _unique(findings: Iterable[Finding]) -> tuple[Finding, ...]:
-    """Drop repeats (by identity of content), keeping the first."""
-    return tuple(dict.fromkeys(findings))
+    """Drop repeats of the same finding object, keeping the first (findings are unhashable)."""
+    seen: set[int] = set()
+    result: list[Finding] = []
+    for f in findings:
+        if id(f) not in seen:
+            seen.add(id(f))
+            result.append(f)
+    return tuple(result)
 
 
 # --------------------------------------------------------------------------- deciding

@@ -56,7 +56,7 @@ class PolicyHolder:
         return True
 
     async def watch(self, interval: float = 2.0) -> None:
-        """Reload whenever a policy or list file changes (added, edited, removed); cancel to stop."""
+        """Reload when a policy or list file is added, edited or removed; cancel to stop."""
         while True:
             await asyncio.sleep(interval)
             # Hashing a few small files every couple of seconds is cheap and, unlike mtimes,

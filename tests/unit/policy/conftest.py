@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 
-
 @pytest.fixture
 def write_policy(tmp_path: Path) -> Callable[..., Path]:
     """Write ``name.toml`` files (keyword arguments) into a fresh policy directory."""

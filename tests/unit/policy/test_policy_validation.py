@@ -131,8 +131,11 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     "param-wrong-action": (
         RULE + "delay_minutes = 5\n",
-        ("rule 'hold-lists' top level", "delay_minutes does not apply to action 'hold'",
-         "parameters for 'hold': approvals, expire_hours"),
+        (
+            "rule 'hold-lists' top level",
+            "delay_minutes does not apply to action 'hold'",
+            "parameters for 'hold': approvals, expire_hours",
+        ),
         "hold-lists",
         "",
     ),
@@ -209,7 +212,8 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "when.any[0].all[0].code",
     ),
     "unknown-param": (
-        RULE + 'when.any = [{ detector = "visible-recipients", params_at_least = {domains = 3} }]\n',
+        RULE
+        + 'when.any = [{ detector = "visible-recipients", params_at_least = {domains = 3} }]\n',
         ("when.any[0].params_at_least.domains", "its numeric parameters: organisations"),
         "hold-lists",
         "when.any[0].params_at_least.domains",
@@ -255,7 +259,8 @@ def test_several_errors_are_all_listed(write_policy: WritePolicy) -> None:
     directory = write_policy(main=RULE + 'mode = "x"\nfoo = 1\n')
     lines = str(_error(directory)).splitlines()
     assert len(lines) == 2
-    assert "field mode" in lines[0] and "unknown key 'foo'" in lines[1]
+    assert "field mode" in lines[0]
+    assert "unknown key 'foo'" in lines[1]
 
 
 def test_duplicate_rule_id_across_files_names_both_files(write_policy: WritePolicy) -> None:
@@ -319,5 +324,7 @@ def test_unknown_detector_setting_key_is_refused(write_policy: WritePolicy) -> N
 def test_detector_configured_in_two_files_is_refused(write_policy: WritePolicy) -> None:
     """Each detector is configured in one file only."""
     pytest.importorskip("sendguard.detect.registry")
-    directory = write_policy(a="[detectors.confidential-marker]\n", b="[detectors.confidential-marker]\n")
+    directory = write_policy(
+        a="[detectors.confidential-marker]\n", b="[detectors.confidential-marker]\n"
+    )
     assert "[detectors.confidential-marker] already given in" in str(_error(directory))

@@ -1,0 +1,174 @@
+"""Inspection: the glue parse → detect → policy that turns bytes into findings and a verdict.
+
+Called by `sendguard.pipeline` (live mail, `Inspector.inspect`, under the scan budget) and by
+``sendguard policy explain|test`` (`inspect_sync`). Parsing and the content detectors run
+together in one worker-process round trip (`parse_and_detect`, top-level so it pickles);
+network detectors (DNS) then run on the event loop; `sendguard.policy.evaluate` decides.
+Any failure is raised as `InspectionError`/`InspectionTimeout`: the pipeline fails closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from sendguard.detect.base import DetectContext
+from sendguard.errors import InspectionError
+from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
+from sendguard.policy.evaluate import evaluate
+from sendguard.policy.holder import PolicyHolder
+from sendguard.policy.load import LoadedPolicy
+
+if TYPE_CHECKING:
+    from sendguard.detect.registry import Detectors
+    from sendguard.parse.limits import ParseLimits
+    from sendguard.parse.pool import ExtractionPool
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What inspecting one message produced."""
+
+    mail: Mail
+    findings: tuple[Finding, ...]
+    verdict: Verdict
+    notes: tuple[str, ...] = ()
+    """Caveats for people (e.g. network detectors skipped offline); empty in the live relay."""
+
+
+def detect_context(envelope: Envelope, organisation: Organisation) -> DetectContext:
+    """The detectors' view of the transaction: envelope addresses parsed strictly."""
+    from sendguard.parse.addresses import parse_addr_spec
+
+    recipients: list[Address] = []
+    for rcpt in envelope.rcpt_tos:
+        try:
+            recipients.append(parse_addr_spec(rcpt, field="envelope"))
+        except ValueError:
+            continue  # intake validated them; an unparsable one is simply not classified
+    sender: Address | None = None
+    if envelope.mail_from:
+        try:
+            sender = parse_addr_spec(envelope.mail_from, field="envelope")
+        except ValueError:
+            sender = None
+    return DetectContext(
+        organisation=organisation, envelope=envelope, recipients=tuple(recipients), sender=sender
+    )
+
+
+def parse_and_detect(
+    data: bytes, limits: ParseLimits, detectors: Detectors, ctx: DetectContext
+) -> tuple[Mail, tuple[Finding, ...]]:
+    """Parse the bytes and run the content detectors: one worker round trip, picklable."""
+    from sendguard.detect.registry import run_content
+    from sendguard.parse import parse_message
+
+    mail = parse_message(data, limits)
+    return mail, run_content(detectors, mail, ctx)
+
+
+class Inspector:
+    """Inspects live mail against the policy the holder currently serves."""
+
+    def __init__(
+        self,
+        *,
+        policy: PolicyHolder,
+        limits: ParseLimits,
+        pool: ExtractionPool | None = None,
+        network_timeout: float = 5.0,
+        content_timeout: float = 30.0,
+    ) -> None:
+        """``content_timeout`` bounds the worker round trip; the pipeline's budget bounds all."""
+        self.policy = policy
+        self.limits = limits
+        self.pool = pool
+        self.network_timeout = network_timeout
+        self.content_timeout = content_timeout
+        self._built: tuple[str, Detectors] | None = None
+
+    def _detectors(self, loaded: LoadedPolicy) -> Detectors:
+        """Detectors for this policy version, rebuilt only when the policy changed."""
+        from sendguard.detect.registry import build
+
+        if self._built is None or self._built[0] != loaded.version:
+            self._built = (loaded.version, build(loaded.detector_settings))
+        return self._built[1]
+
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        """Parse, detect and decide; raises InspectionError/InspectionTimeout on any failure."""
+        from sendguard.detect.registry import Detectors, run_network
+
+        loaded = self.policy.current  # one policy for the whole message, even across a reload
+        detectors = self._detectors(loaded)
+        ctx = detect_context(envelope, loaded.organisation)
+        content_only = Detectors(content=detectors.content, network=())
+        try:
+            if self.pool is not None:
+                mail, found = await self.pool.run(
+                    parse_and_detect,
+                    data,
+                    self.limits,
+                    content_only,
+                    ctx,
+                    timeout=self.content_timeout,
+                )
+            else:
+                mail, found = await asyncio.to_thread(
+                    parse_and_detect, data, self.limits, content_only, ctx
+                )
+            network = await run_network(detectors, mail, ctx, timeout=self.network_timeout)
+        except InspectionError:
+            raise
+        except Exception as exc:
+            raise InspectionError(f"{type(exc).__name__} during inspection") from exc
+        findings = (*found, *network)
+        verdict = evaluate(loaded, findings, envelope, mail)
+        _log_warned(verdict)
+        return Inspection(mail=mail, findings=findings, verdict=verdict)
+
+
+def _log_warned(verdict: Verdict) -> None:
+    """Warn-mode rules log what they would have done: the admin's rollout evidence."""
+    for result in verdict.trace.rules:
+        if result.rule_id in verdict.warned:
+            log.warning(
+                "policy_rule_warned",
+                rule=result.rule_id,
+                would_be=result.action.label,
+                actual=verdict.action.label,
+                findings=[f"{f.detector}/{f.code}" for f in result.findings],
+            )
+
+
+def inspect_sync(
+    envelope: Envelope,
+    data: bytes,
+    policy: LoadedPolicy,
+    limits: ParseLimits,
+    *,
+    offline: bool = False,
+    network_timeout: float = 5.0,
+) -> Inspection:
+    """The same inspection without a relay, for the CLI; ``offline`` skips network detectors."""
+    from sendguard.detect.registry import Detectors, build, run_network
+
+    detectors = build(policy.detector_settings)
+    ctx = detect_context(envelope, policy.organisation)
+    mail, found = parse_and_detect(data, limits, Detectors(detectors.content, ()), ctx)
+    notes: tuple[str, ...] = ()
+    network: tuple[Finding, ...] = ()
+    if offline:
+        if detectors.network:
+            skipped = ", ".join(d.id for d in detectors.network)
+            notes = (f"offline: network detectors not run ({skipped})",)
+    else:
+        network = asyncio.run(run_network(detectors, mail, ctx, timeout=network_timeout))
+    findings = (*found, *network)
+    return Inspection(mail, findings, evaluate(policy, findings, envelope, mail), notes)
