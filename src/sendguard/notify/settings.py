@@ -1,0 +1,39 @@
+"""Notification settings: who notices come from, who reviews by default, in which languages.
+
+Nested into `sendguard.settings.Settings` as ``notify`` (environment
+``SENDGUARD_NOTIFY__…``, e.g. ``SENDGUARD_NOTIFY__FROM_ADDRESS=sendguard@corp.example``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Language = Literal["ja", "en"]
+
+
+class NotifySettings(BaseModel):
+    """Every field has a documented default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    """Send notices at all. Default on; off only for testing a deployment."""
+    from_address: str = "sendguard@localhost"
+    """Envelope sender and From: of notices. Default ``sendguard@localhost``; set it to an
+    address of your domain that the upstream accepts (e.g. ``sendguard@corp.example``)."""
+    from_name: str = "sendguard 送信ガード"
+    """Display name in From:."""
+    bounce_from_name: str = "Mail Delivery System"
+    """Display name in From: of bounces (which go from the null sender ``<>``)."""
+    reviewers: tuple[str, ...] = ()
+    """Reviewer addresses used when the rule that held the mail names none. Default none."""
+    languages: tuple[Language, ...] = Field(default=("ja", "en"), min_length=1)
+    """Languages of each notice, in order (Japanese first, English below, by default)."""
+    timezone: str = "Asia/Tokyo"
+    """Zone for times shown in notices."""
+    base_url: str | None = None
+    """Web review page base URL for links in notices; default none (no links yet)."""
+    cancel_command: str = "sendguard queue cancel"
+    """Command shown to senders for cancelling a delayed message (followed by the id)."""
