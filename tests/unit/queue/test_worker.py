@@ -194,7 +194,8 @@ async def test_friday_evening_hold_does_not_expire_over_the_weekend(
         for m in _mail(upstream, "sendguard@corp.example")
     ]
     assert len(subjects) == 2
-    assert "保留" in subjects[0] and "期限切れ" in subjects[1]
+    assert "保留" in subjects[0]
+    assert "期限切れ" in subjects[1]
     assert _mail(upstream, SENDER) == []
 
 
