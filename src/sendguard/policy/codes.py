@@ -39,8 +39,11 @@ FINDING_CODES: Mapping[str, frozenset[str]] = {
 """Finding codes per detector id."""
 
 NUMERIC_PARAMS: Mapping[str, frozenset[str]] = {
-    "external-recipients": frozenset({"organisations", "total"}),
-    "visible-recipients": frozenset({"organisations"}),
+    "external-recipients": frozenset({"count", "organisations", "total"}),
+    "visible-recipients": frozenset({"count", "organisations", "in_envelope", "domains"}),
+    "personal-data": frozenset({"count", "records"}),
+    "confidential-marker": frozenset({"count"}),
+    "unresolvable-domain": frozenset({"count"}),
 }
 """Numeric finding parameters ``params_at_least`` may test, per detector (others have none)."""
 

@@ -213,10 +213,14 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     "unknown-param": (
         RULE
-        + 'when.any = [{ detector = "visible-recipients", params_at_least = {domains = 3} }]\n',
-        ("when.any[0].params_at_least.domains", "its numeric parameters: organisations"),
+        + 'when.any = [{ detector = "visible-recipients", params_at_least = {orgs = 3} }]\n',
+        (
+            "when.any[0].params_at_least.orgs",
+            "no numeric parameter 'orgs'",
+            "its numeric parameters: count, domains, in_envelope, organisations",
+        ),
         "hold-lists",
-        "when.any[0].params_at_least.domains",
+        "when.any[0].params_at_least.orgs",
     ),
 }
 

@@ -1,0 +1,142 @@
+"""`sendguard policy check|explain|test`: validate, explain and test a policy directory.
+
+check   — load the directory exactly as the relay would; exit 1 on any error.
+explain — run the real parser, detectors and policy on one message without sending it;
+          print every finding (masked) and rule, hit or miss, and the decision (exit 0).
+test    — run the cases in DIR/tests/*.toml; exit 1 if any case fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from sendguard.errors import PolicyError, SendguardError
+from sendguard.model import Envelope
+from sendguard.policy import codes
+from sendguard.policy.load import LoadedPolicy, load_policy
+
+DEFAULT_DIR = "policies"
+
+
+def _default_dir() -> Path:
+    return Path(os.environ.get("SENDGUARD_POLICY_DIR", DEFAULT_DIR))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `policy` with its sub-commands."""
+    p = sub.add_parser(
+        "policy",
+        help="check, explain and test policy files",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a policy directory")
+    check.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        help="policy directory (default $SENDGUARD_POLICY_DIR or ./policies)",
+    )
+    check.set_defaults(func=run_check)
+    explain = actions.add_parser("explain", help="explain what the policy does with a message")
+    explain.add_argument("message", type=Path, help="message file (.eml)")
+    explain.add_argument("--mail-from", required=True, help="envelope sender")
+    explain.add_argument(
+        "--rcpt", action="append", required=True, help="envelope recipient (repeat)"
+    )
+    explain.add_argument("--json", action="store_true", help="print the JSON report")
+    explain.add_argument("--policy-dir", type=Path, help="policy directory")
+    explain.add_argument("--offline", action="store_true", help="skip network (DNS) detectors")
+    explain.set_defaults(func=run_explain)
+    test = actions.add_parser("test", help="run the policy test cases in DIR/tests/*.toml")
+    test.add_argument("directory", nargs="?", type=Path, help="policy directory")
+    test.add_argument("--online", action="store_true", help="also run network (DNS) detectors")
+    test.set_defaults(func=run_test)
+
+
+def _load(directory: Path | None) -> LoadedPolicy:
+    return load_policy(directory or _default_dir())
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Validate; print a summary, or the errors on stderr (exit 1)."""
+    try:
+        loaded = _load(args.directory)
+    except PolicyError as exc:
+        print(f"sendguard: policy invalid:\n{exc}", file=sys.stderr)
+        return 1
+    rules = loaded.policy.rules
+    count = f"{len(loaded.files)} file(s), {len(rules)} rule(s)"
+    print(f"policy OK: {count}, version {loaded.version[:16]}")
+    for rule in rules:
+        flags = "" if rule.enabled else " (disabled)"
+        flags += " (warn mode)" if rule.mode == "warn" else ""
+        print(f"  {rule.id}: {rule.action}{flags}")
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Inspect one message without sending it and print the explanation."""
+    from sendguard.inspect import inspect_sync
+    from sendguard.parse.limits import ParseLimits
+    from sendguard.policy.cases import smtp_bytes
+    from sendguard.policy.explain import render_text, report
+
+    loaded = _load(args.policy_dir)
+    try:
+        data = smtp_bytes(args.message.read_bytes())
+    except OSError as exc:
+        print(f"sendguard: cannot read {args.message}: {exc.strerror}", file=sys.stderr)
+        return 2
+    envelope = Envelope(mail_from=args.mail_from, rcpt_tos=tuple(args.rcpt))
+    try:
+        inspection = inspect_sync(
+            envelope, data, loaded, ParseLimits.model_validate({}), offline=args.offline
+        )
+    except SendguardError as exc:
+        print(
+            f"sendguard: inspection failed (the relay would not pass this message): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(report(inspection).model_dump(mode="json"), ensure_ascii=False, indent=2))
+    else:
+        print(render_text(inspection, envelope, codes.detector_ids()))
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    """Run every case; print one line per case and a summary; exit 1 on any failure."""
+    from sendguard.policy.cases import load_cases, run_case
+
+    directory = args.directory or _default_dir()
+    try:
+        loaded = _load(directory)
+        cases = load_cases(directory / "tests")
+    except PolicyError as exc:
+        print(f"sendguard: {exc}", file=sys.stderr)
+        return 1
+    if not cases:
+        print(f"sendguard: no test cases in {directory / 'tests'}/*.toml", file=sys.stderr)
+        return 1
+    failed = 0
+    notes: set[str] = set()
+    for path, case in cases:
+        result = run_case(path, case, loaded, offline=not args.online)
+        notes.update(result.notes)
+        want = case.expect + (f" ({case.rule})" if case.rule else "")
+        if result.ok:
+            print(f"PASS  {path.name}: {case.name}: {result.got}")
+        else:
+            failed += 1
+            print(f"FAIL  {path.name}: {case.name}: expected {want}, got {result.got}")
+    for note in sorted(notes):
+        print(f"note: {note}")
+    print(f"{len(cases) - failed} passed, {failed} failed")
+    return 1 if failed else 0
