@@ -160,13 +160,13 @@ class LookalikeDomain(ContentDetector):
         target = index.dehyphened.get(reg.replace("-", ""))
         if target is not None and target != reg:
             return target, "hyphen"
-        name = reg.partition(".")[0]
-        if name in index.names:
-            return index.names[name][0], "suffix-swap"
         if any(is_kana(c) for c in shown):
             target = index.kana.get(kana_form(shown)) or index.kana.get(kana_form(reg_unicode))
             if target is not None:
                 return target, "ime-kana"
+        name = reg.partition(".")[0]
+        if name in index.names:
+            return index.names[name][0], "suffix-swap"
         for candidate in dict.fromkeys((reg, domain)):
             target = self._edit(candidate, index)
             if target is not None:

@@ -1,0 +1,198 @@
+"""Tests of the `personal-data` detector: each code, context rules, masking, customer lists."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from sendguard.detect.personal_data import PersonalData, PersonalDataSettings
+from sendguard.model import Finding, Mail, Part, Table
+
+from .helpers import context, text_mail
+from .numbers import (
+    bad_my_number,
+    corporate_number,
+    jan_code,
+    licence_number,
+    luhn_complete,
+    my_number,
+    spaced,
+)
+
+CTX = context(["a@abc.co.jp"])
+RNG = random.Random(4)
+
+
+def _scan(body: str, **settings: object) -> dict[str, Finding]:
+    detector = PersonalData(PersonalDataSettings(**settings))  # type: ignore[arg-type]
+    return {f.code: f for f in detector.detect(text_mail(body), CTX)}
+
+
+def test_my_number_needs_check_digit_and_label() -> None:
+    """A valid My Number after 個人番号 is found and masked; without a label it is not."""
+    number = my_number(RNG)
+    found = _scan(f"個人番号: {spaced(number, (4, 4, 4))}")
+    assert found["my-number"].count == 1
+    assert found["my-number"].evidence == (number[:4] + "********",)
+    assert found["my-number"].severity == "critical"
+    assert "my-number" not in _scan(f"注文番号: {number}")
+
+
+def test_order_number_failing_check_digit_is_not_my_number() -> None:
+    """12-digit order numbers with a label nearby still fail the check digit."""
+    assert _scan(f"マイナンバー {bad_my_number(RNG)}") == {}
+
+
+def test_full_width_digits_and_hyphens_are_normalised() -> None:
+    """Full-width digits (NFKC) and hyphens inside the number are tolerated."""
+    number = my_number(RNG)
+    wide = spaced(number, (4, 4, 4), "-").translate(
+        str.maketrans("0123456789-", "０１２３４５６７８９－")
+    )
+    assert _scan(f"マイナンバー：{wide}")["my-number"].count == 1
+
+
+def test_credit_card_luhn_issuer_and_severity() -> None:
+    """A Luhn-valid Visa is high; with an expiry date nearby it is critical; bad Luhn is nothing."""
+    card = luhn_complete("4", 16, RNG)
+    found = _scan(f"カード {spaced(card, (4, 4, 4, 4), '-')}")["credit-card"]
+    assert (found.severity, found.evidence) == ("high", (card[:4] + "********" + card[-4:],))
+    assert _scan(f"番号 {card} 有効期限 12/28")["credit-card"].severity == "critical"
+    broken = card[:-1] + str((int(card[-1]) + 1) % 10)
+    assert _scan(f"カード {broken}") == {}
+
+
+def test_jan_codes_and_unknown_issuers_are_not_cards() -> None:
+    """13-digit JAN codes and Luhn-valid numbers outside issuer ranges are not cards."""
+    codes = " ".join(jan_code(RNG) for _ in range(20))
+    assert "credit-card" not in _scan(f"商品コード: {codes}")
+    assert _scan(f"伝票 {luhn_complete('99', 16, RNG)}") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("携帯 090-1234-5678", "0901234****"),
+        ("TEL:03(1234)5678", "031234****"),
+        ("+81 80 1111 2222", "0801111****"),
+        ("自宅 0612345678", "061234****"),
+    ],
+)
+def test_phone_forms(text: str, masked: str) -> None:
+    """Mobile, landline, parenthesised and +81 forms are phones, masked after the prefix."""
+    assert _scan(text)["phone"].evidence == (masked,)
+
+
+def test_toll_free_and_short_numbers_are_not_phones() -> None:
+    """0120 numbers belong to businesses; amounts and dates are not phones."""
+    assert _scan("フリーダイヤル 0120-123-456、金額 1,234,567円、日付 2024-01-15") == {}
+
+
+def test_postal_address_needs_prefecture_and_municipality() -> None:
+    """〒 + code + prefecture + municipality is an address; a bare code is not."""
+    assert _scan("〒150-0002 東京都渋谷区渋谷2-21-1")["postal-address"].evidence == ("150-****",)
+    assert _scan("部品番号 150-0002 を手配") == {}
+
+
+def test_labelled_items() -> None:
+    """Birth date, bank account, passport, licence and pension need their labels."""
+    body = (
+        f"生年月日: 昭和60年4月3日\n口座番号 1234567\n旅券番号 TK1234567\n"
+        f"運転免許証 {licence_number(RNG)}\n基礎年金番号 1234-567890\n"
+    )
+    assert set(_scan(body)) == {
+        "birth-date",
+        "bank-account",
+        "passport",
+        "drivers-licence",
+        "pension-number",
+    }
+    assert _scan("会議は2024年4月3日 TK1234567 1234567 1234-567890") == {}
+
+
+def test_corporate_number_is_info() -> None:
+    """Corporate numbers (and invoice registration numbers T+13) are public business data."""
+    found = _scan(f"法人番号 {corporate_number(RNG)} 登録番号 T7000012050002")["corporate-number"]
+    assert (found.count, found.severity) == (2, "info")
+
+
+def test_email_address_in_content() -> None:
+    """E-mail addresses in the content are counted and masked."""
+    assert _scan("連絡先: Hanako.Sato@example.jp まで")["email-address"].evidence == (
+        "h***@example.jp",
+    )
+
+
+def test_signature_is_not_personal_data() -> None:
+    """The sender's own phone, address and e-mail after a signature line are skipped."""
+    body = "よろしくお願いします。\n--\n山田太郎\n〒100-0001 東京都千代田区千代田1-1\nTEL 03-1234-5678\nyamada@example-corp.co.jp\n"
+    assert _scan(body) == {}
+    assert "phone" in _scan(body, skip_signatures=False)
+
+
+def _table(rows: int) -> Table:
+    header = ("氏名", "フリガナ", "電話番号", "住所", "個人番号")
+    data = tuple(
+        (f"山田{i}", "ヤマダ", f"090-0000-{i:04d}", "東京都", my_number(RNG)) for i in range(rows)
+    )
+    return Table(name="Sheet1", rows=(header, *data))
+
+
+def test_customer_list_table_counts_records_and_header_context() -> None:
+    """A sheet with personal headers is a list; My Numbers are found by column header."""
+    part = Part(path=("attachment 1", "顧客.xlsx"), declared_type="", sniffed_type="",
+                filename="顧客.xlsx", tables=(_table(30),), is_attachment=True)  # fmt: skip
+    found = {f.code: f for f in PersonalData().detect(Mail(parts=(part,)), CTX)}
+    assert found["customer-list"].count == 30
+    assert found["customer-list"].params["columns"] == "氏名, フリガナ, 電話番号, 住所, 個人番号"
+    assert found["customer-list"].where == ("attachment 1 › 顧客.xlsx",)
+    assert found["my-number"].count == 30
+
+
+def test_customer_list_in_text_lines() -> None:
+    """A text block with one person per line (phone + e-mail) is a list."""
+    lines = "\n".join(f"{i}. 090-1111-{i:04d} user{i}@example.jp" for i in range(12))
+    assert _scan(lines)["customer-list"].count == 12
+
+
+def test_one_contact_is_not_a_list() -> None:
+    """A quote addressed to one contact, or a small staff table, is no customer list."""
+    quote = (
+        "株式会社ABC 佐藤様\n〒150-0002 東京都渋谷区渋谷2-21-1\nTEL 03-1234-5678\nsato@abc.co.jp\n"
+    )
+    assert "customer-list" not in _scan(quote)
+    part = Part(path=("a",), declared_type="", sniffed_type="", tables=(_table(3),))
+    assert "customer-list" not in {f.code for f in PersonalData().detect(Mail(parts=(part,)), CTX)}
+
+
+def test_subject_and_filename_are_scanned() -> None:
+    """Items in the subject and in attachment filenames are found with their place."""
+    part = Part(
+        path=("attachment 1",), declared_type="", sniffed_type="", filename="090-1234-5678.pdf"
+    )
+    found = PersonalData().detect(Mail(subject="折返し 080-1234-5678", parts=(part,)), CTX)
+    assert found[0].where == ("subject", "attachment 1")
+    assert found[0].count == 2
+
+
+def test_disabled_codes_and_unknown_codes() -> None:
+    """Codes can be switched off; an unknown code name is a settings error."""
+    assert _scan("携帯 090-1234-5678", disabled_codes=("phone",)) == {}
+    with pytest.raises(ValueError, match="unknown codes"):
+        PersonalDataSettings(disabled_codes=("phones",))
+
+
+def test_evidence_never_contains_raw_values() -> None:
+    """No finding carries a full number anywhere in its evidence or params."""
+    card, number = luhn_complete("5", 16, RNG), my_number(RNG)
+    found = _scan(f"マイナンバー {number} カード {card} 携帯 09012345678")
+    text = repr(found)
+    assert card not in text and number not in text and "09012345678" not in text
+
+
+def test_detector_pickles() -> None:
+    """The detector runs in a worker process, so it must survive pickling."""
+    detector = pickle.loads(pickle.dumps(PersonalData()))
+    assert detector.detect(text_mail("携帯 090-1234-5678"), CTX)[0].code == "phone"
