@@ -31,13 +31,13 @@ class ConfidentialMarkerSettings(DetectorSettings):
     """Settings of `confidential-marker`."""
 
     words: tuple[str, ...] = pydantic.Field(
-        DEFAULT_WORDS,
+        default=DEFAULT_WORDS,
         min_length=1,
         description="Marker words (case-insensitive, NFKC; "
         "spaces also match hyphens and underscores).",
     )
     exclude: tuple[str, ...] = pydantic.Field(
-        DEFAULT_EXCLUDE,
+        default=DEFAULT_EXCLUDE,
         description="Phrases in which a marker word does not count "
         "(機密保持契約 talks about confidentiality, it does not mark a document).",
     )

@@ -20,7 +20,7 @@ class ExternalRecipientsSettings(DetectorSettings):
     """Settings of `external-recipients`."""
 
     max_evidence: int = pydantic.Field(
-        10, ge=0, description="How many external domains/addresses to name in the evidence."
+        default=10, ge=0, description="How many external domains/addresses to name in the evidence."
     )
 
 

@@ -37,24 +37,27 @@ class LookalikeDomainSettings(DetectorSettings):
     """Settings of `lookalike-domain`."""
 
     consumer_domains: bool = pydantic.Field(
-        True, description="Use the built-in Japanese consumer mail domains as targets."
+        default=True, description="Use the built-in Japanese consumer mail domains as targets."
     )
     extra_targets: tuple[str, ...] = pydantic.Field(
-        (), description="More trusted domains to protect (A-label, lower case)."
+        default=(), description="More trusted domains to protect (A-label, lower case)."
     )
     min_length: int = pydantic.Field(
-        4,
+        default=4,
         ge=1,
         description="Shortest name (label before the public suffix) checked by edit "
         "distance and suffix swaps; shorter names (au, me) only by homoglyphs and kana.",
     )
     long_name: int = pydantic.Field(
-        8,
+        default=8,
         ge=1,
         description="Names this long or longer allow `max_distance` edits; shorter ones allow one.",
     )
     max_distance: int = pydantic.Field(
-        2, ge=1, le=3, description="Largest edit distance (insert, delete, replace, swap) reported."
+        default=2,
+        ge=1,
+        le=3,
+        description="Largest edit distance (insert, delete, replace, swap) reported.",
     )
 
 

@@ -54,24 +54,26 @@ class PersonalDataSettings(DetectorSettings):
     """Settings of `personal-data`."""
 
     disabled_codes: tuple[str, ...] = pydantic.Field(
-        (), description=f"Finding codes not to report (any of: {', '.join(CODES)})."
+        default=(), description=f"Finding codes not to report (any of: {', '.join(CODES)})."
     )
     context_window: int = pydantic.Field(
-        40,
+        default=40,
         ge=1,
         le=400,
         description="Characters before a number in which its context label "
         "(個人番号, 口座番号, 基礎年金番号 …) must appear.",
     )
     min_records: int = pydantic.Field(
-        5, ge=2, description="Person records a table or text block needs to be a customer list."
+        default=5,
+        ge=2,
+        description="Person records a table or text block needs to be a customer list.",
     )
     skip_signatures: bool = pydantic.Field(
-        True,
+        default=True,
         description="Ignore phones, addresses and e-mail addresses in signature blocks "
         "of message bodies (after a '--' or '-----' line).",
     )
-    max_evidence: int = pydantic.Field(3, ge=0, description="Masked examples per finding.")
+    max_evidence: int = pydantic.Field(default=3, ge=0, description="Masked examples per finding.")
 
     @pydantic.field_validator("disabled_codes")
     @classmethod

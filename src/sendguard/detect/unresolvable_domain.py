@@ -34,29 +34,35 @@ class UnresolvableDomainSettings(DetectorSettings):
     """Settings of `unresolvable-domain`."""
 
     nameservers: tuple[str, ...] = pydantic.Field(
-        (), description="Resolver IP addresses; empty = the system's /etc/resolv.conf."
+        default=(), description="Resolver IP addresses; empty = the system's /etc/resolv.conf."
     )
-    port: int = pydantic.Field(53, ge=1, le=65535, description="Port of `nameservers`.")
+    port: int = pydantic.Field(default=53, ge=1, le=65535, description="Port of `nameservers`.")
     query_timeout: float = pydantic.Field(
-        2.0, gt=0, description="Seconds one lookup (with its retries) may take."
+        default=2.0, gt=0, description="Seconds one lookup (with its retries) may take."
     )
     budget: float = pydantic.Field(
-        5.0,
+        default=5.0,
         gt=0,
         description="Seconds all lookups of one message may take together; "
         "domains still unanswered are reported as `dns-error` (reason budget).",
     )
-    concurrency: int = pydantic.Field(16, ge=1, description="Lookups in flight per message.")
+    concurrency: int = pydantic.Field(
+        default=16, ge=1, description="Lookups in flight per message."
+    )
     negative_ttl: float = pydantic.Field(
-        300.0, ge=0, description="Seconds an NXDOMAIN or no-mail-host answer is cached."
+        default=300.0, ge=0, description="Seconds an NXDOMAIN or no-mail-host answer is cached."
     )
     error_ttl: float = pydantic.Field(
-        30.0, ge=0, description="Seconds a DNS error is cached (so an outage is not hammered)."
+        default=30.0,
+        ge=0,
+        description="Seconds a DNS error is cached (so an outage is not hammered).",
     )
-    max_ttl: float = pydantic.Field(3600.0, ge=0, description="Upper bound on any cached TTL.")
-    cache_size: int = pydantic.Field(10_000, ge=0, description="Domains kept in the cache.")
+    max_ttl: float = pydantic.Field(
+        default=3600.0, ge=0, description="Upper bound on any cached TTL."
+    )
+    cache_size: int = pydantic.Field(default=10_000, ge=0, description="Domains kept in the cache.")
     check_internal: bool = pydantic.Field(
-        False, description="Also look up the organisation's own domains."
+        default=False, description="Also look up the organisation's own domains."
     )
 
 

@@ -21,13 +21,13 @@ class VisibleRecipientsSettings(DetectorSettings):
     """Settings of `visible-recipients`."""
 
     min_organisations: int = pydantic.Field(
-        2,
+        default=2,
         ge=2,
         description="Distinct outside parties visible to each other before "
         "`organisations-visible` is reported.",
     )
     max_evidence: int = pydantic.Field(
-        10, ge=0, description="How many visible outside domains to name in the evidence."
+        default=10, ge=0, description="How many visible outside domains to name in the evidence."
     )
 
 

@@ -7,7 +7,7 @@ import random
 
 
 def my_number(rng: random.Random) -> str:
-    """A 12-digit 個人番号 with a correct check digit (weights 6,5,4,3,2,7,6,5,4,3,2 left to right)."""
+    """A 12-digit 個人番号 with its check digit (weights 6,5,4,3,2,7,6,5,4,3,2 left to right)."""
     base = [rng.randrange(10) for _ in range(11)]
     weights = [6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2]
     r = sum(d * w for d, w in zip(base, weights, strict=True)) % 11

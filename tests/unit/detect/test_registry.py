@@ -55,7 +55,8 @@ def test_build_splits_content_and_network_and_applies_settings() -> None:
     personal = next(d for d in built.content if d.id == "personal-data")
     assert personal.settings == settings["personal-data"]
     only = registry.build(enabled=["confidential-marker"])
-    assert [d.id for d in only.content] == ["confidential-marker"] and only.network == ()
+    assert [d.id for d in only.content] == ["confidential-marker"]
+    assert only.network == ()
 
 
 def test_build_rejects_unknown_ids_and_wrong_settings_types() -> None:
