@@ -1,1 +1,102 @@
-"""parse/extract stage of sendguard (see sendguard.pipeline for the flow)."""
+"""Extraction dispatch: one blob in, one `Part` (plus its archive members) out.
+
+Called by `sendguard.parse.mime.walk_message` for every MIME leaf and by the archive
+readers for every member. The sniffed type (magic bytes) picks the reader, one module per
+format family in this package. A reader that fails on hostile or broken input never
+escapes: its exception becomes a ``malformed`` problem on the part, and only the time
+budget (`BudgetExceeded`) unwinds further, to `parse_message`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from sendguard.model import Part, Problem
+from sendguard.parse import sniff as kinds
+from sendguard.parse.context import Blob, BudgetExceeded, Context, Extracted, problem
+from sendguard.parse.extract import archive, documents, office, pdf, sheets, text
+
+Reader = Callable[[Blob, Context], Extracted]
+
+_READERS: Mapping[str, Reader] = MappingProxyType(
+    {
+        kinds.PLAIN: text.read_plain,
+        kinds.HTML: text.read_html,
+        kinds.CSV: text.read_csv,
+        kinds.TSV: text.read_csv,
+        kinds.XLSX: sheets.read_sheets,
+        kinds.XLSM: sheets.read_sheets,
+        kinds.ODS: sheets.read_sheets,
+        kinds.DOCX: documents.read_docx,
+        kinds.PPTX: documents.read_pptx,
+        kinds.ODT: documents.read_odf_text,
+        kinds.ODP: documents.read_odf_text,
+        kinds.PDF: pdf.read_pdf,
+        kinds.RTF: office.read_rtf,
+        kinds.OLE: office.read_ole,
+        kinds.TNEF: office.read_tnef,
+        kinds.ZIP: archive.read_zip,
+        kinds.SEVEN_Z: archive.read_7z,
+        kinds.RAR: archive.read_rar,
+        kinds.RFC822: archive.read_rfc822,
+    }
+)
+_SILENT = ("image/", "application/x-riff")
+
+
+def _unsupported(blob: Blob, sniffed: str) -> Extracted:
+    if sniffed.startswith(_SILENT) or not blob.data:
+        return Extracted()  # pictures carry no text we could read; not a finding
+    code = "unsupported-archive" if sniffed == kinds.GZIP else "unsupported-format"
+    return Extracted(problems=(problem("unsupported", code, blob, sniffed),))
+
+
+def _run(reader: Reader, blob: Blob, ctx: Context, sniffed: str) -> Extracted:
+    try:
+        return reader(blob, ctx)
+    except BudgetExceeded:
+        raise
+    except MemoryError:
+        return Extracted(problems=(problem("limit", "memory", blob, sniffed),))
+    except RecursionError:
+        return Extracted(problems=(problem("malformed", "too-deep", blob, sniffed),))
+    except Exception as exc:  # any reader failure on hostile input: fail closed, keep going
+        detail = f"{sniffed}: {type(exc).__name__}"
+        return Extracted(problems=(problem("malformed", "unreadable", blob, detail),))
+
+
+def extract(blob: Blob, ctx: Context) -> None:
+    """Read *blob* by its sniffed type and append its `Part` to *ctx*.
+
+    Container readers (ZIP, TNEF, forwarded messages) append their members while they run;
+    the container's own part is inserted before them, so parts stay in reading order.
+    """
+    ctx.check_time()
+    sniffed = kinds.sniff(blob.data, blob.filename, blob.declared_type)
+    index = len(ctx.parts)
+    reader = _READERS.get(sniffed)
+    result = _run(reader, blob, ctx, sniffed) if reader else _unsupported(blob, sniffed)
+    problems = list(result.problems)
+    body = result.text
+    if len(body) > ctx.limits.max_part_text_chars:
+        body = body[: ctx.limits.max_part_text_chars]
+        detail = f"text cut at {ctx.limits.max_part_text_chars} characters"
+        problems.append(problem("limit", "text-size", blob, detail))
+    ctx.problems.extend(problems)
+    ctx.parts.insert(index, _part(blob, sniffed, result, body, problems))
+
+
+def _part(blob: Blob, sniffed: str, result: Extracted, body: str, problems: list[Problem]) -> Part:
+    return Part(
+        path=blob.path,
+        declared_type=blob.declared_type,
+        sniffed_type=sniffed,
+        filename=blob.filename,
+        size=len(blob.data),
+        text=body,
+        tables=result.tables,
+        is_attachment=blob.is_attachment,
+        encrypted=result.encrypted,
+        problem=problems[0].code if problems else "",
+    )
