@@ -66,10 +66,6 @@ class Notifier:
         """Tell the sender nobody decided in time, so the message was not sent."""
         return await self._to_sender("expired", entry)
 
-    async def notify_cancelled(self, entry: Entry) -> Reply:
-        """Confirm to the sender that the delayed message was cancelled."""
-        return await self._to_sender("cancelled", entry)
-
     async def notify_reviewers(self, entry: Entry) -> Reply:
         """Ask the reviewers (the rule's, else the configured default) to decide."""
         reviewers = reviewers_of(entry, self._settings)

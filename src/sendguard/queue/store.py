@@ -45,9 +45,7 @@ STATES: tuple[State, ...] = (
 FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", "failed")
 """States nothing moves out of; entries in them may be purged."""
 
-NoticeKind = Literal[
-    "held", "delayed", "released", "rejected", "expired", "cancelled", "reviewers", "bounce"
-]
+NoticeKind = Literal["held", "delayed", "released", "rejected", "expired", "reviewers", "bounce"]
 """What a queued notification tells: to the sender (most kinds), the reviewers
 (``reviewers``), or a DSN back to the sender (``bounce``)."""
 

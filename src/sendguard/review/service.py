@@ -1,0 +1,112 @@
+"""The review service: the one place reviewers and senders act on queued mail.
+
+The `sendguard queue` CLI uses it now; the web page and signed links in notices will use
+it later. Every decision goes through `Store.apply` with a rule from `review.rules`, so it
+is checked under a row lock and audited in the same transaction; the worker then delivers
+what was released.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sendguard.errors import NotFound, ReviewError, StoreError
+from sendguard.queue.store import Clock, Conflict, Decide, Entry, State, Store, utcnow
+from sendguard.review import rules
+from sendguard.review.details import EntryDetails, describe
+
+ALL: Literal["ALL"] = "ALL"
+"""The literal a bulk release must name (like ``postsuper -H ALL``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    """What happened to one id of a release: released, one more approval, or refused."""
+
+    queue_id: str
+    entry: Entry | None
+    error: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """``released``, ``approved`` (more approvals still needed) or ``refused``."""
+        if self.entry is None:
+            return "refused"
+        return "released" if self.entry.state == "released" else "approved"
+
+
+class ReviewService:
+    """List, show and decide on queued mail on behalf of an actor."""
+
+    def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def list(self, *, state: State | None = None, limit: int | None = None) -> list[Entry]:
+        """Entries (without message bytes), oldest first, optionally of one state."""
+        return await self._store.list(states=[state] if state else [], limit=limit)
+
+    async def show(self, queue_id: str) -> EntryDetails:
+        """Everything a reviewer needs: envelope, headers, trace with masked evidence, files."""
+        return describe(await self._store.get(queue_id))
+
+    async def release(
+        self, ids: Sequence[str] | Literal["ALL"], actor: str
+    ) -> builtins.list[ReleaseResult]:
+        """Release (or approve) each id; bulk release of every held entry only with ``ALL``."""
+        if ids == ALL:
+            targets = [e.id for e in await self._store.list(states=["held"])]
+        elif isinstance(ids, str):
+            raise ReviewError("give queue ids as a list, or the literal ALL for every held entry")
+        else:
+            targets = list(ids)
+            if not targets:
+                raise ReviewError("name at least one queue id, or the literal ALL")
+            if ALL in targets:
+                raise ReviewError("ALL releases every held entry on its own; give it alone")
+            if any(i.upper() == ALL for i in targets):
+                raise ReviewError("bulk release needs the literal ALL in capitals")
+        results = []
+        for queue_id in targets:
+            try:
+                entry = await self._decide(
+                    queue_id, lambda e: rules.release(e, actor, self._clock())
+                )
+            except (ReviewError, StoreError) as exc:
+                results.append(ReleaseResult(queue_id, None, str(exc)))
+            else:
+                results.append(ReleaseResult(queue_id, entry))
+        return results
+
+    async def reject(self, queue_id: str, actor: str, reason: str) -> Entry:
+        """Refuse a held or delayed message; the sender is told `reason`."""
+        return await self._decide(queue_id, lambda e: rules.reject(e, actor, reason, self._clock()))
+
+    async def cancel(self, queue_id: str, actor: str) -> Entry:
+        """The sender withdraws its own delayed message."""
+        return await self._decide(queue_id, lambda e: rules.cancel(e, actor, self._clock()))
+
+    async def delete(self, queue_id: str, actor: str) -> None:
+        """Remove an entry without notifying anyone (audited); not while it is delivering."""
+        try:
+            await self._store.delete(queue_id, actor=actor)
+        except Conflict as exc:
+            raise ReviewError(str(exc)) from exc
+
+    async def purge(self, older_than: dt.timedelta, actor: str) -> int:
+        """Remove finished entries last changed more than `older_than` ago; return how many."""
+        if older_than < dt.timedelta(0):
+            raise ReviewError("purge age must not be negative")
+        return await self._store.purge(before=self._clock() - older_than, actor=actor)
+
+    async def _decide(self, queue_id: str, decide: Decide) -> Entry:
+        try:
+            return await self._store.apply(queue_id, decide)
+        except NotFound:
+            raise
+        except Conflict as exc:
+            raise ReviewError(str(exc)) from exc
