@@ -320,10 +320,10 @@ def test_where_attachment_or_body(write_policy: WritePolicy) -> None:
     )
     in_att = finding("personal-data", "phone", where=("attachment 1 › 顧客.csv",))
     in_body = finding("personal-data", "phone", where=("body",))
+
     def matched(fs):
-        return [
-            r.rule_id for r in evaluate(policy, fs, OUT, mail).trace.rules if r.matched
-        ]
+        return [r.rule_id for r in evaluate(policy, fs, OUT, mail).trace.rules if r.matched]
+
     assert matched([in_att]) == ["in-att"]
     assert matched([in_body]) == ["in-body"]
 

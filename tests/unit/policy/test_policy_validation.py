@@ -212,8 +212,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "when.any[0].all[0].code",
     ),
     "unknown-param": (
-        RULE
-        + 'when.any = [{ detector = "visible-recipients", params_at_least = {orgs = 3} }]\n',
+        RULE + 'when.any = [{ detector = "visible-recipients", params_at_least = {orgs = 3} }]\n',
         (
             "when.any[0].params_at_least.orgs",
             "no numeric parameter 'orgs'",
