@@ -122,6 +122,8 @@ class SmtpUpstream:
         )
         await smtp.connect()
         try:
+            if not smtp.esmtp_extensions:
+                await smtp.ehlo()
             if username is not None and password is not None:
                 await smtp.login(username, password.get_secret_value())
         except BaseException:

@@ -100,7 +100,7 @@ class RelayHandler:
             return AuthResult(success=False, handled=True)
         fields = blob.split(b"\0")
         if len(fields) != 3:
-            return AuthResult(success=False, message="501 5.5.2 Malformed PLAIN credentials")
+            return _refused("501 5.5.2 Malformed PLAIN credentials")
         return await self._check(server, fields[1], fields[2])
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -114,21 +114,21 @@ class RelayHandler:
 
     async def _check(self, server: SMTP, user: bytes, password: bytes) -> AuthResult:
         if self.authenticator is None:
-            return AuthResult(success=False)
+            return _refused()
         try:
             name, secret = user.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
-            return AuthResult(success=False, message="501 5.5.2 Credentials are not UTF-8")
+            return _refused("501 5.5.2 Credentials are not UTF-8")
         try:
             identity = await self.authenticator.check(name, secret)
         except (OSError, TimeoutError) as exc:
             log.warning("auth_unavailable", user=name, error=type(exc).__name__)
-            return AuthResult(success=False, message=str(replies.AUTH_TEMPFAIL))
+            return _refused(str(replies.AUTH_TEMPFAIL))
         peer = peer_address(server.session.peer if server.session else None)
         if identity is None:
             log.warning("auth_failed", user=name, client=str(peer))
             await fail_delay()
-            return AuthResult(success=False)
+            return _refused()
         log.info("auth_succeeded", user=name, client=str(peer))
         return AuthResult(success=True, auth_data=identity)
 
@@ -205,6 +205,11 @@ class RelayHandler:
         log.error("internal_error", reference=reference, error=type(error).__name__,
                   detail=str(error)[:200])
         return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
+
+
+def _refused(message: str | None = None) -> AuthResult:
+    """A failed AUTH that aiosmtpd must still answer (its default `handled=True` stays silent)."""
+    return AuthResult(success=False, handled=False, message=message)
 
 
 def normalise_line_endings(data: bytes) -> bytes:

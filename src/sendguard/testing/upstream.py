@@ -92,7 +92,8 @@ class _Handler:
 
     def _record(self, session: Session, envelope: Envelope) -> None:
         data = envelope.original_content or b""
-        login = session.login_data.decode() if isinstance(session.login_data, bytes) else None
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
         self.owner.messages.append(
             Received(
                 mail_from=envelope.mail_from or "",
@@ -117,6 +118,8 @@ class RecordingUpstream:
     ) -> None:
         self.messages: list[Received] = []
         self.commands: list[str] = []
+        self.connections = 0
+        """Sessions opened to this upstream (to check that the relay reuses them)."""
         self.arrived = asyncio.Event()
         self.port = 0
         self._tls = tls
@@ -151,9 +154,11 @@ class RecordingUpstream:
             and self._users is not None
             and self._users.get(auth_data.login.decode()) == auth_data.password.decode()
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers 535 itself (its default stays silent).
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     def _factory(self) -> SMTP:
+        self.connections += 1
         return SMTP(
             self._handler,
             hostname="upstream.test",

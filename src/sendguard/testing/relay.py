@@ -1,0 +1,103 @@
+"""Run sendguard for tests: in the test's own loop (`running_relay`) or as a real process (`RelayProcess`).
+
+Both listen on 127.0.0.1 port 0; the process variant reads its bound port from its own
+JSON ``listening`` log event, so tests never guess ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sendguard.app import App, build_app
+from sendguard.settings import load_settings
+
+
+@contextlib.asynccontextmanager
+async def running_relay(**overrides: Any) -> AsyncIterator[App]:
+    """An `App` listening on 127.0.0.1:0 in the current loop; `app.bound[0][1]` is its port."""
+    overrides.setdefault("listen", "127.0.0.1:0")
+    overrides.setdefault("workers", 1)
+    app = build_app(load_settings(**overrides))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+class RelayProcess:
+    """`python -m sendguard serve` in a child process, configured by environment variables."""
+
+    def __init__(self, env: Mapping[str, str], *, cwd: Path, args: tuple[str, ...] = ()) -> None:
+        self.env = {**os.environ, "SENDGUARD_LISTEN": "127.0.0.1:0", "SENDGUARD_WORKERS": "1", **env}
+        self.cwd = cwd
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path = cwd / f"relay-{time.monotonic_ns()}.log"
+
+    def start(self, timeout: float = 15.0) -> RelayProcess:
+        """Start and wait until the relay logs that it listens."""
+        self._log = open(self.log_path, "wb")  # noqa: SIM115  # closed in stop()
+        self.proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+            [sys.executable, "-m", "sendguard", "serve", *self.args],
+            env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events():
+                if event.get("event") == "listening":
+                    self.port = int(str(event["address"]).rsplit(":", 1)[1])
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"relay exited {self.proc.returncode}: {self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"relay did not start: {self.log_path.read_text()}")
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON log event so far."""
+        out = []
+        for line in self.log_path.read_text("utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    out.append(event)
+        return out
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send a signal to the relay."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit code (SIGKILL if it does not exit in time)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+async def run_tool(*argv: str, stdin: bytes | None = None, timeout: float = 60) -> tuple[int, str]:
+    """Run a real client (swaks, smtp-source) without blocking the loop the relay runs in."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    return proc.returncode or 0, out.decode("utf-8", errors="replace")
