@@ -14,12 +14,30 @@ import os
 import sys
 from pathlib import Path
 
+import structlog
+
 from sendguard.errors import PolicyError, SendguardError
 from sendguard.model import Envelope
 from sendguard.policy import codes
 from sendguard.policy.load import LoadedPolicy, load_policy
 
 DEFAULT_DIR = "policies"
+
+
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is at the time (so captured streams keep working)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _logs_to_stderr() -> None:
+    """Keep log lines out of stdout, where ``explain --json`` writes its document."""
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_Stderr()))  # type: ignore[arg-type]
 
 
 def _default_dir() -> Path:
@@ -87,6 +105,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from sendguard.policy.cases import smtp_bytes
     from sendguard.policy.explain import render_text, report
 
+    _logs_to_stderr()
     loaded = _load(args.policy_dir)
     try:
         data = smtp_bytes(args.message.read_bytes())
@@ -115,6 +134,7 @@ def run_test(args: argparse.Namespace) -> int:
     """Run every case; print one line per case and a summary; exit 1 on any failure."""
     from sendguard.policy.cases import load_cases, run_case
 
+    _logs_to_stderr()
     directory = args.directory or _default_dir()
     try:
         loaded = _load(directory)

@@ -154,7 +154,8 @@ def test_explain_text_lists_detectors_rules_and_result(capsys: pytest.CaptureFix
         assert f"  {detector}: " in out
     assert "  HIT   hold-lookalike-domain  -> hold" in out
     assert "  miss  tag-confidential-external  -> tag" in out
-    assert "gmial.com" in out and "gmail.com" in out
+    assert "gmial.com" in out
+    assert "gmail.com" in out
     assert "Note: offline: network detectors not run (unresolvable-domain)" in out
     assert out.rstrip().splitlines()[-1].startswith("Result: HOLD by rule hold-lookalike-domain: ")
 
@@ -230,7 +231,9 @@ def test_policy_test_invalid_case_file(
 ) -> None:
     """A case file with an unknown key is refused with its location."""
     (policy_dir / "tests" / "bad.toml").write_text(
-        '[[case]]\nname = "x"\nmessage = "a.eml"\nmail_from = "a@b.example"\nexpect = "hold"\nexpected = 1\n'
+        '[[case]]\nname = "x"\nmessage = "a.eml"\nmail_from = "a@b.example"\n'
+        'expect = "hold"\nexpected = 1\n',
+        encoding="utf-8",
     )
     assert run("test", policy_dir) == 1
     assert "bad.toml: field case[0].expected: unknown key 'expected'" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""Inspector and inspect_sync: real parsing, real detectors, the policy's verdict."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from sendguard.errors import InspectionTimeout
+from sendguard.inspect import Inspector, inspect_sync
+from sendguard.model import Action, Envelope
+from sendguard.parse.limits import ParseLimits
+from sendguard.parse.pool import ExtractionPool
+from sendguard.policy.holder import PolicyHolder
+from sendguard.policy.load import load_policy
+
+SHIPPED = Path(__file__).resolve().parents[2] / "policies"
+FIXTURES = SHIPPED / "tests"
+LIMITS = ParseLimits.model_validate({})
+SENDER = "tanaka@example.co.jp"
+
+# DNS answers nothing on this closed loopback port: the DNS detector reports a dns-error
+# quickly and the tests never depend on the machine's resolver or network.
+NO_DNS = """
+[detectors.unresolvable-domain]
+nameservers = ["127.0.0.1"]
+port = 9
+query_timeout = 0.2
+budget = 0.5
+"""
+
+WARN_LOOKALIKE = (
+    NO_DNS
+    + """
+[organisation]
+internal_domains = ["example.co.jp"]
+
+[[rule]]
+id = "hold-lookalike"
+description = "Hold lookalike domains (trial)"
+mode = "warn"
+action = "hold"
+when.any = [{ detector = "lookalike-domain" }]
+"""
+)
+
+
+def _message(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    """The shipped policy plus the no-DNS detector settings."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "default.toml").write_bytes((SHIPPED / "default.toml").read_bytes())
+    (directory / "dns.toml").write_text(NO_DNS, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ExtractionPool]:
+    """One real extraction worker process."""
+    extraction = ExtractionPool(workers=1)
+    try:
+        yield extraction
+    finally:
+        await extraction.close()
+
+
+async def test_inspector_in_process_holds_a_customer_list(shipped: Path) -> None:
+    """Without a pool, parse + detectors run in-process and the policy holds the list."""
+    inspector = Inspector(policy=PolicyHolder(shipped), limits=LIMITS)
+    envelope = Envelope(SENDER, ("contact@agency.example",))
+    inspection = await inspector.inspect(envelope, _message("customer-list.eml"))
+    assert inspection.verdict.action is Action.HOLD
+    assert inspection.verdict.rule_id == "hold-customer-list-external"
+    assert inspection.verdict.hold.reviewers == ("security@example.co.jp",)
+    codes = {(f.detector, f.code) for f in inspection.findings}
+    assert ("personal-data", "customer-list") in codes
+    assert inspection.mail.subject == "顧客リスト送付"
+    assert inspection.verdict.trace.findings == inspection.findings
+
+
+async def test_inspector_with_pool_uses_one_worker_round_trip(
+    pool: ExtractionPool, shipped: Path
+) -> None:
+    """With a pool, the same verdict comes back from the worker process."""
+    inspector = Inspector(policy=PolicyHolder(shipped), limits=LIMITS, pool=pool)
+    envelope = Envelope(SENDER, tuple(f"user{i}@client{i}.example" for i in range(12)))
+    inspection = await inspector.inspect(envelope, _message("many-customers.eml"))
+    assert inspection.verdict.action is Action.REWRITE
+    assert len(inspection.mail.to) == 12
+
+
+async def test_inspector_timeout_fails_closed(pool: ExtractionPool, shipped: Path) -> None:
+    """A worker that overruns its budget raises InspectionTimeout (never a pass)."""
+    inspector = Inspector(
+        policy=PolicyHolder(shipped), limits=LIMITS, pool=pool, content_timeout=0.000001
+    )
+    with pytest.raises(InspectionTimeout):
+        await inspector.inspect(Envelope(SENDER, ("a@agency.example",)), _message("ppap.eml"))
+
+
+async def test_warn_mode_passes_and_logs_the_would_be_action(tmp_path: Path) -> None:
+    """A warn-mode rule lets the mail pass and logs policy_rule_warned with the would-be action."""
+    (tmp_path / "p.toml").write_text(WARN_LOOKALIKE, encoding="utf-8")
+    inspector = Inspector(policy=PolicyHolder(tmp_path), limits=LIMITS)
+    with capture_logs() as logs:
+        inspection = await inspector.inspect(
+            Envelope(SENDER, ("sato@gmial.com",)), _message("lookalike.eml")
+        )
+    assert inspection.verdict.action is Action.PASS
+    assert inspection.verdict.warned == ("hold-lookalike",)
+    [event] = [e for e in logs if e["event"] == "policy_rule_warned"]
+    assert (event["rule"], event["would_be"], event["actual"]) == ("hold-lookalike", "hold", "pass")
+    assert event["findings"] == ["lookalike-domain/lookalike"]
+
+
+async def test_inspector_follows_a_reload(tmp_path: Path) -> None:
+    """After a reload the next message is judged by the new policy."""
+    (tmp_path / "p.toml").write_text(WARN_LOOKALIKE, encoding="utf-8")
+    holder = PolicyHolder(tmp_path)
+    inspector = Inspector(policy=holder, limits=LIMITS)
+    envelope = Envelope(SENDER, ("sato@gmial.com",))
+    assert (
+        await inspector.inspect(envelope, _message("lookalike.eml"))
+    ).verdict.action is Action.PASS
+    (tmp_path / "p.toml").write_text(WARN_LOOKALIKE.replace('"warn"', '"enforce"'), "utf-8")
+    assert holder.reload()
+    verdict = (await inspector.inspect(envelope, _message("lookalike.eml"))).verdict
+    assert (verdict.action, verdict.trace.policy_version) == (Action.HOLD, holder.current.version)
+
+
+def test_inspect_sync_offline_notes_skipped_network_detectors() -> None:
+    """inspect_sync offline says which detectors did not run and still decides."""
+    inspection = inspect_sync(
+        Envelope(SENDER, ("contact@agency.example",)),
+        _message("ppap.eml"),
+        load_policy(SHIPPED),
+        LIMITS,
+        offline=True,
+    )
+    assert inspection.notes == ("offline: network detectors not run (unresolvable-domain)",)
+    assert inspection.verdict.rule_id == "hold-encrypted-attachment"
+    assert not any(f.detector == "unresolvable-domain" for f in inspection.findings)
