@@ -18,7 +18,7 @@ import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
 from sendguard.detect.pii.masks import mask
-from sendguard.detect.pii.records import read_table, text_records
+from sendguard.detect.pii.records import read_table, text_records, text_tables
 from sendguard.detect.pii.scan import Hit, scan_text
 from sendguard.detect.texts import nfkc
 from sendguard.model import Finding, Mail, Part, Severity
@@ -124,7 +124,7 @@ class PersonalData(ContentDetector):
         hits = scan_text(text, body=body, window=cfg.context_window) if text else []
         tally.add(hits, where)
         records, columns = 0, tuple[str, ...]()
-        for table in part.tables:
+        for table in part.tables or text_tables(text):
             reading = read_table(table)
             tally.add(reading.hits, where)
             if reading.records > records:

@@ -80,9 +80,16 @@ PREFECTURES = (
 ADDRESS_AFTER = re.compile(rf"[\s,、:\"']{{0,4}}(?:{PREFECTURES})[^\s,、\d]{{1,12}}?[市区町村郡]")
 
 DATE = re.compile(
-    r"(?:(?:19|20)\d{2}|(?:明治|大正|昭和|平成|令和|[MTSHR])\s?\d{1,2})\s?[年/.\-]\s?"
-    r"(?:0?[1-9]|1[0-2])\s?[月/.\-]\s?(?:0?[1-9]|[12]\d|3[01])日?"
+    r"(?P<y>(?:19|20)\d{2}|(?:明治|大正|昭和|平成|令和|[MTSHR])\s?\d{1,2})\s?[年/.\-]\s?"
+    r"(?P<m>0?[1-9]|1[0-2])\s?[月/.\-]\s?(?P<d>0?[1-9]|[12]\d|3[01])日?"
 )
+
+
+def date_value(match: re.Match[str]) -> str:
+    """One spelling per date (``1985-4-3``, ``昭和60-4-3``) so a date counts once."""
+    return f"{match['y'].replace(' ', '')}-{int(match['m'])}-{int(match['d'])}"
+
+
 DATE_CELL = re.compile(rf"\s*{DATE.pattern}\s*\Z")
 PASSPORT = re.compile(r"(?<![A-Za-z])[A-Z]{2}\d{7}(?!\d)")
 

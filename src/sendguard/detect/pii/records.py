@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from sendguard.detect.pii import checksums
-from sendguard.detect.pii.patterns import DATE_CELL, PASSPORT
+from sendguard.detect.pii.patterns import DATE_CELL, PASSPORT, date_value
 from sendguard.detect.pii.scan import Hit
 from sendguard.model import Table
 
@@ -75,11 +75,8 @@ def _header(table: Table) -> tuple[int, list[str]] | None:
 def _cell_hit(kind: str, cell: str, row: int) -> Hit | None:
     """Validate a cell of a column whose header supplies the context."""
     if kind == "birth":
-        return (
-            Hit("birth-date", cell.translate(_DELETE_SEPARATORS), row)
-            if DATE_CELL.match(cell)
-            else None
-        )
+        date = DATE_CELL.match(cell)
+        return Hit("birth-date", date_value(date), row) if date else None
     if kind == "passport":
         found = PASSPORT.search(cell)
         return Hit("passport", found.group(), row) if found else None
@@ -120,6 +117,39 @@ def read_table(table: Table) -> TableReading:
                 if hit is not None:
                     hits.append(hit)
     return TableReading(records, columns, tuple(hits))
+
+
+_HEADER_HINT = re.compile(
+    "氏名|名前|フリガナ|電話|住所|メール|個人番号|マイナンバー|生年月日|顧客|会員"
+)
+_CELL_SPLIT = re.compile(r"\t|\s{2,}|,")
+
+
+def _cells(line: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in _CELL_SPLIT.split(line))
+
+
+def text_tables(text: str) -> list[Table]:
+    """Tables written as text (a sheet pasted into a body, a PDF): a header line naming
+    personal fields, then the lines below it split the same way (tabs, 2+ spaces, commas)."""
+    if not _HEADER_HINT.search(text):
+        return []
+    lines = text.split("\n")
+    tables: list[Table] = []
+    i = 0
+    while i < len(lines):
+        if _HEADER_HINT.search(lines[i]):
+            head = _cells(lines[i])
+            if len(head) >= 2 and _header(Table("", (head,))) is not None:
+                rows = [head]
+                i += 1
+                while i < len(lines) and len(row := _cells(lines[i])) >= 2:
+                    rows.append(row)
+                    i += 1
+                tables.append(Table("", tuple(rows)))
+                continue
+        i += 1
+    return tables
 
 
 _RECORD_CODES = frozenset(

@@ -8,6 +8,7 @@ pass meets them, so context costs nothing extra.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from sendguard.detect.pii import checksums
@@ -21,6 +22,7 @@ from sendguard.detect.pii.patterns import (
     SCAN,
     SIGNATURE,
     SIGNATURE_SPAN,
+    date_value,
     label_kind,
 )
 
@@ -28,6 +30,7 @@ _DELETE_SEPARATORS = str.maketrans("", "", " -()")
 _DIGITS = frozenset("0123456789")
 _MOBILE = frozenset({"070", "080", "090", "050", "060", "020"})
 _BUSINESS_PREFIXES = ("0120", "0800", "0570", "0990")
+_GROUP = re.compile(r"[^ ]+")
 _SIGNATURE_CODES = frozenset({"phone", "email-address", "postal-address"})
 
 
@@ -126,20 +129,17 @@ def _number(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
 
 
 def _split(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
-    """Several numbers separated by single spaces (``03-1234-5678 090-1234-5678``): try the
-    longest valid run of consecutive space-separated groups, left to right."""
-    groups = run.split(" ")
-    offsets = [start]
-    for group in groups[:-1]:
-        offsets.append(offsets[-1] + len(group) + 1)
+    """Several numbers separated by spaces (``03-1234-5678 090-1234-5678``, PDF columns): try
+    the longest valid run of consecutive space-separated groups, left to right."""
+    groups = [(m.start() + start, m.group()) for m in _GROUP.finditer(run)]
     hits: list[Hit] = []
     i = 0
     while i < len(groups):
         for j in range(len(groups), i, -1):
             if i == 0 and j == len(groups):
                 continue  # the whole run was already tried
-            sub = " ".join(groups[i:j])
-            hit = _classify(text, sub, sub.translate(_DELETE_SEPARATORS), offsets[i], ctx)
+            sub = " ".join(g for _, g in groups[i:j])
+            hit = _classify(text, sub, sub.translate(_DELETE_SEPARATORS), groups[i][0], ctx)
             if hit is not None:
                 hits.append(hit)
                 i = j
@@ -162,7 +162,7 @@ def _label(text: str, kind: str, end: int, ctx: _Context) -> Hit | None:
     if kind == "birth":
         date = DATE.search(text, end, end + ctx.window)
         if date is not None:
-            return Hit("birth-date", date.group().translate(_DELETE_SEPARATORS), date.start())
+            return Hit("birth-date", date_value(date), date.start())
     elif kind == "passport":
         number = PASSPORT.search(text, end, end + ctx.window)
         if number is not None:
