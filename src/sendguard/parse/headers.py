@@ -116,6 +116,11 @@ def read_addresses(headers: Headers, max_addresses: int) -> HeaderAddresses:
             continue
         found, field_problems = parse_address_header(", ".join(values), field, max_addresses=left)
         by_field[field] = found
-        problems.extend(field_problems)
+        problems.extend(
+            Problem("limit", "address-count", field, f"more than {max_addresses} addresses")
+            if p.code == "address-count"
+            else p
+            for p in field_problems
+        )
         left -= len(found)
     return HeaderAddresses(by_field, tuple(problems))

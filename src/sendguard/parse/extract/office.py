@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+from typing import Any
 
 import olefile
 from striprtf.striprtf import rtf_to_text
@@ -87,6 +88,15 @@ def _text(value: object, codepage: str) -> str:
     return str(value or "")
 
 
+def _tnef_name(attachment: Any, codepage: str) -> str:
+    """The attachment's name; tnefparse decodes 8-bit titles as UTF-8, Outlook writes CP932."""
+    try:
+        return str(attachment.long_filename() or "")
+    except UnicodeDecodeError:
+        raw = getattr(attachment, "_name", b"")
+        return decode_bytes(raw, codepage).strip("\x00") if isinstance(raw, bytes) else ""
+
+
 def read_tnef(blob: Blob, ctx: Context) -> Extracted:
     """winmail.dat: the body text, then every attachment read like any other file."""
     from sendguard.parse.extract import extract  # attachments go back through the dispatcher
@@ -97,7 +107,7 @@ def read_tnef(blob: Blob, ctx: Context) -> Extracted:
     body = _text(tnef.body, codepage) or _text(tnef.htmlbody, codepage)
     for index, attachment in enumerate(tnef.attachments, start=1):
         ctx.check_time()
-        name = str(attachment.long_filename() or attachment.name or f"attachment {index}")
+        name = _tnef_name(attachment, codepage) or f"attachment {index}"
         data = attachment.data if isinstance(attachment.data, bytes) else b""
         extract(
             Blob(

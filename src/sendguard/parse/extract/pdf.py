@@ -68,5 +68,10 @@ def _read(blob: Blob, ctx: Context) -> Extracted:
             problems.append(problem("limit", "pdf-pages", blob, detail))
             break
         ctx.check_time()
+        # extract_text() swallows LimitReachedError and returns "": decode the content
+        # stream first (pypdf caches it) so a stream bomb surfaces as a limit problem.
+        contents = page.get_contents()
+        if contents is not None:
+            contents.get_data()
         pages.append(page.extract_text())
     return Extracted(text=normalise("\n".join(pages)), problems=tuple(problems))
