@@ -331,3 +331,16 @@ def test_detector_configured_in_two_files_is_refused(write_policy: WritePolicy) 
         a="[detectors.confidential-marker]\n", b="[detectors.confidential-marker]\n"
     )
     assert "[detectors.confidential-marker] already given in" in str(_error(directory))
+
+
+def test_complete_example_in_docs_is_valid(tmp_path: Path) -> None:
+    """The complete example in docs/policy.md loads, so the documentation cannot rot."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "policy.md").read_text(encoding="utf-8")
+    example = doc.split("## A complete example", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.toml").write_text(example, encoding="utf-8")
+    loaded = load_policy(tmp_path)
+    assert [r.id for r in loaded.policy.rules] == [
+        "bcc-many-external-visible",
+        "hold-customer-list-external",
+        "delay-external",
+    ]
