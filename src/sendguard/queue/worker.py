@@ -162,7 +162,7 @@ class Worker:
                 current, attempts=attempts, last_error="" if reply.ok else str(reply)[:500],
                 claimed_by=None, claim_until=None,
             )  # fmt: skip
-            details = {"reply": str(reply)[:200], "attempts": attempts}
+            details = {"reply": str(reply)[:200], "attempts": attempts, "node": node}
             if reply.ok:
                 return Decision(replace(base, state="delivered"), "delivered", "system", details)
             started = current.released_at or current.created_at
