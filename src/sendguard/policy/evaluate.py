@@ -226,25 +226,14 @@ def _decide(
         modes: list[RewriteMode] = [r.rewrite or default for r in of(Action.REWRITE)]
         best: RewriteMode = max(modes, key=_REWRITE_RANK.__getitem__)
         rewrite = best
-    tags = of(Action.TAG) if top != Action.REJECT else []
-    tag_headers: tuple[tuple[str, str], ...] = ()
-    if tags:
-        tag_headers = (
-            (
-                "X-Sendguard-Verdict",
-                f"{top.label}; rule={deciding.rule_id}; policy={loaded.version[:12]}",
-            ),
-            *(
-                ("X-Sendguard-Tag", f"{r.id}; {_codes(_result(results, r.id).findings)}")
-                for r in sorted(tags, key=lambda r: r.id)
-            ),
-        )
+    tags = [r for r in acting if r.action == Action.TAG] if top != Action.REJECT else []
+    verdict_header = f"{top.label}; rule={deciding.rule_id}; policy={loaded.version[:12]}"
     return Verdict(
         action=top,
         rule_id=deciding.rule_id,
         reason=rules[deciding.rule_id].reason or _auto_reason(deciding),
         rewrite=rewrite,
-        tag_headers=tag_headers,
+        tag_headers=_tag_headers(tags, verdict_header),
         delay_minutes=max(r.delay_minutes or loaded.policy.settings.delay_minutes for r in same)
         if top == Action.DELAY
         else 0.0,
@@ -254,8 +243,15 @@ def _decide(
     )
 
 
-def _result(results: tuple[RuleResult, ...], rule_id: str) -> RuleResult:
-    return next(r for r in results if r.rule_id == rule_id)
+def _tag_headers(tags: list[RuleResult], verdict_header: str) -> tuple[tuple[str, str], ...]:
+    """The verdict header plus one header per matched tag rule (none without tag rules)."""
+    if not tags:
+        return ()
+    per_rule = (
+        ("X-Sendguard-Tag", f"{r.rule_id}; {_codes(r.findings)}")
+        for r in sorted(tags, key=lambda r: r.rule_id)
+    )
+    return (("X-Sendguard-Verdict", verdict_header), *per_rule)
 
 
 def _codes(findings: Iterable[Finding]) -> str:

@@ -21,9 +21,8 @@ from pydantic import BaseModel, ValidationError
 from sendguard.errors import PolicyError
 from sendguard.model import Organisation
 from sendguard.policy import codes, messages
+from sendguard.policy.checks import check_rule
 from sendguard.policy.schema import (
-    ConditionGroup,
-    FindingCondition,
     OrganisationSection,
     Policy,
     PolicyFile,
@@ -77,7 +76,7 @@ def load_policy(directory: Path) -> LoadedPolicy:
     policy, rule_files = _merge(sources)
     groups, list_files = _resolve_groups(policy.organisation, directory, sources)
     for rule in policy.rules:
-        _check_rule(rule, rule_files[rule.id], groups)
+        check_rule(rule, rule_files[rule.id], frozenset(groups))
     detector_settings = _detector_settings(sources)
     digest = hashlib.sha256()
     for path, raw in [(s.path, s.raw) for s in sources] + list_files:
@@ -124,12 +123,31 @@ def _union(*lists: Iterable[str]) -> tuple[str, ...]:
 
 def _merge(sources: list[_Source]) -> tuple[Policy, dict[str, str]]:
     """One `Policy` from all files; returns it and the file each rule came from."""
+    rules, rule_files = _collect_rules(sources)
+    settings: tuple[PolicySettings, str] | None = None
+    for src in sources:
+        if src.parsed.settings is None:
+            continue
+        name = str(src.path)
+        if settings is not None:
+            raise PolicyError(
+                f"{name}: [settings] already given in {settings[1]}; only one file may set it",
+                file=name,
+                field="settings",
+            )
+        settings = (src.parsed.settings, name)
+    policy = Policy(
+        organisation=_merge_organisation(sources),
+        settings=settings[0] if settings else PolicySettings(),
+        rules=tuple(rules),
+    )
+    return policy, rule_files
+
+
+def _collect_rules(sources: list[_Source]) -> tuple[list[Rule], dict[str, str]]:
+    """Every rule in file order; ids must be unique across files."""
     rule_files: dict[str, str] = {}
     rules: list[Rule] = []
-    groups: dict[str, SenderGroup] = {}
-    group_files: dict[str, str] = {}
-    settings: tuple[PolicySettings, str] | None = None
-    orgs: list[OrganisationSection] = []
     for src in sources:
         name = str(src.path)
         for rule in src.parsed.rule:
@@ -143,18 +161,15 @@ def _merge(sources: list[_Source]) -> tuple[Policy, dict[str, str]]:
                 )
             rule_files[rule.id] = name
             rules.append(rule)
-        if src.parsed.settings is not None:
-            if settings is not None:
-                raise PolicyError(
-                    f"{name}: [settings] already given in {settings[1]}; only one file may set it",
-                    file=name,
-                    field="settings",
-                )
-            settings = (src.parsed.settings, name)
-        org = src.parsed.organisation
-        if org is None:
-            continue
-        orgs.append(org)
+    return rules, rule_files
+
+
+def _merge_organisation(sources: list[_Source]) -> OrganisationSection:
+    """Union of every ``[organisation]``; a group may be defined in one file only."""
+    orgs = [(str(s.path), s.parsed.organisation) for s in sources if s.parsed.organisation]
+    groups: dict[str, SenderGroup] = {}
+    group_files: dict[str, str] = {}
+    for name, org in orgs:
         for group in org.groups:
             if group in group_files:
                 raise PolicyError(
@@ -165,19 +180,13 @@ def _merge(sources: list[_Source]) -> tuple[Policy, dict[str, str]]:
                 )
             group_files[group] = name
         groups.update(org.groups)
-    merged = OrganisationSection(
-        internal_domains=_union(*(o.internal_domains for o in orgs)),
-        partner_domains=_union(*(o.partner_domains for o in orgs)),
-        frequent_domains=_union(*(o.frequent_domains for o in orgs)),
-        external_lists=_union(*(o.external_lists for o in orgs)),
+    return OrganisationSection(
+        internal_domains=_union(*(o.internal_domains for _, o in orgs)),
+        partner_domains=_union(*(o.partner_domains for _, o in orgs)),
+        frequent_domains=_union(*(o.frequent_domains for _, o in orgs)),
+        external_lists=_union(*(o.external_lists for _, o in orgs)),
         groups=groups,
     )
-    policy = Policy(
-        organisation=merged,
-        settings=settings[0] if settings else PolicySettings(),
-        rules=tuple(rules),
-    )
-    return policy, rule_files
 
 
 def _resolve_groups(
@@ -222,71 +231,6 @@ def _resolve_groups(
                     ) from exc
         groups[name] = GroupMembers(frozenset(addresses), frozenset(group.domains))
     return groups, read
-
-
-def _fail(file: str, rule: str, field: str, problem: str) -> PolicyError:
-    return PolicyError(
-        f"{file}: rule {rule!r} field {field}: {problem}", file=file, rule=rule, field=field
-    )
-
-
-def _check_rule(rule: Rule, file: str, groups: Mapping[str, GroupMembers]) -> None:
-    """Checks that need the whole policy: sender groups and detector/code names exist."""
-    for key in ("senders", "except_senders"):
-        for index, name in enumerate(getattr(rule, key)):
-            if name not in groups:
-                known = ", ".join(sorted(groups)) or "none defined"
-                raise _fail(
-                    file,
-                    rule.id,
-                    f"{key}[{index}]",
-                    f"unknown sender group {name!r}; groups: {known}"
-                    " (define them under [organisation.groups.NAME])",
-                )
-    if rule.when is not None:
-        _check_group(rule.when, "when", file, rule.id)
-
-
-def _check_group(group: ConditionGroup, path: str, file: str, rule: str) -> None:
-    for key in ("all", "any", "none"):
-        for index, cond in enumerate(getattr(group, key)):
-            where = f"{path}.{key}[{index}]"
-            if isinstance(cond, ConditionGroup):
-                _check_group(cond, where, file, rule)
-            else:
-                _check_condition(cond, where, file, rule)
-
-
-def _check_condition(cond: FindingCondition, path: str, file: str, rule: str) -> None:
-    known = codes.detector_ids()
-    if cond.detector not in known:
-        raise _fail(
-            file,
-            rule,
-            f"{path}.detector",
-            f"unknown detector {cond.detector!r}; known detectors: {', '.join(known)}",
-        )
-    allowed = codes.FINDING_CODES.get(cond.detector)
-    for code in cond.code:
-        if allowed is not None and code not in allowed:
-            raise _fail(
-                file,
-                rule,
-                f"{path}.code",
-                f"detector {cond.detector!r} has no finding code {code!r};"
-                f" its codes: {', '.join(sorted(allowed))}",
-            )
-    numeric = codes.NUMERIC_PARAMS.get(cond.detector, frozenset())
-    for param in cond.params_at_least:
-        if param not in numeric:
-            fits = ", ".join(sorted(numeric)) or "none"
-            raise _fail(
-                file,
-                rule,
-                f"{path}.params_at_least.{param}",
-                f"detector {cond.detector!r} has no numeric parameter {param!r};"
-                f" its numeric parameters: {fits} (use count_at_least for counts)",
-            )
 
 
 def _detector_settings(sources: list[_Source]) -> dict[str, BaseModel]:
