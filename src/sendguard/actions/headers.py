@@ -52,7 +52,9 @@ def split_headers(data: bytes) -> HeaderBlock:
         line = data[pos:line_end]
         if line in (b"\r\n", b"\n"):
             return HeaderBlock(tuple(fields), pos, eol)
-        if line[:1] in (b" ", b"\t") and fields:
+        # A line without a colon is a defect; count it with the field above, so an address
+        # hidden in such a line leaves together with its To/Cc field (hiding is the safe side).
+        if fields and (line[:1] in (b" ", b"\t") or b":" not in line):
             last = fields[-1]
             fields[-1] = RawField(last.name, last.start, line_end)
         else:

@@ -94,6 +94,7 @@ class _Editor:
         self.mode = mode
         self.envelope = envelope
         self.rule_id = verdict.rule_id or "none"
+        self.unreadable = 0
         self.to_fields = self._fields("to")
         self.cc_fields = self._fields("cc")
         self.bcc_fields = self._fields("bcc")
@@ -102,7 +103,11 @@ class _Editor:
         bcc = self._addresses(self.bcc_fields, "bcc")
         self.kept_to = [a for a in to if is_internal(a.addr_spec, organisation)]
         self.kept_cc = [a for a in cc if is_internal(a.addr_spec, organisation)]
-        self.removed = len(to) + len(cc) + len(bcc) - len(self.kept_to) - len(self.kept_cc)
+        # Entries our strict parser could not read are dropped too: a malformed field may
+        # still show an outside address to a person, so it never counts as "clean".
+        self.removed = (
+            len(to) + len(cc) + len(bcc) - len(self.kept_to) - len(self.kept_cc) + self.unreadable
+        )
         self.names = {a.addr_spec.lower(): a.display_name for a in (*to, *cc)}
 
     def _fields(self, name: str) -> list[RawField]:
@@ -112,8 +117,9 @@ class _Editor:
         found: list[Address] = []
         for field in fields:
             value = field_value(self.data, field)
-            addresses, _ = parse_address_header(value, kind, max_addresses=_MAX_ADDRESSES)
+            addresses, problems = parse_address_header(value, kind, max_addresses=_MAX_ADDRESSES)
             found.extend(addresses)
+            self.unreadable += len(problems)
         return found
 
     def _placeholder(self) -> str:

@@ -234,3 +234,12 @@ def test_reject_is_never_delivered() -> None:
             Envelope(SENDER, ("a@b.example",)),
             ORG,
         )
+
+
+def test_unparsable_to_field_is_replaced_not_left_visible() -> None:
+    """A To field the strict parser cannot read still shows addresses to people: it goes."""
+    data = message("tim@client.example concierge@client.example")
+    env = Envelope(SENDER, ("tim@client.example", "concierge@client.example"))
+    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    assert b"client.example" not in header_block(out.data)
+    assert parsed(out.data)["To"] == "undisclosed-recipients:;"
