@@ -23,6 +23,7 @@ _JAPANESE_CHAINS: dict[str, tuple[str, ...]] = {
     "euc_jp": ("euc_jp", "euc_jis_2004", "cp932"),
     "cp932": ("cp932", "shift_jis_2004"),
 }
+_JAPANESE_LEGACY = frozenset({"cp932", "euc_jp", "iso2022_jp"})
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -77,12 +78,23 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
         text = _strict(data, _JAPANESE_CHAINS["iso2022_jp"])
         if text is not None:
             return text
-    text = _strict(data, codec_chain(declared))
-    if text is None:
-        text = _strict(data, ("utf-8",))
-    if text is None:
-        text = _detect(data)
-    return text
+    chain = codec_chain(declared)
+    text = _strict(data, chain)
+    legacy = not chain or chain[0] in _JAPANESE_LEGACY
+    if text is not None and (not legacy or _japanese_score(text) > 0.9):
+        return text
+    utf8 = _strict(data, ("utf-8",))
+    if utf8 is not None:
+        return utf8  # valid UTF-8 is strong evidence; mislabelled UTF-8 is common
+    if not legacy:
+        return _detect(data)
+    # Japanese labels lie often (EUC-JP bytes also "decode" as CP932, into half-width
+    # kana): keep the candidate that reads most like Japanese.
+    candidates = [t for t in (text, _strict(data, ("cp932",)), _strict(data, ("euc_jp",))) if t]
+    best = max(candidates, key=_japanese_score, default=None)
+    if best is None or _japanese_score(best) < 0.5:
+        return _detect(data)  # not Japanese at all: let charset-normalizer guess
+    return best
 
 
 def _detect(data: bytes) -> str:
@@ -103,17 +115,29 @@ def _detect(data: bytes) -> str:
     return data.decode("cp932", errors="replace")
 
 
-def _mostly_japanese(text: str) -> bool:
-    """True when non-ASCII characters are mostly kana/kanji/full-width (not accidental pairs)."""
+def _japanese_score(text: str) -> float:
+    """Share of non-ASCII characters that are kana, kanji, full-width forms or symbols.
+
+    Half-width katakana scores as bad: it is what mis-decoded EUC-JP looks like in CP932.
+    """
     non_ascii = [c for c in text[:4096] if ord(c) > 0x7F]
     if not non_ascii:
-        return True
+        return 1.0
     good = sum(
         1
         for c in non_ascii
-        if "\u3000" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef"
+        if "\u3000" <= c <= "\u30ff"
+        or "\u4e00" <= c <= "\u9fff"
+        or "\uff01" <= c <= "\uff60"
+        or "\u2460" <= c <= "\u24ff"
+        or c in "×÷°±§¶"
     )
-    return good / len(non_ascii) > 0.8
+    return good / len(non_ascii)
+
+
+def _mostly_japanese(text: str) -> bool:
+    """True when non-ASCII characters are mostly kana/kanji/full-width (not accidental pairs)."""
+    return _japanese_score(text) > 0.8
 
 
 def _decode_word(encoding: str, payload: str) -> bytes | None:
