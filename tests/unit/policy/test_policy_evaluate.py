@@ -321,7 +321,7 @@ def test_where_attachment_or_body(write_policy: WritePolicy) -> None:
     in_att = finding("personal-data", "phone", where=("attachment 1 › 顧客.csv",))
     in_body = finding("personal-data", "phone", where=("body",))
 
-    def matched(fs):
+    def matched(fs: list[Finding]) -> list[str]:
         return [r.rule_id for r in evaluate(policy, fs, OUT, mail).trace.rules if r.matched]
 
     assert matched([in_att]) == ["in-att"]
@@ -342,7 +342,10 @@ when.all = [
 when.none = [{ detector = "confidential-marker" }]
 """
     policy = load(write_policy, text)
-    outcome = lambda fs: evaluate(policy, fs, OUT, Mail()).action  # noqa: E731
+
+    def outcome(fs: list[Finding]) -> Action:
+        return evaluate(policy, fs, OUT, Mail()).action
+
     assert outcome([LIST]) is Action.PASS
     assert outcome([LIST, VISIBLE]) is Action.HOLD
     assert outcome([LIST, LOOKALIKE]) is Action.HOLD

@@ -308,7 +308,6 @@ def test_bad_line_in_list_file_names_the_line(write_policy: WritePolicy) -> None
 
 def test_unknown_detector_settings_table_lists_known_detectors(write_policy: WritePolicy) -> None:
     """[detectors.<id>] with an unknown id is refused with the known ids."""
-    pytest.importorskip("sendguard.detect.registry")
     directory = write_policy(a="[detectors.personal-info]\nx = 1\n")
     error = _error(directory)
     assert "unknown detector 'personal-info'; known detectors: external-recipients" in str(error)
@@ -317,7 +316,6 @@ def test_unknown_detector_settings_table_lists_known_detectors(write_policy: Wri
 
 def test_unknown_detector_setting_key_is_refused(write_policy: WritePolicy) -> None:
     """A typo inside [detectors.<id>] is refused by the detector's own settings model."""
-    pytest.importorskip("sendguard.detect.registry")
     directory = write_policy(a="[detectors.confidential-marker]\nkeywrods = []\n")
     error = _error(directory)
     assert "[detectors.confidential-marker] field keywrods: unknown key 'keywrods'" in str(error)
@@ -326,7 +324,6 @@ def test_unknown_detector_setting_key_is_refused(write_policy: WritePolicy) -> N
 
 def test_detector_configured_in_two_files_is_refused(write_policy: WritePolicy) -> None:
     """Each detector is configured in one file only."""
-    pytest.importorskip("sendguard.detect.registry")
     directory = write_policy(
         a="[detectors.confidential-marker]\n", b="[detectors.confidential-marker]\n"
     )
@@ -344,3 +341,13 @@ def test_complete_example_in_docs_is_valid(tmp_path: Path) -> None:
         "hold-customer-list-external",
         "delay-external",
     ]
+
+
+def test_bad_detector_setting_value_names_the_field(write_policy: WritePolicy) -> None:
+    """A wrongly typed detector setting names the detector, the field and the expected type."""
+    directory = write_policy(a='[detectors.personal-data]\nmin_records = "many"\n')
+    error = _error(directory)
+    assert f"{directory / 'a.toml'}: [detectors.personal-data] field min_records:" in str(error)
+    assert "valid integer" in str(error)
+    assert "(got 'many')" in str(error)
+    assert error.field == "detectors.personal-data.min_records"
