@@ -12,6 +12,7 @@ changed fields are identical; new fields are prepended.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sendguard.actions.headers import (
     HeaderBlock,
@@ -22,7 +23,6 @@ from sendguard.actions.headers import (
     render_simple,
     split_headers,
 )
-from sendguard.inspect import Inspection
 from sendguard.model import (
     Action,
     Address,
@@ -39,6 +39,16 @@ UNDISCLOSED = "undisclosed-recipients:;"
 _MAX_ADDRESSES = 100_000  # far above any intake limit: never truncate what we must hide
 
 
+class Judged(Protocol):
+    """What `apply_verdict` reads: an `Inspection`, the pipeline's `Inspected`, or a queue
+    entry re-wrapped at release — only the verdict matters here."""
+
+    @property
+    def verdict(self) -> Verdict:
+        """The decision whose edits are applied."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One copy to deliver: its envelope recipients and its bytes."""
@@ -48,7 +58,7 @@ class Outgoing:
 
 
 def apply_verdict(
-    data: bytes, inspection: Inspection, envelope: Envelope, organisation: Organisation
+    data: bytes, inspection: Judged, envelope: Envelope, organisation: Organisation
 ) -> tuple[Outgoing, ...]:
     """The copies to deliver for a verdict; PASS returns the original bytes untouched."""
     verdict = inspection.verdict
