@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from sendguard.errors import PolicyError, SendguardError
 from sendguard.model import Envelope
@@ -35,7 +35,7 @@ class Case(BaseModel):
     """Envelope sender."""
     rcpt: tuple[str, ...] = ()
     """Envelope recipients."""
-    rcpt_from_headers: bool = False
+    rcpt_from_headers: StrictBool = False
     """Also take every To/Cc/Bcc address of the message as an envelope recipient."""
     expect: ActionName
     """Expected final action."""

@@ -19,6 +19,14 @@ from pydantic_core import ErrorDetails
 from sendguard.errors import PolicyError
 
 _TAGS = frozenset({"finding", "group"})
+# pydantic speaks Python; admins write TOML.
+_TOML_WORDS = (
+    ("a valid dictionary or instance of ConditionGroup", "a table such as { any = [...] }"),
+    ("a valid dictionary", "a table"),
+    ("a valid tuple", 'a list such as ["a", "b"]'),
+    ("a valid list", 'a list such as ["a", "b"]'),
+    ("a valid boolean", "true or false"),
+)
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -104,6 +112,8 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
     if err["type"] == "missing":
         return "is required"
     message = str(err["msg"]).removeprefix("Value error, ")
+    for pydantic_words, toml_words in _TOML_WORDS:
+        message = message.replace(pydantic_words, toml_words)
     value = err.get("input")
     if isinstance(value, str | int | float) and len(str(value)) <= 60:
         return f"{message} (got {value!r})"

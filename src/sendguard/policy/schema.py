@@ -18,6 +18,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     Tag,
     field_validator,
     model_validator,
@@ -137,11 +140,11 @@ class OrganisationSection(_Strict):
 class PolicySettings(_Strict):
     """``[settings]``: policy-wide defaults (at most one file may set them)."""
 
-    soft_reject: bool = False
+    soft_reject: StrictBool = False
     """Answer 451 4.7.1 instead of 550 5.7.1 for reject rules, for a rollout."""
     rewrite: RewriteMode = "undisclosed"
     """Default for ``rewrite-bcc`` rules: ``undisclosed``, ``sender`` or ``split``."""
-    delay_minutes: float = Field(default=5.0, gt=0, le=1440)
+    delay_minutes: StrictFloat = Field(default=5.0, gt=0, le=1440)
     """Default for ``delay`` rules without ``delay_minutes``."""
 
 
@@ -155,9 +158,9 @@ class FindingCondition(_Strict):
     """Detector id, e.g. ``personal-data``."""
     code: Names = ()
     """Finding code(s) of that detector; empty = any code. A string is accepted for one code."""
-    count_at_least: int = Field(default=1, ge=1)
+    count_at_least: StrictInt = Field(default=1, ge=1)
     """The finding's count must be at least this (records, addresses, occurrences)."""
-    params_at_least: dict[str, float] = Field(default_factory=dict)
+    params_at_least: dict[str, StrictFloat] = Field(default_factory=dict)
     """Numeric finding parameters with minimums, e.g. ``{ organisations = 3 }``."""
     severity_at_least: Severity = "info"
     """Minimum severity: info < low < medium < high < critical."""
@@ -226,7 +229,7 @@ class Rule(_Strict):
     """Kebab-case, unique across all files; shown in replies, logs, notifications."""
     description: str = Field(min_length=1)
     """What the rule is for, for admins and reviewers."""
-    enabled: bool = True
+    enabled: StrictBool = True
     """A disabled rule is listed in traces as a miss and never matches."""
     mode: Literal["enforce", "warn"] = "enforce"
     """``warn``: log and trace what would have happened, then let the mail pass."""
@@ -244,19 +247,19 @@ class Rule(_Strict):
     """Short ASCII reason for replies and logs; default names the findings that matched."""
     rewrite: RewriteMode | None = None
     """``rewrite-bcc`` only: ``undisclosed``, ``sender`` or ``split`` (default from settings)."""
-    delay_minutes: float | None = Field(default=None, gt=0, le=1440)
+    delay_minutes: StrictFloat | None = Field(default=None, gt=0, le=1440)
     """``delay`` only: minutes before the mail leaves (default from settings)."""
     reviewers: Annotated[tuple[MailAddress, ...], BeforeValidator(_as_tuple)] = ()
     """``hold`` only: reviewer addresses."""
-    self_release: bool = False
+    self_release: StrictBool = False
     """``hold`` only: the sender may release their own held mail."""
-    approvals: int = Field(default=1, ge=1, le=10)
+    approvals: StrictInt = Field(default=1, ge=1, le=10)
     """``hold`` only: distinct reviewers who must approve before release."""
-    expire_hours: float | None = Field(default=None, gt=0)
+    expire_hours: StrictFloat | None = Field(default=None, gt=0)
     """``hold`` only: business hours until an undecided hold expires (default: queue setting)."""
-    notify_sender: bool = True
+    notify_sender: StrictBool = True
     """``hold``/``delay``: tell the sender."""
-    notify_reviewers: bool = True
+    notify_reviewers: StrictBool = True
     """``hold`` only: tell the reviewers."""
 
     @model_validator(mode="after")

@@ -193,6 +193,30 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "hold-lists",
         "approvals",
     ),
+    "string-for-list": (
+        '[organisation]\ninternal_domains = "example.co.jp"\n',
+        ("field organisation.internal_domains", 'a list such as ["a", "b"]'),
+        "",
+        "organisation.internal_domains",
+    ),
+    "string-for-bool": (
+        RULE + 'self_release = "yes"\n',
+        ("field self_release", "Input should be true or false (got 'yes')"),
+        "hold-lists",
+        "self_release",
+    ),
+    "string-for-int": (
+        RULE + 'approvals = "2"\n',
+        ("field approvals", "valid integer (got '2')"),
+        "hold-lists",
+        "approvals",
+    ),
+    "when-not-a-table": (
+        RULE + "when = [1]\n",
+        ("field when", "a table such as { any = [...] }"),
+        "hold-lists",
+        "when",
+    ),
     "unknown-sender-group": (
         ORG + RULE + 'senders = ["sales"]\n',
         ("rule 'hold-lists' field senders[0]", "unknown sender group 'sales'", "none defined"),
