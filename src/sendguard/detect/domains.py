@@ -25,6 +25,8 @@ CONSUMER_DOMAINS: frozenset[str] = frozenset(
         "dion.ne.jp", "zaq.ne.jp", "jcom.zaq.ne.jp", "eonet.ne.jp", "odn.ne.jp",
         "infoseek.jp", "excite.co.jp", "goo.jp", "mail.goo.ne.jp", "yahoo.com", "aol.com",
         "proton.me", "protonmail.com",
+        # the providers' own corporate domains (a suffix swap of the mail domain, but real)
+        "nifty.co.jp", "biglobe.co.jp", "rakuten.co.jp",
     }
 )  # fmt: skip
 """Mail domains of Japanese carriers and free/ISP providers: lookalike targets, and each of

@@ -77,7 +77,7 @@ def kana_form(text: str) -> str:
             i += 1
             continue
         nxt = text[i + 1 : i + 2]
-        if c == nxt and c.isalpha() and c not in _VOWELS and c != "n":
+        if c == nxt and c.isascii() and c.isalpha() and c not in _VOWELS and c != "n":
             out.append("っ")
             i += 1
             continue

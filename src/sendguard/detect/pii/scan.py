@@ -84,7 +84,7 @@ def _classify(text: str, run: str, digits: str, start: int, ctx: _Context) -> Hi
         if not near("card", start) or not checksums.luhn_ok(digits):
             return None
     if 13 <= n <= 19:
-        if checksums.card_issuer(digits) and checksums.luhn_ok(digits):
+        if _card_shape(run) and checksums.card_issuer(digits) and checksums.luhn_ok(digits):
             return Hit("credit-card", digits, start)
         return None
     if n == 10 and near("pension", start):
@@ -99,6 +99,19 @@ def _classify(text: str, run: str, digits: str, start: int, ctx: _Context) -> Hi
         if near("bank", start):
             return Hit("bank-account", digits, start)
     return None
+
+
+def _card_shape(run: str) -> bool:
+    """Card numbers are written plain or in groups of 4 (4-6-5 for Amex) with one kind of
+    separator; ``363  08053879305`` (a building number, then a phone in the next column)
+    is two numbers, whatever Luhn says."""
+    if run.isdigit():
+        return True
+    separators = {c for c in run if not c.isdigit()}
+    if len(separators) != 1:
+        return False
+    groups = run.split(separators.pop())
+    return len(groups[0]) == 4 and all(groups)
 
 
 def _glued(text: str, start: int, end: int) -> bool:
