@@ -98,7 +98,8 @@ class Inspector:
         from sendguard.detect.registry import build
 
         if self._built is None or self._built[0] != loaded.version:
-            self._built = (loaded.version, build(loaded.detector_settings))
+            enabled = loaded.enabled_detectors()
+            self._built = (loaded.version, build(loaded.detector_settings, enabled=enabled))
         return self._built[1]
 
     async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
@@ -159,15 +160,17 @@ def inspect_sync(
     """The same inspection without a relay, for the CLI; ``offline`` skips network detectors."""
     from sendguard.detect.registry import Detectors, build, run_network
 
-    detectors = build(policy.detector_settings)
+    detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
     ctx = detect_context(envelope, policy.organisation)
     mail, found = parse_and_detect(data, limits, Detectors(detectors.content, ()), ctx)
     notes: tuple[str, ...] = ()
+    if policy.disabled_detectors:
+        notes += (f"disabled by the policy: {', '.join(sorted(policy.disabled_detectors))}",)
     network: tuple[Finding, ...] = ()
     if offline:
         if detectors.network:
             skipped = ", ".join(d.id for d in detectors.network)
-            notes = (f"offline: network detectors not run ({skipped})",)
+            notes += (f"offline: network detectors not run ({skipped})",)
     else:
         network = asyncio.run(run_network(detectors, mail, ctx, timeout=network_timeout))
     findings = (*found, *network)

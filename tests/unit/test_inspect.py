@@ -147,3 +147,22 @@ def test_inspect_sync_offline_notes_skipped_network_detectors() -> None:
     assert inspection.notes == ("offline: network detectors not run (unresolvable-domain)",)
     assert inspection.verdict.rule_id == "hold-encrypted-attachment"
     assert not any(f.detector == "unresolvable-domain" for f in inspection.findings)
+
+
+def test_disabled_detector_does_not_run(tmp_path: Path) -> None:
+    """A detector switched off in the policy produces no findings and is noted."""
+    (tmp_path / "p.toml").write_text(
+        '[organisation]\ninternal_domains = ["example.co.jp"]\n'
+        "[detectors.lookalike-domain]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    inspection = inspect_sync(
+        Envelope(SENDER, ("sato@gmial.com",)),
+        _message("lookalike.eml"),
+        load_policy(tmp_path),
+        LIMITS,
+        offline=True,
+    )
+    assert not any(f.detector == "lookalike-domain" for f in inspection.findings)
+    assert any(f.detector == "external-recipients" for f in inspection.findings)
+    assert inspection.notes[0] == "disabled by the policy: lookalike-domain"

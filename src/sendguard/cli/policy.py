@@ -18,7 +18,6 @@ import structlog
 
 from sendguard.errors import PolicyError, SendguardError
 from sendguard.model import Envelope
-from sendguard.policy import codes
 from sendguard.policy.load import LoadedPolicy, load_policy
 
 DEFAULT_DIR = "policies"
@@ -126,7 +125,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report(inspection).model_dump(mode="json"), ensure_ascii=False, indent=2))
     else:
-        print(render_text(inspection, envelope, codes.detector_ids()))
+        print(render_text(inspection, envelope, loaded.enabled_detectors()))
     return 0
 
 

@@ -18,7 +18,7 @@ def _fail(file: str, rule: str, field: str, problem: str) -> PolicyError:
     )
 
 
-def check_rule(rule: Rule, file: str, groups: frozenset[str]) -> None:
+def check_rule(rule: Rule, file: str, groups: frozenset[str], disabled: frozenset[str]) -> None:
     """Checks that need the whole policy: sender groups and detector/code names exist."""
     for key in ("senders", "except_senders"):
         for index, name in enumerate(getattr(rule, key)):
@@ -32,20 +32,24 @@ def check_rule(rule: Rule, file: str, groups: frozenset[str]) -> None:
                     " (define them under [organisation.groups.NAME])",
                 )
     if rule.when is not None:
-        _check_group(rule.when, "when", file, rule.id)
+        _check_group(rule.when, "when", file, rule.id, disabled)
 
 
-def _check_group(group: ConditionGroup, path: str, file: str, rule: str) -> None:
+def _check_group(
+    group: ConditionGroup, path: str, file: str, rule: str, disabled: frozenset[str]
+) -> None:
     for key in ("all", "any", "none"):
         for index, cond in enumerate(getattr(group, key)):
             where = f"{path}.{key}[{index}]"
             if isinstance(cond, ConditionGroup):
-                _check_group(cond, where, file, rule)
+                _check_group(cond, where, file, rule, disabled)
             else:
-                _check_condition(cond, where, file, rule)
+                _check_condition(cond, where, file, rule, disabled)
 
 
-def _check_condition(cond: FindingCondition, path: str, file: str, rule: str) -> None:
+def _check_condition(
+    cond: FindingCondition, path: str, file: str, rule: str, disabled: frozenset[str]
+) -> None:
     known = codes.detector_ids()
     if cond.detector not in known:
         raise _fail(
@@ -53,6 +57,14 @@ def _check_condition(cond: FindingCondition, path: str, file: str, rule: str) ->
             rule,
             f"{path}.detector",
             f"unknown detector {cond.detector!r}; known detectors: {', '.join(known)}",
+        )
+    if cond.detector in disabled:
+        raise _fail(
+            file,
+            rule,
+            f"{path}.detector",
+            f"detector {cond.detector!r} is disabled ([detectors.{cond.detector}] enabled ="
+            " false), so this condition could never hold; enable it or remove the condition",
         )
     allowed = codes.FINDING_CODES.get(cond.detector)
     for code in cond.code:

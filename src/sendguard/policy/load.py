@@ -55,6 +55,12 @@ class LoadedPolicy:
     """Validated ``[detectors.<id>]`` settings by detector id."""
     groups: Mapping[str, GroupMembers] = field(default_factory=dict)
     """Sender groups by name."""
+    disabled_detectors: frozenset[str] = frozenset()
+    """Detectors switched off with ``enabled = false`` in their ``[detectors.<id>]`` table."""
+
+    def enabled_detectors(self) -> tuple[str, ...]:
+        """Ids of the detectors that run under this policy, in registry order."""
+        return tuple(d for d in codes.detector_ids() if d not in self.disabled_detectors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +81,9 @@ def load_policy(directory: Path) -> LoadedPolicy:
     sources = [_read(path) for path in paths]
     policy, rule_files = _merge(sources)
     groups, list_files = _resolve_groups(policy.organisation, directory, sources)
+    detector_settings, disabled = _detector_settings(sources)
     for rule in policy.rules:
-        check_rule(rule, rule_files[rule.id], frozenset(groups))
-    detector_settings = _detector_settings(sources)
+        check_rule(rule, rule_files[rule.id], frozenset(groups), disabled)
     digest = hashlib.sha256()
     for path, raw in [(s.path, s.raw) for s in sources] + list_files:
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
@@ -94,6 +100,7 @@ def load_policy(directory: Path) -> LoadedPolicy:
         ),
         detector_settings=detector_settings,
         groups=groups,
+        disabled_detectors=disabled,
     )
 
 
@@ -233,9 +240,10 @@ def _resolve_groups(
     return groups, read
 
 
-def _detector_settings(sources: list[_Source]) -> dict[str, BaseModel]:
-    """Validate ``[detectors.<id>]`` tables against the registry's settings models."""
+def _detector_settings(sources: list[_Source]) -> tuple[dict[str, BaseModel], frozenset[str]]:
+    """Validate ``[detectors.<id>]`` tables; returns the settings and the disabled ids."""
     result: dict[str, BaseModel] = {}
+    disabled: set[str] = set()
     owner: dict[str, str] = {}
     for src in sources:
         name = str(src.path)
@@ -248,8 +256,20 @@ def _detector_settings(sources: list[_Source]) -> dict[str, BaseModel]:
                     field=f"detectors.{det_id}",
                 )
             owner[det_id] = name
-            result[det_id] = _one_detector(name, det_id, table)
-    return result
+            settings = dict(table)
+            # `enabled` belongs to the policy, not to the detector's own settings model.
+            enabled = settings.pop("enabled", True)
+            if not isinstance(enabled, bool):
+                raise PolicyError(
+                    f"{name}: [detectors.{det_id}] field enabled: Input should be true or false"
+                    f" (got {enabled!r})",
+                    file=name,
+                    field=f"detectors.{det_id}.enabled",
+                )
+            if not enabled:
+                disabled.add(det_id)
+            result[det_id] = _one_detector(name, det_id, settings)
+    return result, frozenset(disabled)
 
 
 def _one_detector(file: str, det_id: str, table: dict[str, Any]) -> BaseModel:

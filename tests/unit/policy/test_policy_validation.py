@@ -375,3 +375,37 @@ def test_bad_detector_setting_value_names_the_field(write_policy: WritePolicy) -
     assert "valid integer" in str(error)
     assert "(got 'many')" in str(error)
     assert error.field == "detectors.personal-data.min_records"
+
+
+def test_rule_on_a_disabled_detector_is_refused(write_policy: WritePolicy) -> None:
+    """A condition on a detector switched off could never hold, so the policy is refused."""
+    directory = write_policy(
+        a="[detectors.lookalike-domain]\nenabled = false\n"
+        + RULE
+        + 'when.any = [{ detector = "lookalike-domain" }]\n'
+    )
+    error = _error(directory)
+    assert (
+        "rule 'hold-lists' field when.any[0].detector: detector 'lookalike-domain' is disabled"
+        in str(error)
+    )
+    assert "enable it or remove the condition" in str(error)
+
+
+def test_detector_enabled_must_be_a_boolean(write_policy: WritePolicy) -> None:
+    """`enabled` in a detector table takes true or false only."""
+    directory = write_policy(a='[detectors.lookalike-domain]\nenabled = "no"\n')
+    error = _error(directory)
+    assert (
+        "[detectors.lookalike-domain] field enabled: Input should be true or false (got 'no')"
+        in str(error)
+    )
+    assert error.field == "detectors.lookalike-domain.enabled"
+
+
+def test_disabled_detector_is_recorded(write_policy: WritePolicy) -> None:
+    """A disabled detector is left out of the detectors the policy runs."""
+    loaded = load_policy(write_policy(a="[detectors.unresolvable-domain]\nenabled = false\n"))
+    assert loaded.disabled_detectors == frozenset({"unresolvable-domain"})
+    assert "unresolvable-domain" not in loaded.enabled_detectors()
+    assert "lookalike-domain" in loaded.enabled_detectors()
