@@ -61,6 +61,7 @@ def build_dsn(
         f"\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {status}\r\n"
         f"Diagnostic-Code: smtp; {diagnostic}\r\n"
         for rcpt in entry.envelope.rcpt_tos
+        if rcpt not in entry.delivered_to
     )
     head = (
         f"From: {formataddr((from_name, f'MAILER-DAEMON@{hostname}'))}\r\n"

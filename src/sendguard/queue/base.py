@@ -50,6 +50,7 @@ UPDATE_COLUMNS = (
     "reason",
     "claimed_by",
     "claim_until",
+    "delivered_to",
 )
 """Columns `Store.apply` may change; identity, envelope, verdict and bytes never change."""
 
@@ -152,7 +153,7 @@ def update_values(
         entry.state, time(now), time(entry.release_at), time(entry.expires_at),
         time(entry.released_at), entry.attempts, time(entry.next_attempt_at), entry.last_error,
         dump_approvals(entry.approvals), entry.decided_by, time(entry.decided_at), entry.reason,
-        entry.claimed_by, time(entry.claim_until),
+        entry.claimed_by, time(entry.claim_until), dump_approvals(entry.delivered_to),
     )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ GENESIS = "0" * 64
 ENTRY_COLUMNS = (
     "id, state, envelope, verdict, created_at, updated_at, size, release_at, expires_at, "
     "released_at, attempts, next_attempt_at, last_error, approvals, decided_by, decided_at, "
-    "reason, claimed_by, claim_until"
+    "reason, claimed_by, claim_until, delivered_to"
 )
 """Columns in the order `entry_from_row` reads them (``data`` may follow as the last one)."""
 
@@ -110,6 +110,7 @@ def entry_from_row(row: tuple[Any, ...], data: bytes = b"") -> Entry:
         reason=str(row[16] or ""),
         claimed_by=row[17],
         claim_until=aware(row[18]),
+        delivered_to=tuple(json.loads(row[19] or "[]")),
     )
 
 

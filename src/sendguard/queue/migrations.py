@@ -72,7 +72,10 @@ _SQLITE_V1 = (
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
 )
 
-SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1,)
+# 2: recipients already delivered, so a split (per-recipient) delivery resumes without repeats.
+_SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
+
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2)
 
 _POSTGRES_V1 = (
     """CREATE TABLE queue_entry (
@@ -137,4 +140,6 @@ _POSTGRES_V1 = (
         FOR EACH ROW EXECUTE FUNCTION audit_append_only()""",
 )
 
-POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1,)
+_POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
+
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2)

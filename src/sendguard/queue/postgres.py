@@ -195,7 +195,7 @@ class PostgresStore(StoreBase):
             await conn.execute(
                 f"INSERT INTO queue_entry ({ENTRY_COLUMNS}, mail_from, auth_user, "  # noqa: S608
                 "transaction_id, rule_id, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "NULL, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, %s, %s, %s, %s, %s)",
+                "NULL, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, '[]', %s, %s, %s, %s, %s)",
                 (
                     entry.id, state, dump_envelope(envelope), dump_verdict(verdict),
                     entry.created_at, entry.updated_at, entry.size, entry.release_at,

@@ -43,7 +43,7 @@ class QueueSettings(BaseModel):
     poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between worker passes; due delays go out within this time."""
     batch_size: int = Field(default=20, ge=1)
-    """Entries one worker claims per pass."""
+    """Entries one worker claims per pass; they are delivered concurrently."""
     claim_lease: float = Field(default=900.0, gt=0)
     """Seconds a claimed delivery stays with one node; after a crash another node (or the
     restarted one) takes it over. Must exceed the upstream's DATA timeout."""
@@ -51,7 +51,7 @@ class QueueSettings(BaseModel):
     """Attempts to send one notification or bounce before it is dropped (and logged)."""
     purge_after_days: float | None = 30.0
     """Days after which finished entries (delivered, rejected, cancelled, expired, failed)
-    lose their stored message; None keeps them. The audit log is never purged."""
+    are removed with their message bytes; None keeps them. The audit log is never purged."""
     encryption_key: SecretStr | None = None
     """Base64 of 32 random bytes (``openssl rand -base64 32``): message bytes are encrypted at
     rest with AES-256-GCM. Default none (stored in clear)."""

@@ -201,7 +201,7 @@ class SqliteStore(StoreBase):
                 f"INSERT INTO queue_entry ({ENTRY_COLUMNS}, mail_from, auth_user, "  # noqa: S608
                 "transaction_id, rule_id, data) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, "
-                "?, ?, ?, ?, ?)",
+                "'[]', ?, ?, ?, ?, ?)",
                 (
                     entry.id, state, dump_envelope(envelope), dump_verdict(verdict),
                     iso(entry.created_at), iso(entry.updated_at), entry.size,

@@ -85,6 +85,8 @@ class Entry:
     """The reviewer's reason for a reject, or why the system ended it."""
     claimed_by: str | None = None
     claim_until: dt.datetime | None = None
+    delivered_to: tuple[str, ...] = ()
+    """Recipients whose copy the upstream already took (a split delivery in progress)."""
 
 
 @dataclass(frozen=True, slots=True)

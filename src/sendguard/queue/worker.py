@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import structlog
 
 from sendguard.deliver import Upstream
 from sendguard.errors import NotFound, StoreError
-from sendguard.model import Reply
+from sendguard.model import Envelope, Reply
 from sendguard.notify.notifier import Notifier
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import (
@@ -46,6 +48,37 @@ log = structlog.get_logger(__name__)
 _PURGE_EVERY = dt.timedelta(minutes=1)
 
 
+class Copy(Protocol):
+    """One transaction to send: `sendguard.actions.rewrite.Outgoing` fits."""
+
+    @property
+    def rcpt_tos(self) -> tuple[str, ...]:
+        """Envelope recipients of this copy."""
+        ...
+
+    @property
+    def data(self) -> bytes:
+        """The bytes of this copy."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCopy:
+    """The stored bytes for some recipients."""
+
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+Prepare = Callable[[Entry], Sequence[Copy]]
+"""What to send for a released entry; the relay passes one that re-applies a split rewrite."""
+
+
+def as_stored(entry: Entry) -> tuple[StoredCopy, ...]:
+    """The default: the stored bytes, once, to every envelope recipient."""
+    return (StoredCopy(entry.envelope.rcpt_tos, entry.data),)
+
+
 class Worker:
     """One node's worker; `run` until cancelled, or `run_once` for one pass (tests)."""
 
@@ -58,6 +91,7 @@ class Worker:
         *,
         node_id: str,
         clock: Clock = utcnow,
+        prepare: Prepare = as_stored,
     ) -> None:
         self._store = store
         self._upstream = upstream
@@ -65,16 +99,20 @@ class Worker:
         self._settings = settings
         self._node = node_id
         self._clock = clock
+        self._prepare = prepare
         self._next_purge = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     async def run(self) -> None:
-        """Work until cancelled; a store outage is logged and retried, never fatal."""
+        """Work until cancelled; a store outage or a bug is logged and retried, never fatal."""
         log.info("queue_worker_started", node_id=self._node)
         while True:
             try:
                 done = await self.run_once()
             except StoreError as exc:
                 log.error("queue_worker_store_error", error=str(exc))
+                done = 0
+            except Exception:  # a bug must not stop the queue for good: log, pause, go on
+                log.exception("queue_worker_error")
                 done = 0
             if done == 0:
                 await asyncio.sleep(self._settings.poll_interval)
@@ -136,21 +174,42 @@ class Worker:
         claimed = await self._store.claim_due(
             self._settings.batch_size, self._node, now=now, lease=self._settings.claim_lease
         )
-        for entry in claimed:
-            reply = await self._send(entry)
-            await self._apply(entry.id, self._outcome(reply, self._clock()))
+        await asyncio.gather(*(self._deliver(entry) for entry in claimed))
         return len(claimed)
 
-    async def _send(self, entry: Entry) -> Reply:
+    async def _deliver(self, entry: Entry) -> None:
+        reply, sent = await self._send_copies(entry)
+        await self._apply(entry.id, self._outcome(reply, self._clock(), sent))
+
+    async def _send_copies(self, entry: Entry) -> tuple[Reply, tuple[str, ...]]:
+        """Send every copy whose recipients are not done yet; stop at the first refusal."""
+        try:
+            copies = self._prepare(entry)
+        except Exception as exc:  # a bad message must not stop the worker; retried later
+            log.error("queue_prepare_error", queue_id=entry.id, error=repr(exc))
+            return Reply(451, f"4.3.0 cannot prepare the message: {type(exc).__name__}"), ()
+        done, sent = set(entry.delivered_to), list[str]()
+        reply = Reply(250, "2.0.0 nothing left to deliver")
+        for copy in copies:
+            rcpts = tuple(r for r in copy.rcpt_tos if r not in done)
+            if not rcpts:
+                continue
+            reply = await self._send(entry, replace(entry.envelope, rcpt_tos=rcpts), copy.data)
+            if not reply.ok:
+                break
+            sent.extend(rcpts)
+        return reply, tuple(sent)
+
+    async def _send(self, entry: Entry, envelope: Envelope, data: bytes) -> Reply:
         log.info("queue_delivery_started", queue_id=entry.id, attempt=entry.attempts + 1)
         try:
-            return await self._upstream.send(entry.envelope, entry.data)
+            return await self._upstream.send(envelope, data)
         except Exception as exc:  # the upstream promises replies; a bug is a temporary failure
             log.error("queue_delivery_error", queue_id=entry.id, error=repr(exc))
             return Reply(451, f"4.3.0 delivery error: {type(exc).__name__}")
 
-    def _outcome(self, reply: Reply, now: dt.datetime) -> Decide:
-        """The decision for a delivery that got `reply`."""
+    def _outcome(self, reply: Reply, now: dt.datetime, sent: tuple[str, ...]) -> Decide:
+        """The decision for a delivery that got `reply` after the copies to `sent` went."""
         node, settings = self._node, self._settings
 
         def decide(current: Entry) -> Decision:
@@ -160,7 +219,7 @@ class Worker:
             attempts = current.attempts + 1
             base = replace(
                 current, attempts=attempts, last_error="" if reply.ok else str(reply)[:500],
-                claimed_by=None, claim_until=None,
+                claimed_by=None, claim_until=None, delivered_to=current.delivered_to + sent,
             )  # fmt: skip
             details = {"reply": str(reply)[:200], "attempts": attempts, "node": node}
             if reply.ok:

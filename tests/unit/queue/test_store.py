@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from dataclasses import replace
 
+import psycopg
 import pytest
 
-from sendguard.errors import NotFound
+from sendguard.errors import NotFound, StoreError
 from sendguard.model import Action, HoldParams
 from sendguard.queue.store import Conflict, Decision, Store, open_store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
@@ -215,3 +217,48 @@ async def test_purge_removes_only_old_finished_entries(store: Store, clock: Fake
     assert count == 1
     remaining = {e.id for e in await store.list()}
     assert remaining == {held.id, recent.id}
+
+
+async def test_upgrade_from_schema_1_keeps_entries(store_url: str, clock: FakeClock) -> None:
+    """A database at schema 1 (no delivered_to column) is migrated on open; entries still read."""
+    store = await open_store(store_url, clock=clock)
+    entry = await store.enqueue(
+        envelope=sample_envelope(), data=b"x", verdict=sample_verdict(), state="held"
+    )
+    await store.close()
+    _sql(
+        store_url,
+        "ALTER TABLE queue_entry DROP COLUMN delivered_to",
+        "DELETE FROM schema_version WHERE version > 1",
+    )
+    upgraded = await open_store(store_url, clock=clock)
+    from sendguard.queue.migrations import SQLITE_MIGRATIONS
+
+    assert await upgraded.schema_version() == len(SQLITE_MIGRATIONS)
+    again = await upgraded.get(entry.id)
+    assert (again.data, again.delivered_to) == (b"x", ())
+    assert (await upgraded.verify_audit()).ok
+    await upgraded.close()
+
+
+def _sql(store_url: str, *statements: str) -> None:
+    """Run statements on the database behind the store's back."""
+    if store_url.startswith("sqlite:"):
+        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+    else:
+        with psycopg.connect(store_url, autocommit=True) as pg:
+            for statement in statements:
+                pg.execute(statement.encode())
+
+
+async def test_newer_schema_is_refused(store_url: str, clock: FakeClock) -> None:
+    """A database migrated by a newer sendguard is not touched, with a clear message."""
+    store = await open_store(store_url, clock=clock)
+    await store.close()
+    _sql(store_url, "INSERT INTO schema_version VALUES (99, '2030-01-01')")
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        await open_store(store_url, clock=clock)

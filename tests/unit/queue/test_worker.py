@@ -15,7 +15,7 @@ from sendguard.notify.settings import NotifySettings
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Decision, Entry, Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
-from sendguard.queue.worker import Worker
+from sendguard.queue.worker import StoredCopy, Worker
 from sendguard.testing.upstream import Received, RecordingUpstream
 
 SENDER = "tanaka@corp.example"
@@ -229,3 +229,36 @@ async def test_notices_are_retried_when_the_upstream_defers_them(
     clock.advance(seconds=60)
     await worker.run_once()
     assert len(_mail(upstream, "sendguard@corp.example")) == 1
+
+
+async def test_split_delivery_resumes_without_repeating_delivered_copies(
+    store: Store,
+    smtp_upstream: SmtpUpstream,
+    upstream: RecordingUpstream,
+    clock: FakeClock,
+    queue_settings: QueueSettings,
+) -> None:
+    """With one copy per recipient, a 451 on the second copy retries only that copy."""
+    entry = await _released(store, clock, "a@client.example", "b@client.example")
+
+    def per_recipient(e: Entry) -> list[StoredCopy]:
+        return [StoredCopy((r,), e.data.replace(b"To: ", f"To: {r}, ".encode(), 1))
+                for r in e.envelope.rcpt_tos]  # fmt: skip
+
+    notifier = Notifier(smtp_upstream, NotifySettings(), hostname="relay.test")
+    worker = Worker(store, smtp_upstream, notifier, queue_settings, node_id="n", clock=clock,
+                    prepare=per_recipient)  # fmt: skip
+    upstream.fail_next("RCPT", "451 4.3.0 later", rcpt="b@client.example")
+    await worker.run_once()
+    partial = await store.get(entry.id)
+    assert (partial.state, partial.delivered_to) == ("released", ("a@client.example",))
+    clock.advance(seconds=60)
+    await worker.run_once()
+    done = await store.get(entry.id)
+    assert (done.state, done.delivered_to) == (
+        "delivered",
+        ("a@client.example", "b@client.example"),
+    )
+    got = [(m.rcpt_tos, m.data.split(b"To: ", 1)[1][:16]) for m in _mail(upstream, SENDER)]
+    assert got == [(("a@client.example",), b"a@client.example"),
+                   (("b@client.example",), b"b@client.example")]  # fmt: skip

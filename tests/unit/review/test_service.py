@@ -88,7 +88,7 @@ async def test_bulk_release_needs_the_literal_all(store: Store) -> None:
     with pytest.raises(ReviewError, match="literal ALL"):
         await service.release([], "boss")
     with pytest.raises(ReviewError, match="literal ALL"):
-        await service.release("all", "boss")  # type: ignore[arg-type]
+        await service.release("all", "boss")
     with pytest.raises(ReviewError, match="literal ALL in capitals"):
         await service.release(["all"], "boss")
     with pytest.raises(ReviewError, match="on its own"):
