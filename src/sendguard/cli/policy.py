@@ -102,7 +102,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from sendguard.inspect import inspect_sync
     from sendguard.parse.limits import ParseLimits
     from sendguard.policy.cases import smtp_bytes
-    from sendguard.policy.explain import render_text, report
+    from sendguard.policy.explain import render_text, report, rewrite_preview
 
     _logs_to_stderr()
     loaded = _load(args.policy_dir)
@@ -126,6 +126,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print(json.dumps(report(inspection).model_dump(mode="json"), ensure_ascii=False, indent=2))
     else:
         print(render_text(inspection, envelope, loaded.enabled_detectors()))
+        for line in rewrite_preview(data, inspection, envelope, loaded.organisation):
+            print(line)
     return 0
 
 

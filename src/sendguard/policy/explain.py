@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict
 
 from sendguard.inspect import Inspection
-from sendguard.model import Envelope, Finding, RuleResult
+from sendguard.model import Action, Envelope, Finding, Organisation, RuleResult
 
 
 class _Out(BaseModel):
@@ -159,3 +159,38 @@ def render_text(inspection: Inspection, envelope: Envelope, detector_ids: Sequen
     suffix = f"  [{'; '.join(extra)}]" if extra else ""
     out.append(f"Result: {verdict.action.label.upper()}{decided}: {verdict.reason}{suffix}")
     return "\n".join(out)
+
+
+def rewrite_preview(
+    data: bytes, inspection: Inspection, envelope: Envelope, organisation: Organisation
+) -> list[str]:
+    """What the recipients would see in To/Cc after the verdict's rewrite (empty if none)."""
+    from sendguard.actions.headers import field_value, split_headers
+    from sendguard.actions.rewrite import apply_verdict
+
+    verdict = inspection.verdict
+    if verdict.action is Action.REJECT or (
+        verdict.rewrite is None and verdict.action is not Action.REWRITE
+    ):
+        return []
+    copies = apply_verdict(data, inspection, envelope, organisation)
+    mode = verdict.rewrite or "undisclosed"
+    lines = [f"Rewrite preview ({mode}): {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"]
+    for copy in copies[:_PREVIEW_COPIES]:
+        block = split_headers(copy.data)
+        shown = [
+            f"{f.name}: {_short(field_value(copy.data, f))}"
+            for f in block.fields
+            if f.name.lower() in ("to", "cc")
+        ]
+        lines.append(f"  to {len(copy.rcpt_tos)} recipient(s): {' | '.join(shown) or 'no To/Cc'}")
+    if len(copies) > _PREVIEW_COPIES:
+        lines.append(f"  … and {len(copies) - _PREVIEW_COPIES} more")
+    return lines
+
+
+_PREVIEW_COPIES = 3
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -237,3 +237,25 @@ def test_policy_test_invalid_case_file(
     )
     assert run("test", policy_dir) == 1
     assert "bad.toml: field case[0].expected: unknown key 'expected'" in capsys.readouterr().err
+
+
+def test_explain_text_previews_the_rewrite(capsys: pytest.CaptureFixture[str]) -> None:
+    """For a rewrite verdict the human output shows what recipients will see in To/Cc."""
+    argv: list[str | Path] = [
+        "explain",
+        FIXTURES / "many-customers.eml",
+        "--mail-from",
+        SENDER,
+        "--policy-dir",
+        SHIPPED,
+        "--offline",
+    ]
+    for i in range(12):
+        argv += ["--rcpt", f"user{i}@client{i}.example"]
+    assert run(*argv) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert lines[-3].startswith("Result: REWRITE-BCC by rule bcc-many-external-visible: ")
+    assert lines[-2:] == [
+        "Rewrite preview (undisclosed): 1 copy",
+        "  to 12 recipient(s): To: undisclosed-recipients:;",
+    ]
