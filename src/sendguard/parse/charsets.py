@@ -86,6 +86,10 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     utf8 = _strict(data, ("utf-8",))
     if utf8 is not None:
         return utf8  # valid UTF-8 is strong evidence; mislabelled UTF-8 is common
+    if chain == ("utf-8",):
+        lenient = data.decode("utf-8", errors="replace")
+        if lenient.count("\ufffd") <= max(2, len(data) // 200):
+            return lenient  # declared UTF-8 with a few broken bytes (cut QP, bad base64)
     if not legacy:
         return _detect(data)
     # Japanese labels lie often (EUC-JP bytes also "decode" as CP932, into half-width

@@ -58,7 +58,7 @@ def _worker_main(
             conn.send(("error", type(exc).__name__, str(exc)[:200]))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity-hashed: workers live in a set
 class _Worker:
     process: BaseProcess
     conn: multiprocessing.connection.Connection

@@ -15,7 +15,7 @@ def _header(value: str, limit: int = 100) -> tuple[list[str], list[str]]:
 
 
 def test_cve_2023_27043_close_paren_is_malformed_not_bob() -> None:
-    """The parseaddr confusion `alice@example.org)<bob@example.org>` yields no address, a problem."""
+    """`alice@example.org)<bob@example.org>` yields a problem, never bob (parseaddr's answer)."""
     specs, codes = _header("alice@example.org)<bob@example.org>")
     assert specs == []
     assert codes == ["address-syntax"]

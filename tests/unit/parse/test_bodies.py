@@ -14,7 +14,8 @@ NFKC_TEXT = "お客様各位\n電話番号は090-1234-5678です。"
 
 
 def _raw(content_type: str, body: bytes, cte: str = "8bit") -> bytes:
-    head = f"From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: x\r\nContent-Type: {content_type}\r\n"
+    head = "From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: x\r\n"
+    head += f"Content-Type: {content_type}\r\n"
     return head.encode() + f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode() + body
 
 
@@ -55,19 +56,27 @@ def test_html_visible_text_and_tables_only() -> None:
     found = part(mail, "body 2")
     assert found.sniffed_type == "text/html"
     assert "ご確認ください。" in found.text
-    assert "見えない" not in found.text and "color" not in found.text
+    assert "見えない" not in found.text
+    assert "color" not in found.text
     assert found.tables[0].rows == (("氏名", "電話"), ("田中", "090"))
 
 
 def test_subject_is_decoded_and_nfkc() -> None:
     """An ISO-2022-JP RFC 2047 subject decodes and full-width letters become ASCII."""
-    raw = build_message(subject="【ＣＯＮＦＩＤＥＮＴＩＡＬ】顧客一覧", header_charset="iso-2022-jp")
+    raw = build_message(
+        subject="【ＣＯＮＦＩＤＥＮＴＩＡＬ】顧客一覧", header_charset="iso-2022-jp"
+    )
     assert parse_message(raw, ParseLimits()).subject == "【CONFIDENTIAL】顧客一覧"
 
 
 @pytest.mark.parametrize(
     ("style", "charset"),
-    [("rfc2231", "utf-8"), ("rfc2231", "shift_jis"), ("rfc2047", "utf-8"), ("rfc2047", "iso-2022-jp")],
+    [
+        ("rfc2231", "utf-8"),
+        ("rfc2231", "shift_jis"),
+        ("rfc2047", "utf-8"),
+        ("rfc2047", "iso-2022-jp"),
+    ],
 )
 def test_attachment_filenames_in_rfc2231_and_rfc2047(style: str, charset: str) -> None:
     """Filenames decode from RFC 2231 parameters and RFC 2047 words (as Outlook writes them)."""
@@ -105,7 +114,9 @@ def test_forwarded_message_is_walked_recursively() -> None:
         body="転送元の本文",
         attachments=[Attachment("名簿.csv", "氏名\n田中\n".encode("cp932"), "text/csv")],
     )
-    outer = build_message(body="転送します", attachments=[Attachment("fwd.eml", inner, "message/rfc822")])
+    outer = build_message(
+        body="転送します", attachments=[Attachment("fwd.eml", inner, "message/rfc822")]
+    )
     mail = parse_message(outer, ParseLimits())
     assert "customer@example.com" in part(mail, "attachment 1").text
     assert part(mail, "attachment 1 › forwarded message › body").text.strip() == "転送元の本文"

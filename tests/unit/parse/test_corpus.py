@@ -1,0 +1,39 @@
+"""The real-world corpus (Ruby mail gem fixtures) parses without an exception."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sendguard.parse import ParseLimits, parse_message
+
+# The repository and shared/ are siblings: <root>/<repo>/tests/unit/parse/this_file.
+CORPUS = Path(__file__).parents[4] / "shared" / "corpus" / "mikel-mail"
+FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name not in ("LICENSE", "SOURCE"))
+
+
+@pytest.mark.skipif(not FILES, reason=f"corpus not found at {CORPUS} (shared/ is not checked out)")
+def test_whole_corpus_parses_without_parser_errors() -> None:
+    """Every corpus message yields a view; none hits an internal parser error."""
+    limits = ParseLimits()
+    failures = []
+    for path in FILES:
+        raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # sent with CRLF
+        mail = parse_message(raw, limits)
+        if any(p.code in ("parser-error", "unreadable") for p in mail.problems):
+            failures.append((path.name, [p.code for p in mail.problems]))
+        assert mail.size == len(raw)
+    assert failures == []
+    assert len(FILES) > 100
+
+
+@pytest.mark.skipif(not FILES, reason=f"corpus not found at {CORPUS}")
+def test_corpus_japanese_messages_read_correctly() -> None:
+    """The corpus' ISO-2022-JP and Shift_JIS messages come out as Japanese text."""
+    by_name = {p.name: p for p in FILES}
+    iso = parse_message(by_name["japanese_iso_2022.eml"].read_bytes(), ParseLimits())
+    assert iso.subject == "まみむめも"
+    assert "すみません。" in iso.parts[0].text
+    sjis = parse_message(by_name["japanese_shift_jis.eml"].read_bytes(), ParseLimits())
+    assert "このメールはテスト用のメールです。" in sjis.parts[0].text
