@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email
 from dataclasses import replace
 from email.message import Message
 from email.policy import default as default_policy
 
+import pytest
+
 from sendguard.deliver import SmtpUpstream
 from sendguard.model import Action, HoldParams
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Decision, Entry, Store
+from sendguard.queue.store import Decision, Entry, Store, open_store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.queue.worker import StoredCopy, Worker
 from sendguard.testing.upstream import Received, RecordingUpstream
@@ -262,3 +265,25 @@ async def test_split_delivery_resumes_without_repeating_delivered_copies(
     got = [(m.rcpt_tos, m.data.split(b"To: ", 1)[1][:16]) for m in _mail(upstream, SENDER)]
     assert got == [(("a@client.example",), b"a@client.example"),
                    (("b@client.example",), b"b@client.example")]  # fmt: skip
+
+
+async def test_run_survives_a_store_outage_and_stops_on_cancel(
+    store_url: str, smtp_upstream: SmtpUpstream, clock: FakeClock
+) -> None:
+    """With the store unusable, run() logs the error and keeps polling; cancel stops it."""
+    from structlog.testing import capture_logs
+
+    broken = await open_store(store_url, clock=clock)
+    await broken.close()
+    settings = QueueSettings(poll_interval=0.01)
+    notifier = Notifier(smtp_upstream, NotifySettings(), hostname="relay.test")
+    worker = Worker(broken, smtp_upstream, notifier, settings, node_id="n", clock=clock)
+    with capture_logs() as logs:
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    errors = [e for e in logs if e["event"] == "queue_worker_store_error"]
+    assert len(errors) >= 2
