@@ -39,12 +39,16 @@ class Notifier:
         self._hostname = hostname or os.uname().nodename
 
     async def send(self, kind: NoticeKind, entry: Entry) -> Reply:
-        """Send notice `kind` about `entry` (what the worker's outbox calls)."""
-        if kind == "bounce":
-            return await self.bounce(entry)
-        if kind == "reviewers":
-            return await self.notify_reviewers(entry)
-        return await self._to_sender(kind, entry)
+        """Send notice `kind` about `entry` (what the worker's outbox calls); never raises."""
+        try:
+            if kind == "bounce":
+                return await self.bounce(entry)
+            if kind == "reviewers":
+                return await self.notify_reviewers(entry)
+            return await self._to_sender(kind, entry)
+        except Exception as exc:  # a template or address problem must not stop the outbox
+            log.error("notice_compose_error", kind=kind, queue_id=entry.id, error=repr(exc))
+            return Reply(451, f"4.3.0 notice not composed: {type(exc).__name__}")
 
     async def notify_held(self, entry: Entry) -> Reply:
         """Tell the sender the message is held, why, and who reviews it."""

@@ -6,9 +6,11 @@ Nested into `sendguard.settings.Settings` as ``notify`` (environment
 
 from __future__ import annotations
 
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Language = Literal["ja", "en"]
 
@@ -37,3 +39,16 @@ class NotifySettings(BaseModel):
     """Web review page base URL for links in notices; default none (no links yet)."""
     cancel_command: str = "sendguard queue cancel"
     """Command shown to senders for cancelling a delayed message (followed by the id)."""
+
+    @field_validator("from_address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        try:
+            address = Address(addr_spec=value)
+        except (HeaderParseError, ValueError, IndexError) as exc:
+            raise ValueError(
+                f"{value!r} is not a mail address like sendguard@corp.example"
+            ) from exc
+        if not address.domain:
+            raise ValueError(f"{value!r} needs a domain, like sendguard@corp.example")
+        return value

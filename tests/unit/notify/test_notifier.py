@@ -169,3 +169,11 @@ async def test_refused_notice_returns_the_upstream_reply(
     upstream.fail_next("RCPT", "450 4.2.1 try later")
     reply = await notifier.notify_expired(_entry())
     assert (reply.code, reply.ok) == (450, False)
+
+
+def test_from_address_must_be_a_mail_address() -> None:
+    """A from_address without a domain is refused when settings load, naming the value."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'nobody' is not a mail address"):
+        NotifySettings(from_address="nobody")
