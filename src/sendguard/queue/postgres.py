@@ -5,6 +5,9 @@ psycopg 3 async with a connection pool; every connection runs with
 Nodes coordinate only through PostgreSQL: due work is claimed with ``FOR UPDATE SKIP
 LOCKED``, decisions lock their row with ``FOR UPDATE``, and audit appends take one
 transaction-scoped advisory lock so the hash chain has a single order.
+
+Like `queue.sqlite`, one whole `Store` implementation per module (~400 lines), so the two
+can be read side by side.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Every call runs in a thread (`asyncio.to_thread`) on one connection guarded by a
 the event loop never waits on disk. Writes use ``BEGIN IMMEDIATE``: SQLite's single writer
 lock is what serialises claims, CAS transitions and audit appends, also across processes
 (the CLI and a running server share the file).
+
+The module is longer than most (~450 lines) on purpose: it is one `Store` implementation,
+method for method against the protocol, and reads best whole next to `queue.postgres`.
 """
 
 from __future__ import annotations
