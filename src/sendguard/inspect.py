@@ -10,7 +10,7 @@ Any failure is raised as `InspectionError`/`InspectionTimeout`: the pipeline fai
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -39,6 +39,9 @@ class Inspection:
     verdict: Verdict
     notes: tuple[str, ...] = ()
     """Caveats for people (e.g. network detectors skipped offline); empty in the live relay."""
+    organisation: Organisation = field(default_factory=Organisation)
+    """The organisation of the policy that judged the message: pass it to `apply_verdict`,
+    so a reload between inspection and delivery cannot change who counts as external."""
 
 
 def detect_context(envelope: Envelope, organisation: Organisation) -> DetectContext:
@@ -132,7 +135,7 @@ class Inspector:
         findings = (*found, *network)
         verdict = evaluate(loaded, findings, envelope, mail)
         _log_warned(verdict)
-        return Inspection(mail=mail, findings=findings, verdict=verdict)
+        return Inspection(mail, findings, verdict, organisation=loaded.organisation)
 
 
 def _log_warned(verdict: Verdict) -> None:
@@ -174,4 +177,5 @@ def inspect_sync(
     else:
         network = asyncio.run(run_network(detectors, mail, ctx, timeout=network_timeout))
     findings = (*found, *network)
-    return Inspection(mail, findings, evaluate(policy, findings, envelope, mail), notes)
+    verdict = evaluate(policy, findings, envelope, mail)
+    return Inspection(mail, findings, verdict, notes, organisation=policy.organisation)

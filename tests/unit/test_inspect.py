@@ -83,6 +83,9 @@ async def test_inspector_in_process_holds_a_customer_list(shipped: Path) -> None
     assert ("personal-data", "customer-list") in codes
     assert inspection.mail.subject == "顧客リスト送付"
     assert inspection.verdict.trace.findings == inspection.findings
+    assert inspection.organisation.internal_domains == frozenset(
+        {"example.co.jp", "example-group.jp"}
+    )
 
 
 async def test_inspector_with_pool_uses_one_worker_round_trip(
