@@ -20,6 +20,7 @@ from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.intake.server import Intake, RelaySMTP, tls_context
 from sendguard.model import PASS_VERDICT, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.parse.addresses import registrable_domain
 from sendguard.pipeline import Inspected, Pipeline, PipelineOptions
 from sendguard.settings import Settings
 
@@ -71,8 +72,14 @@ class App:
     async def start(self) -> list[tuple[str, int]]:
         """Probe the upstream (to learn its extensions) and bind the listeners."""
         if isinstance(self.upstream, SmtpUpstream):
-            reply = await self.upstream.probe()
+            # Bounded: a dead upstream must not keep the relay from listening (it will 451).
+            try:
+                reply = await asyncio.wait_for(self.upstream.probe(), timeout=5)
+            except TimeoutError:
+                reply = Reply(451, "4.4.2 upstream probe timed out")
             log.info("upstream_probed", upstream=str(self.upstream.target), reply=str(reply))
+        # Load the public suffix list now, not during the first client's transaction.
+        registrable_domain("example.co.jp")
         self.bound = await self.intake.start(self.settings.listen)
         return self.bound
 
@@ -164,9 +171,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> in
         ready.set()
     try:
         await stop.wait()
+        # Handlers stay installed while draining: a second SIGTERM must not kill in-flight mail.
+        await app.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-        await app.stop()
     return 0

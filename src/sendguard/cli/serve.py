@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load settings and run until SIGTERM."""
     from sendguard.app import serve
+    from sendguard.supervisor import supervise, worker_count
 
     settings = load_settings(
         listen=args.listen, upstream=args.upstream, trusted_networks=args.trusted_networks,
@@ -37,4 +38,6 @@ def run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     configure_logging(settings.log_format, settings.log_level)
+    if worker_count(settings) > 1:
+        return supervise(settings)
     return asyncio.run(serve(settings))

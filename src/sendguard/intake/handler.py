@@ -33,6 +33,9 @@ log = structlog.get_logger(__name__)
 
 # A CR not followed by LF, or an LF not preceded by CR: the SMTP-smuggling ingredients.
 _BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_MAX_LINE = 998
+"""RFC 5322 §2.1.1. aiosmtpd itself refuses lines over 999 octets (its 1001-byte limit counts
+CRLF) with 500 after reading the message; we refuse from the 999th octet on."""
 _MAIL_PARAMS = ("BODY=7BIT", "BODY=8BITMIME", "SMTPUTF8")
 
 
@@ -179,11 +182,13 @@ class RelayHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
         data: bytes = envelope.original_content or b""
-        if _BARE.search(data):
+        if has_bare_line_ending(data):
             if self.options.line_policy == "reject":
                 log.warning("bare_line_ending_rejected", client=str(peer_address(session.peer)))
                 return str(replies.BARE_LINE_ENDING)
             data = normalise_line_endings(data)
+        if longest_line(data) > _MAX_LINE:
+            return str(replies.LINE_TOO_LONG)
         identity = session.auth_data if isinstance(session.auth_data, Identity) else None
         message = Envelope(
             mail_from=envelope.mail_from or "",
@@ -210,6 +215,19 @@ class RelayHandler:
 def _refused(message: str | None = None) -> AuthResult:
     """A failed AUTH that aiosmtpd must still answer (its default `handled=True` stays silent)."""
     return AuthResult(success=False, handled=False, message=message)
+
+
+def has_bare_line_ending(data: bytes) -> bool:
+    """A CR or LF that is not part of CRLF. Three C-level counts: this runs on every message."""
+    pairs = data.count(b"\r\n")
+    return data.count(b"\r") != pairs or data.count(b"\n") != pairs
+
+
+def longest_line(data: bytes) -> int:
+    """Octets in the longest CRLF-delimited line."""
+    if len(data) <= _MAX_LINE:
+        return len(data)
+    return max(map(len, data.split(b"\r\n")))
 
 
 def normalise_line_endings(data: bytes) -> bytes:

@@ -20,6 +20,7 @@ BARE_LINE_ENDING = Reply(
     550,
     "5.6.0 Bare CR or LF in message content is not allowed (RFC 5321 2.3.8); send CRLF line endings",
 )
+LINE_TOO_LONG = Reply(550, "5.6.0 Line longer than 998 octets (RFC 5322 2.1.1); encode the content")
 UNSUPPORTED_PARAMETER = Reply(555, "5.5.4 Unsupported MAIL or RCPT parameter")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4 Message size exceeds the fixed limit")
 TEMPFAIL_INTERNAL = Reply(451, "4.3.0 Internal error; message not accepted, try again later")

@@ -79,6 +79,13 @@ class RelayProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
+    def wait(self, timeout: float = 20.0) -> int:
+        """Wait for the relay to exit by itself; returns the exit code."""
+        assert self.proc is not None
+        code = self.proc.wait(timeout)
+        self._log.close()
+        return code
+
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait; returns the exit code (SIGKILL if it does not exit in time)."""
         assert self.proc is not None

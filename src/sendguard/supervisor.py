@@ -1,0 +1,84 @@
+"""Several relay processes on the same ports, so one node uses every core.
+
+Each child is a complete relay (`app.serve`) binding the listeners with SO_REUSEPORT, so the
+kernel spreads connections over them; they share nothing but the store. The parent forks
+before any event loop or thread exists, forwards SIGTERM/SIGINT/SIGHUP to the children, and
+restarts a child that died unexpectedly (not during shutdown). It exits with the worst exit
+code of its children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+import structlog
+
+from sendguard.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_RESTART_PAUSE = 1.0
+
+
+def worker_count(settings: Settings) -> int:
+    """The configured number of relay processes; 0 means one per core."""
+    return settings.workers if settings.workers > 0 else max(1, os.cpu_count() or 1)
+
+
+def _spawn(settings: Settings) -> int:
+    pid = os.fork()
+    if pid == 0:  # the child: a whole relay of its own
+        from sendguard.app import serve
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        code = 1
+        try:
+            code = asyncio.run(serve(settings))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
+def supervise(settings: Settings) -> int:
+    """Run `worker_count` relay processes until SIGTERM; returns the exit code."""
+    count = worker_count(settings)
+    children = {_spawn(settings) for _ in range(count)}
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    log.info("supervisor_started", workers=count)
+    worst = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        worst = max(worst, abs(code))
+        if not stopping:
+            log.error("worker_died", pid=pid, exit_code=code)
+            time.sleep(_RESTART_PAUSE)
+            children.add(_spawn(settings))
+    log.info("supervisor_finished", exit_code=worst)
+    return worst

@@ -1,0 +1,66 @@
+"""Byte fidelity: when nothing is decided against a message, the upstream gets exactly its bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from sendguard.testing.relay import running_relay
+from sendguard.testing.upstream import RecordingUpstream
+from tests.conftest import CORPUS
+
+
+def corpus_messages() -> list[Path]:
+    """Every message of shared/corpus/mikel-mail."""
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name not in {"LICENSE", "SOURCE"})
+
+
+def as_crlf(raw: bytes) -> bytes:
+    """The message with CRLF line endings, ending in CRLF, as a mail client sends it."""
+    data = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def test_corpus_is_present() -> None:
+    """The shared corpus is there (105 messages); fidelity below would be vacuous without it."""
+    assert len(corpus_messages()) == 105
+
+
+async def test_every_corpus_message_arrives_byte_identical(upstream: RecordingUpstream) -> None:
+    """All 105 real-world messages pass through the relay unchanged, byte for byte."""
+    messages = corpus_messages()
+    sent: list[bytes] = []
+    async with running_relay(upstream=upstream.url) as app:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=app.bound[0][1], timeout=30)
+        await client.connect()
+        for path in messages:
+            data = as_crlf(path.read_bytes())
+            options = ["BODY=8BITMIME"] if any(b > 127 for b in data) else []
+            await client.sendmail("sender@example.jp", ["rcpt@partner.test"], data,
+                                  mail_options=options)
+            sent.append(data)
+        await client.quit()
+    assert len(upstream.messages) == len(messages)
+    mismatched = [p.name for p, s, got in zip(messages, sent, upstream.messages, strict=True)
+                  if got.data != s]
+    assert mismatched == []
+
+
+@pytest.mark.parametrize("length", [998, 999, 1200])
+async def test_long_lines(upstream: RecordingUpstream, length: int) -> None:
+    """Lines up to 998 octets pass; longer ones are refused with 5xx (RFC 5322 §2.1.1) and nothing is sent."""
+    data = b"Subject: long\r\n\r\n" + b"x" * length + b"\r\n"
+    async with running_relay(upstream=upstream.url) as app:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=app.bound[0][1], timeout=30)
+        await client.connect()
+        if length <= 998:
+            await client.sendmail("a@example.jp", ["b@partner.test"], data)
+            assert upstream.messages[0].data == data
+        else:
+            with pytest.raises(aiosmtplib.SMTPDataError) as info:
+                await client.sendmail("a@example.jp", ["b@partner.test"], data)
+            assert info.value.code in (500, 550)
+            assert upstream.messages == []
+        client.close()
