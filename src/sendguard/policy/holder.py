@@ -51,6 +51,14 @@ class PolicyHolder:
                 kept_version=self._current.version,
             )
             return False
+        except Exception as exc:  # a bug must not take the serving policy down with it
+            log.error(
+                "policy_reload_failed",
+                directory=str(self.directory),
+                error=repr(exc),
+                kept_version=self._current.version,
+            )
+            return False
         self._current = loaded
         _log_loaded(loaded, self.directory)
         return True
@@ -61,9 +69,17 @@ class PolicyHolder:
             await asyncio.sleep(interval)
             # Hashing a few small files every couple of seconds is cheap and, unlike mtimes,
             # is not fooled by editors that preserve timestamps or by coarse clocks.
-            current = await asyncio.to_thread(self._files_fingerprint)
-            if current != self._fingerprint:
-                self.reload()
+            try:
+                current = await asyncio.to_thread(self._files_fingerprint)
+                if current != self._fingerprint:
+                    self.reload()
+            except Exception as exc:  # the watcher must outlive any surprise; the old policy serves
+                log.error(
+                    "policy_reload_failed",
+                    directory=str(self.directory),
+                    error=repr(exc),
+                    kept_version=self._current.version,
+                )
 
     def _files_fingerprint(self) -> str:
         """Digest of the names and contents of every file the policy depends on."""

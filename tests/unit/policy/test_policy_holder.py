@@ -89,3 +89,15 @@ async def test_watch_reloads_when_a_file_changes(write_policy: Callable[..., Pat
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_deleted_policy_directory_keeps_serving(write_policy: Callable[..., Path]) -> None:
+    """Removing every policy file (a bad deploy) keeps the old policy rather than none."""
+    directory = write_policy(main=GOOD)
+    holder = PolicyHolder(directory)
+    good = holder.current
+    (directory / "main.toml").unlink()
+    with capture_logs() as logs:
+        assert holder.reload() is False
+    assert holder.current is good
+    assert "no policy files (*.toml) found" in logs[0]["error"]
