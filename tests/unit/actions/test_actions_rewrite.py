@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sendguard.actions.rewrite import Outgoing, apply_verdict
 from sendguard.inspect import Inspection
@@ -243,3 +246,31 @@ def test_unparsable_to_field_is_replaced_not_left_visible() -> None:
     [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
     assert b"client.example" not in header_block(out.data)
     assert parsed(out.data)["To"] == "undisclosed-recipients:;"
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.text(min_size=1, max_size=40))
+def test_any_display_name_survives_as_one_safe_mailbox(name: str) -> None:
+    """Whatever a display name decodes to, the rewritten To is one ASCII line per fold and
+    holds exactly the internal mailbox (no injected field, no lost address)."""
+    encoded = "=?UTF-8?B?" + base64.b64encode(name.encode("utf-8", "surrogatepass")).decode() + "?="
+    data = message(f"{encoded} <kato@example.co.jp>, a@client.example")
+    env = Envelope(SENDER, ("kato@example.co.jp", "a@client.example"))
+    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    block = header_block(out.data)
+    assert block.isascii()
+    names = [
+        line.split(b":", 1)[0] for line in block.split(b"\r\n") if line[:1] not in (b" ", b"\t")
+    ]
+    assert names == [
+        b"X-Sendguard-Rewritten",
+        b"Received",
+        b"From",
+        b"To",
+        b"Subject",
+        b"Message-ID",
+        b"MIME-Version",
+        b"Content-Type",
+        b"Content-Transfer-Encoding",
+    ]
+    assert [a.addr_spec for a in parsed(out.data)["To"].addresses] == ["kato@example.co.jp"]
