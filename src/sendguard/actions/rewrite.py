@@ -87,6 +87,18 @@ def apply_verdict(
     return tuple(copies)
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    verdict: Verdict
+
+
+def apply_stored_verdict(
+    data: bytes, verdict: Verdict, envelope: Envelope, organisation: Organisation
+) -> tuple[Outgoing, ...]:
+    """For the queue worker releasing a delay/hold: the copies its stored verdict asks for."""
+    return apply_verdict(data, _Stored(verdict), envelope, organisation)
+
+
 class _Editor:
     """Rewrites the To/Cc/Bcc fields of one message; the parse is shared by every copy."""
 

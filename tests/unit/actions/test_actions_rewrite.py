@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendguard.actions.rewrite import Outgoing, apply_verdict
+from sendguard.actions.rewrite import Outgoing, apply_stored_verdict, apply_verdict
 from sendguard.inspect import Inspection
 from sendguard.model import Action, Envelope, Mail, Organisation, Verdict
 
@@ -274,3 +274,13 @@ def test_any_display_name_survives_as_one_safe_mailbox(name: str) -> None:
         b"Content-Transfer-Encoding",
     ]
     assert [a.addr_spec for a in parsed(out.data)["To"].addresses] == ["kato@example.co.jp"]
+
+
+def test_released_hold_gets_its_stored_rewrite() -> None:
+    """The queue worker applies a stored hold verdict's rewrite when it releases the mail."""
+    data = message("a@client.example, b@other.example")
+    env = Envelope(SENDER, ("a@client.example", "b@other.example"))
+    verdict = Verdict(action=Action.HOLD, rule_id="hold-x", rewrite="split")
+    outs = apply_stored_verdict(data, verdict, env, ORG)
+    assert [o.rcpt_tos for o in outs] == [("a@client.example",), ("b@other.example",)]
+    assert parsed(outs[1].data)["To"] == "b@other.example"
