@@ -88,7 +88,7 @@ async def test_delivery_interrupted_by_kill_9_completes_after_restart(
             await until(lambda: any(c.startswith("RCPT") for c in upstream.commands), within=20)
             a.kill()
         assert (await store.get(entry.id)).state == "delivering"
-        async with node(url, tmp_path, node_id="b", upstream=upstream.url, listen=False, lease=2):
+        async with node(url, tmp_path, node_id="b", upstream=upstream.url, listen=False, lease=1):
             for _ in range(300):
                 if (await store.get(entry.id)).state == "delivered":
                     break
