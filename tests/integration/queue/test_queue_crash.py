@@ -83,7 +83,7 @@ async def test_delivery_interrupted_by_kill_9_completes_after_restart(
         await store.apply(entry.id, release)
         upstream.hang_next("RCPT", 30)
         async with node(
-            url, tmp_path, node_id="a", upstream=upstream.url, listen=False, lease=2
+            url, tmp_path, node_id="a", upstream=upstream.url, listen=False, lease=1
         ) as a:
             await until(lambda: any(c.startswith("RCPT") for c in upstream.commands), within=20)
             a.kill()
