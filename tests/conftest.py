@@ -17,7 +17,9 @@ CORPUS = REPO.parent / "shared" / "corpus" / "mikel-mail"
 
 def need_tool(name: str) -> str:
     """Path of a Debian tool the test needs; the test fails (not skips) when CI lacks it."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
     if path is None:
         pytest.fail(f"{name} is not installed: scripts/test installs postfix and swaks")
     return path

@@ -1,4 +1,4 @@
-"""Wiring: settings → upstream, inspector, store, pipeline, intake. No globals: built here, passed in.
+"""Wiring: settings → upstream, inspector, store, pipeline, intake; built here, passed in.
 
 `App.start` binds the listeners; `App.stop` drains them (SIGTERM); `App.reload` is the SIGHUP
 hook. `serve` runs one relay process until a signal says stop.
@@ -98,11 +98,16 @@ class App:
         log.info("shutdown_finished")
 
 
-def _authenticator(settings: Settings, upstream: MaildirUpstream | SmtpUpstream) -> Authenticator | None:
+def _authenticator(
+    settings: Settings, upstream: MaildirUpstream | SmtpUpstream
+) -> Authenticator | None:
     if settings.auth_mode == "none":
         return None
     if settings.tls_cert is None:
-        raise ConfigError(f"auth_mode={settings.auth_mode} needs tls_cert/tls_key: AUTH is only offered after STARTTLS")
+        raise ConfigError(
+            f"auth_mode={settings.auth_mode} needs tls_cert/tls_key: "
+            "AUTH is only offered after STARTTLS"
+        )
     if settings.auth_mode == "local":
         return UsersFile(settings.users_file)
     if not isinstance(upstream, SmtpUpstream):
@@ -152,8 +157,12 @@ def build_app(settings: Settings) -> App:
             timeout=settings.smtp_timeout,
         )
 
-    return App(settings=settings, upstream=upstream, pipeline=pipeline,
-               intake=Intake(factory, reuse_port=settings.workers != 1))
+    return App(
+        settings=settings,
+        upstream=upstream,
+        pipeline=pipeline,
+        intake=Intake(factory, reuse_port=settings.workers != 1),
+    )
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> int:
@@ -165,8 +174,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> in
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.reload)
-    log.info("started", listeners=[f"{h}:{p}" for h, p in app.bound],
-             upstream=str(getattr(app.upstream, "target", settings.upstream)))
+    log.info(
+        "started",
+        listeners=[f"{h}:{p}" for h, p in app.bound],
+        upstream=str(getattr(app.upstream, "target", settings.upstream)),
+    )
     if ready is not None:
         ready.set()
     try:

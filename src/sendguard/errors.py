@@ -14,7 +14,7 @@ class SendguardError(Exception):
 
 
 class ConfigError(SendguardError, ValueError):
-    """Settings or a policy file are invalid; the message names the file, the key and what is allowed."""
+    """Invalid settings or policy; the message names the file, key and what is allowed."""
 
 
 class PolicyError(ConfigError):

@@ -55,7 +55,7 @@ class Address:
     domain_unicode: str
     """Lower-case U-label form, what a person reads."""
     registrable_domain: str
-    """Organisation-level domain by the public suffix list: ``mail.tanaka.co.jp`` → ``tanaka.co.jp``."""
+    """Organisation-level domain (public suffix list): ``mail.tanaka.co.jp`` → ``tanaka.co.jp``."""
     display_name: str = ""
     """RFC 2047-decoded display name."""
     field: HeaderField = "to"
@@ -157,7 +157,7 @@ class Organisation:
     """Registrable or full domains (A-label, lower case); subdomains count as internal too."""
     partner_domains: frozenset[str] = frozenset()
     external_lists: frozenset[str] = frozenset()
-    """Addresses of mailing lists with outside members: always external even if the domain is ours."""
+    """Mailing lists with outside members: always external even if the domain is ours."""
     frequent_domains: frozenset[str] = frozenset()
     """Domains the organisation often writes to (from config and history): lookalike targets."""
 

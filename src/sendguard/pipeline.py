@@ -1,9 +1,9 @@
 """The whole flow of one message. Read this first.
 
 ```
- client ─▶ intake ─▶ inspect (parse → detect → policy) ─▶ verdict ─┬─ pass/tag/rewrite ─▶ deliver ─▶ upstream
-                                                                    ├─ delay/hold ────────▶ queue (250 after commit)
-                                                                    └─ reject ────────────▶ 550 5.7.1 (451 if soft)
+ client ─▶ intake ─▶ inspect ─▶ verdict ─┬─ pass/tag/rewrite ─▶ deliver ─▶ upstream
+          (access,   (parse,              ├─ delay/hold ───────▶ queue (250 after commit)
+           syntax)    detect, policy)     └─ reject ───────────▶ 550 5.7.1 (451 if soft)
 ```
 
 1. `sendguard.intake` has already refused what must never get this far (open relay, bad
@@ -46,27 +46,26 @@ class Inspected(Protocol):
     """What inspection hands back: the mail view, all findings, and the verdict."""
 
     @property
-    def mail(self) -> Mail: ...  # noqa: D102
+    def mail(self) -> Mail: ...
     @property
-    def findings(self) -> tuple[Finding, ...]: ...  # noqa: D102
+    def findings(self) -> tuple[Finding, ...]: ...
     @property
-    def verdict(self) -> Verdict: ...  # noqa: D102
+    def verdict(self) -> Verdict: ...
 
 
 class Inspects(Protocol):
     """parse → detect → policy for one message."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:  # noqa: D102
-        ...
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected: ...
 
 
 class Outgoing(Protocol):
     """One copy to send: its recipients and its bytes (several for a split rewrite)."""
 
     @property
-    def rcpt_tos(self) -> tuple[str, ...]: ...  # noqa: D102
+    def rcpt_tos(self) -> tuple[str, ...]: ...
     @property
-    def data(self) -> bytes: ...  # noqa: D102
+    def data(self) -> bytes: ...
 
 
 Prepare = Callable[[bytes, Inspected, Envelope], tuple[Outgoing, ...]]
@@ -78,9 +77,14 @@ RejectReply = Callable[[Verdict, str], Reply]
 class Queue(Protocol):
     """The part of the store the live path uses."""
 
-    async def enqueue(  # noqa: D102
-        self, *, envelope: Envelope, data: bytes, verdict: Verdict,
-        state: Literal["held", "delayed"], release_at: datetime | None = None,
+    async def enqueue(
+        self,
+        *,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        state: Literal["held", "delayed"],
+        release_at: datetime | None = None,
     ) -> object: ...
 
 
@@ -162,7 +166,8 @@ class Pipeline:
         state: Literal["held", "delayed"] = "held" if verdict.action is Action.HOLD else "delayed"
         release_at = (
             datetime.now(UTC) + timedelta(minutes=verdict.delay_minutes)
-            if state == "delayed" else None
+            if state == "delayed"
+            else None
         )
         try:
             entry = await self.queue.enqueue(
@@ -181,7 +186,11 @@ class Pipeline:
         reference = uuid.uuid4().hex[:12]
         log.error("inspection_failed", reference=reference, error=str(error))
         if self.options.on_error == "hold" and self.queue is not None:
-            verdict = Verdict(action=Action.HOLD, rule_id="on-error", reason=f"inspection failed (ref {reference})")
+            verdict = Verdict(
+                action=Action.HOLD,
+                rule_id="on-error",
+                reason=f"inspection failed (ref {reference})",
+            )
             return await self._enqueue(envelope, data, verdict), verdict
         verdict = Verdict(action=Action.REJECT, rule_id="on-error", reason="inspection failed")
         budget = "time" in str(error) or "budget" in str(error)
@@ -196,8 +205,10 @@ async def _deliver_all(
     reply = Reply(250, "2.0.0 Ok")
     for copy in copies:
         part = Envelope(
-            mail_from=envelope.mail_from, rcpt_tos=copy.rcpt_tos,
-            mail_options=envelope.mail_options, transaction_id=envelope.transaction_id,
+            mail_from=envelope.mail_from,
+            rcpt_tos=copy.rcpt_tos,
+            mail_options=envelope.mail_options,
+            transaction_id=envelope.transaction_id,
         )
         reply = await upstream.send(part, copy.data)
         if not reply.ok:
@@ -206,8 +217,12 @@ async def _deliver_all(
 
 
 def _log_transaction(
-    envelope: Envelope, data: bytes, verdict: Verdict, findings: tuple[Finding, ...],
-    reply: Reply, started: float,
+    envelope: Envelope,
+    data: bytes,
+    verdict: Verdict,
+    findings: tuple[Finding, ...],
+    reply: Reply,
+    started: float,
 ) -> None:
     log.info(
         "transaction",

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     """Where mail goes: ``smtp://host:25``, ``smtp+starttls://user:pass@host:587``,
     ``smtps://host:465`` or ``maildir:DIR`` (the embedded default, for trying sendguard)."""
     upstream_ca_file: Path | None = None
-    """CA bundle to verify the upstream's certificate; default the system store. Never unverified."""
+    """CA bundle to verify the upstream's certificate; default: system store. Never unverified."""
     upstream_timeout: float = 60.0
     """Seconds for each upstream command (connect, MAIL, RCPT, DATA upload)."""
     upstream_data_timeout: float = 600.0
@@ -168,9 +168,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**clean)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
 
 

@@ -10,6 +10,7 @@ code of its children.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -57,10 +58,8 @@ def supervise(settings: Settings) -> int:
         if signum in (signal.SIGTERM, signal.SIGINT):
             stopping = True
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)

@@ -14,7 +14,9 @@ from tests.conftest import CORPUS
 
 def corpus_messages() -> list[Path]:
     """Every message of shared/corpus/mikel-mail."""
-    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name not in {"LICENSE", "SOURCE"})
+    return sorted(
+        p for p in CORPUS.rglob("*") if p.is_file() and p.name not in {"LICENSE", "SOURCE"}
+    )
 
 
 def as_crlf(raw: bytes) -> bytes:
@@ -38,19 +40,21 @@ async def test_every_corpus_message_arrives_byte_identical(upstream: RecordingUp
         for path in messages:
             data = as_crlf(path.read_bytes())
             options = ["BODY=8BITMIME"] if any(b > 127 for b in data) else []
-            await client.sendmail("sender@example.jp", ["rcpt@partner.test"], data,
-                                  mail_options=options)
+            await client.sendmail(
+                "sender@example.jp", ["rcpt@partner.test"], data, mail_options=options
+            )
             sent.append(data)
         await client.quit()
     assert len(upstream.messages) == len(messages)
-    mismatched = [p.name for p, s, got in zip(messages, sent, upstream.messages, strict=True)
-                  if got.data != s]
+    mismatched = [
+        p.name for p, s, got in zip(messages, sent, upstream.messages, strict=True) if got.data != s
+    ]
     assert mismatched == []
 
 
 @pytest.mark.parametrize("length", [998, 999, 1200])
 async def test_long_lines(upstream: RecordingUpstream, length: int) -> None:
-    """Lines up to 998 octets pass; longer ones are refused with 5xx (RFC 5322 §2.1.1) and nothing is sent."""
+    """Lines up to 998 octets pass; longer ones get a 5xx (RFC 5322 §2.1.1) and nothing is sent."""
     data = b"Subject: long\r\n\r\n" + b"x" * length + b"\r\n"
     async with running_relay(upstream=upstream.url) as app:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=app.bound[0][1], timeout=30)

@@ -28,13 +28,20 @@ async def _dialogue(port: int, lines: list[bytes]) -> list[str]:
     return replies
 
 
-async def test_untrusted_unauthenticated_client_refused_at_rcpt(upstream: RecordingUpstream) -> None:
-    """With no trusted network, RCPT without AUTH gets 550 5.7.1 and nothing reaches the upstream."""
+async def test_untrusted_unauthenticated_client_refused_at_rcpt(
+    upstream: RecordingUpstream,
+) -> None:
+    """With no trusted network, RCPT without AUTH gets 550 5.7.1; nothing reaches the upstream."""
     async with running_relay(upstream=upstream.url, trusted_networks="") as app:
-        replies = await _dialogue(app.bound[0][1], [
-            b"EHLO probe.test", b"MAIL FROM:<spammer@evil.test>", b"RCPT TO:<victim@example.com>",
-            b"DATA",
-        ])
+        replies = await _dialogue(
+            app.bound[0][1],
+            [
+                b"EHLO probe.test",
+                b"MAIL FROM:<spammer@evil.test>",
+                b"RCPT TO:<victim@example.com>",
+                b"DATA",
+            ],
+        )
     assert replies[3].startswith("550 5.7.1")
     assert replies[4].startswith("503")
     assert upstream.messages == []
@@ -43,9 +50,14 @@ async def test_untrusted_unauthenticated_client_refused_at_rcpt(upstream: Record
 async def test_trusted_network_excludes_other_addresses(upstream: RecordingUpstream) -> None:
     """A trusted network that does not contain the client does not let it relay."""
     async with running_relay(upstream=upstream.url, trusted_networks="10.0.0.0/8,::1/128") as app:
-        replies = await _dialogue(app.bound[0][1], [
-            b"EHLO probe.test", b"MAIL FROM:<a@example.jp>", b"RCPT TO:<b@example.com>",
-        ])
+        replies = await _dialogue(
+            app.bound[0][1],
+            [
+                b"EHLO probe.test",
+                b"MAIL FROM:<a@example.jp>",
+                b"RCPT TO:<b@example.com>",
+            ],
+        )
     assert replies[3].startswith("550 5.7.1")
 
 
@@ -53,13 +65,21 @@ async def test_auth_before_starttls_refused(certs: CertPair, upstream: Recording
     """AUTH is not offered and is refused in clear text, even with valid-looking credentials."""
     blob = base64.b64encode(b"\0alice\0password123").decode()
     async with running_relay(
-        upstream=upstream.url, trusted_networks="", auth_mode="local",
-        tls_cert=certs.cert, tls_key=certs.key,
+        upstream=upstream.url,
+        trusted_networks="",
+        auth_mode="local",
+        tls_cert=certs.cert,
+        tls_key=certs.key,
     ) as app:
-        replies = await _dialogue(app.bound[0][1], [
-            b"EHLO probe.test", f"AUTH PLAIN {blob}".encode(), b"MAIL FROM:<a@example.jp>",
-            b"RCPT TO:<b@example.com>",
-        ])
+        replies = await _dialogue(
+            app.bound[0][1],
+            [
+                b"EHLO probe.test",
+                f"AUTH PLAIN {blob}".encode(),
+                b"MAIL FROM:<a@example.jp>",
+                b"RCPT TO:<b@example.com>",
+            ],
+        )
     assert "AUTH" not in replies[1]
     assert "STARTTLS" in replies[1]
     assert replies[2].startswith("538")
@@ -69,12 +89,16 @@ async def test_auth_before_starttls_refused(certs: CertPair, upstream: Recording
 async def test_invalid_addresses_refused_before_upstream(upstream: RecordingUpstream) -> None:
     """Addresses our strict parser refuses never reach aiosmtplib's lenient quoting."""
     async with running_relay(upstream=upstream.url) as app:
-        replies = await _dialogue(app.bound[0][1], [
-            b"EHLO probe.test", b"MAIL FROM:<a@example.jp>",
-            b"RCPT TO:<alice@example.org)<bob@example.org>",
-            b"RCPT TO:<no-domain>",
-            b"RCPT TO:<ok@example.com> NOTIFY=SUCCESS",
-        ])
+        replies = await _dialogue(
+            app.bound[0][1],
+            [
+                b"EHLO probe.test",
+                b"MAIL FROM:<a@example.jp>",
+                b"RCPT TO:<alice@example.org)<bob@example.org>",
+                b"RCPT TO:<no-domain>",
+                b"RCPT TO:<ok@example.com> NOTIFY=SUCCESS",
+            ],
+        )
     assert replies[3].startswith("553") or replies[3].startswith("501")
     assert replies[4].startswith("553")
     assert replies[5].startswith("555")
@@ -83,9 +107,15 @@ async def test_invalid_addresses_refused_before_upstream(upstream: RecordingUpst
 async def test_recipient_limit(upstream: RecordingUpstream) -> None:
     """More recipients than max_recipients get 452 4.5.3 (the client sends the rest later)."""
     async with running_relay(upstream=upstream.url, max_recipients=2) as app:
-        replies = await _dialogue(app.bound[0][1], [
-            b"EHLO probe.test", b"MAIL FROM:<a@example.jp>", b"RCPT TO:<b1@example.com>",
-            b"RCPT TO:<b2@example.com>", b"RCPT TO:<b3@example.com>",
-        ])
+        replies = await _dialogue(
+            app.bound[0][1],
+            [
+                b"EHLO probe.test",
+                b"MAIL FROM:<a@example.jp>",
+                b"RCPT TO:<b1@example.com>",
+                b"RCPT TO:<b2@example.com>",
+                b"RCPT TO:<b3@example.com>",
+            ],
+        )
     assert replies[4].startswith("250")
     assert replies[5].startswith("452 4.5.3")

@@ -46,7 +46,7 @@ async def test_sigterm_finishes_in_flight_transaction(tmp_path: Path) -> None:
         await asyncio.sleep(0.7)
         relay.signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
-        with pytest.raises(OSError):
+        with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", relay.port)
         refused, final = await sending
         assert await asyncio.to_thread(relay.wait) == 0
@@ -72,14 +72,29 @@ def test_load_2000_messages_20_connections_arrive_once(tmp_path: Path) -> None:
     """smtp-source sends 2,000 20 KB messages over 20 connections; smtp-sink gets each once."""
     sink_dir = tmp_path / "sink"
     with smtp_sink(sink_dir) as sink_port:
-        relay = RelayProcess({"SENDGUARD_UPSTREAM": f"smtp://127.0.0.1:{sink_port}"},
-                             cwd=tmp_path).start()
+        relay = RelayProcess(
+            {"SENDGUARD_UPSTREAM": f"smtp://127.0.0.1:{sink_port}"}, cwd=tmp_path
+        ).start()
         try:
             started = time.monotonic()
-            subprocess.run(  # noqa: S603
-                [tool("smtp-source"), "-s", "20", "-m", "2000", "-l", "20480",
-                 "-f", "load@example.jp", "-t", "sink@partner.test", f"127.0.0.1:{relay.port}"],
-                check=True, timeout=240, capture_output=True,
+            subprocess.run(
+                [
+                    tool("smtp-source"),
+                    "-s",
+                    "20",
+                    "-m",
+                    "2000",
+                    "-l",
+                    "20480",
+                    "-f",
+                    "load@example.jp",
+                    "-t",
+                    "sink@partner.test",
+                    f"127.0.0.1:{relay.port}",
+                ],
+                check=True,
+                timeout=240,
+                capture_output=True,
             )
             elapsed = time.monotonic() - started
         finally:
@@ -91,4 +106,6 @@ def test_load_2000_messages_20_connections_arrive_once(tmp_path: Path) -> None:
     transactions = [e for e in relay.events() if e.get("event") == "transaction"]
     assert len(transactions) == 2000
     assert all(e["reply_code"] == 250 for e in transactions)
-    print(f"relayed 2000 x 20 KB over 20 connections in {elapsed:.1f}s = {2000 / elapsed:.0f} msg/s")
+    print(
+        f"relayed 2000 x 20 KB over 20 connections in {elapsed:.1f}s = {2000 / elapsed:.0f} msg/s"
+    )

@@ -66,12 +66,12 @@ async def test_normalise_policy_delivers_one_message(
 async def test_commands_pipelined_after_starttls_are_discarded(
     upstream: RecordingUpstream, certs: CertPair
 ) -> None:
-    """Plain-text commands sent behind STARTTLS (CVE-2011-0411 style) are dropped, not run in TLS."""
+    """Plain-text commands behind STARTTLS (CVE-2011-0411 style) are dropped, not run in TLS."""
     async with running_relay(upstream=upstream.url, tls_cert=certs.cert, tls_key=certs.key) as app:
         reader, writer = await asyncio.open_connection("127.0.0.1", app.bound[0][1])
         await reader.readline()
         writer.write(b"EHLO a.test\r\n")
-        while (line := await reader.readline())[3:4] == b"-":
+        while (await reader.readline())[3:4] == b"-":
             pass
         writer.write(b"STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n")
         await writer.drain()
@@ -79,7 +79,7 @@ async def test_commands_pipelined_after_starttls_are_discarded(
         ctx = ssl.create_default_context(cafile=str(certs.cert))
         await writer.start_tls(ctx, server_hostname="localhost")
         writer.write(b"EHLO a.test\r\n")
-        while (line := await reader.readline())[3:4] == b"-":
+        while (await reader.readline())[3:4] == b"-":
             pass
         writer.write(b"RCPT TO:<b@partner.test>\r\n")
         reply = await reader.readline()

@@ -1,4 +1,4 @@
-"""`sendguard serve`: run the relay (flags override SENDGUARD_* environment and the settings file)."""
+"""`sendguard serve`: run the relay (flags override SENDGUARD_* and the settings file)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ from sendguard.settings import load_settings
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `serve`."""
     p = sub.add_parser("serve", help="run the relay", description=__doc__)
-    p.add_argument("--listen", help="host:port[,host:port…] (SENDGUARD_LISTEN, default 127.0.0.1:2525)")
-    p.add_argument("--upstream", help="smtp://, smtp+starttls://, smtps:// or maildir:DIR "
-                   "(SENDGUARD_UPSTREAM, default maildir:./var/delivered)")
-    p.add_argument("--trusted-networks", help="CIDRs allowed to relay without AUTH (default loopback)")
+    p.add_argument(
+        "--listen", help="host:port[,host:port…] (SENDGUARD_LISTEN, default 127.0.0.1:2525)"
+    )
+    p.add_argument(
+        "--upstream",
+        help="smtp://, smtp+starttls://, smtps:// or maildir:DIR "
+        "(SENDGUARD_UPSTREAM, default maildir:./var/delivered)",
+    )
+    p.add_argument(
+        "--trusted-networks", help="CIDRs allowed to relay without AUTH (default loopback)"
+    )
     p.add_argument("--policy-dir", help="policy directory (default ./policies)")
     p.add_argument("--store", help="queue store URL (default sqlite:///./var/sendguard.db)")
     p.add_argument("--tls-cert", help="PEM certificate for STARTTLS")
@@ -32,9 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from sendguard.supervisor import supervise, worker_count
 
     settings = load_settings(
-        listen=args.listen, upstream=args.upstream, trusted_networks=args.trusted_networks,
-        policy_dir=args.policy_dir, store=args.store, tls_cert=args.tls_cert,
-        tls_key=args.tls_key, auth_mode=args.auth_mode, workers=args.workers,
+        listen=args.listen,
+        upstream=args.upstream,
+        trusted_networks=args.trusted_networks,
+        policy_dir=args.policy_dir,
+        store=args.store,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        auth_mode=args.auth_mode,
+        workers=args.workers,
         log_format=args.log_format,
     )
     configure_logging(settings.log_format, settings.log_level)

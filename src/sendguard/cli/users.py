@@ -14,9 +14,13 @@ from sendguard.settings import load_settings
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `users`."""
     p = sub.add_parser("users", help="manage local SMTP AUTH users", description=__doc__)
-    p.add_argument("--file", type=Path, help="users file (SENDGUARD_USERS_FILE, default ./var/users)")
+    p.add_argument(
+        "--file", type=Path, help="users file (SENDGUARD_USERS_FILE, default ./var/users)"
+    )
     actions = p.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="add or change a user (password asked, or read from stdin)")
+    add = actions.add_parser(
+        "add", help="add or change a user (password asked, or read from stdin)"
+    )
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     rm = actions.add_parser("remove", help="remove a user")

@@ -84,8 +84,10 @@ class SmtpUpstream:
         for attempt in (1, 2):
             reused = bool(self._idle)
             try:
-                smtp = self._idle.pop() if reused else await self._open(
-                    self.target.username, self.target.password
+                smtp = (
+                    self._idle.pop()
+                    if reused
+                    else await self._open(self.target.username, self.target.password)
                 )
             except Exception as exc:  # noqa: BLE001  # mapped to a tempfail, never a 250
                 return _reply_for_exception(exc)
@@ -219,7 +221,7 @@ async def _transaction(
 
 @contextlib.asynccontextmanager
 async def _cleanup_on_cancel(smtp: aiosmtplib.SMTP) -> AsyncIterator[None]:
-    """If the client's transaction is cancelled mid-exchange, the session state is unknown: drop it."""
+    """A transaction cancelled mid-exchange leaves the session in an unknown state: drop it."""
     try:
         yield
     except asyncio.CancelledError:
@@ -249,9 +251,11 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
 
 def _reply_for_exception(exc: BaseException) -> Reply:
     """A failure to reach or talk to the upstream, as a temporary reply the client can act on."""
-    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
-        exc.__cause__, ssl.SSLCertVerificationError
-    ) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+    if (
+        isinstance(exc, ssl.SSLCertVerificationError)
+        or isinstance(exc.__cause__, ssl.SSLCertVerificationError)
+        or "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    ):
         return Reply(451, "4.7.5 upstream TLS certificate did not verify")
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return Reply(451, "4.7.0 the relay could not authenticate to the upstream")

@@ -91,7 +91,10 @@ class UsersFile:
     def add(self, username: str, password: str) -> None:
         """Add or replace a user; the file is rewritten atomically with mode 0600."""
         if not username or any(c in username for c in ":\r\n\0 ") or len(password) < 8:
-            raise ConfigError("user names may not contain ':', spaces or line breaks; passwords need 8+ characters")
+            raise ConfigError(
+                "user names may not contain ':', spaces or line breaks; "
+                "passwords need 8+ characters"
+            )
         users = dict(self._load())
         users[username] = self._hasher.hash(password)
         self._write(users)

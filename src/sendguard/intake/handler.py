@@ -79,7 +79,11 @@ class RelayHandler:
     # ------------------------------------------------------------------ greeting
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SmtpEnvelope,
+        hostname: str,
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
@@ -138,7 +142,11 @@ class RelayHandler:
     # ------------------------------------------------------------------ envelope
 
     async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SmtpEnvelope,
+        address: str,
         mail_options: list[str],
     ) -> str:
         for option in mail_options:
@@ -161,7 +169,11 @@ class RelayHandler:
         return str(replies.SENDER_OK)
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SmtpEnvelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         if not (session.authenticated or is_trusted(session.peer, self.options.trusted_networks)):
@@ -207,8 +219,12 @@ class RelayHandler:
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd's default answers 500 with the exception text; ours tempfails and logs."""
         reference = uuid.uuid4().hex[:12]
-        log.error("internal_error", reference=reference, error=type(error).__name__,
-                  detail=str(error)[:200])
+        log.error(
+            "internal_error",
+            reference=reference,
+            error=type(error).__name__,
+            detail=str(error)[:200],
+        )
         return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
 
 

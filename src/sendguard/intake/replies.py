@@ -18,7 +18,7 @@ TOO_MANY_RECIPIENTS = Reply(452, "4.5.3 Too many recipients for one message")
 NO_RECIPIENTS = Reply(503, "5.5.1 Need RCPT before DATA")
 BARE_LINE_ENDING = Reply(
     550,
-    "5.6.0 Bare CR or LF in message content is not allowed (RFC 5321 2.3.8); send CRLF line endings",
+    "5.6.0 Bare CR or LF in message content is not allowed (RFC 5321 2.3.8); use CRLF",
 )
 LINE_TOO_LONG = Reply(550, "5.6.0 Line longer than 998 octets (RFC 5322 2.1.1); encode the content")
 UNSUPPORTED_PARAMETER = Reply(555, "5.5.4 Unsupported MAIL or RCPT parameter")

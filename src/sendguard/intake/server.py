@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 
 class RelaySMTP(SMTP):
-    """aiosmtpd's protocol, plus: register with `Intake`, close a pass-through session on hang-up."""
+    """aiosmtpd's protocol that registers with `Intake` and closes a pass-through session."""
 
     def __init__(self, intake: Intake, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,7 +84,8 @@ class Intake:
             server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while any(c.busy for c in self.connections) and loop.time() < deadline:
+        # Polling, not an Event: "busy" is aiosmtpd's state, which signals nothing.
+        while any(c.busy for c in self.connections) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             with contextlib.suppress(Exception):

@@ -35,9 +35,17 @@ def smtp_sink(dump_dir: Path, *, extra: tuple[str, ...] = (), backlog: int = 256
     port = free_port()
     user = ("-u", "root") if os.geteuid() == 0 else ()
     proc = subprocess.Popen(  # noqa: S603  # a fixed Debian tool on loopback
-        [tool("smtp-sink"), *user, "-d", f"{dump_dir}/%H%M%S.", *extra,
-         f"127.0.0.1:{port}", str(backlog)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            tool("smtp-sink"),
+            *user,
+            "-d",
+            f"{dump_dir}/%H%M%S.",
+            *extra,
+            f"127.0.0.1:{port}",
+            str(backlog),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

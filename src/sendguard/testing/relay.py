@@ -1,4 +1,4 @@
-"""Run sendguard for tests: in the test's own loop (`running_relay`) or as a real process (`RelayProcess`).
+"""Run sendguard for tests: in the test's loop (`running_relay`) or as a process (`RelayProcess`).
 
 Both listen on 127.0.0.1 port 0; the process variant reads its bound port from its own
 JSON ``listening`` log event, so tests never guess ports.
@@ -39,7 +39,12 @@ class RelayProcess:
     """`python -m sendguard serve` in a child process, configured by environment variables."""
 
     def __init__(self, env: Mapping[str, str], *, cwd: Path, args: tuple[str, ...] = ()) -> None:
-        self.env = {**os.environ, "SENDGUARD_LISTEN": "127.0.0.1:0", "SENDGUARD_WORKERS": "1", **env}
+        self.env = {
+            **os.environ,
+            "SENDGUARD_LISTEN": "127.0.0.1:0",
+            "SENDGUARD_WORKERS": "1",
+            **env,
+        }
         self.cwd = cwd
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
@@ -51,7 +56,10 @@ class RelayProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115  # closed in stop()
         self.proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
             [sys.executable, "-m", "sendguard", "serve", *self.args],
-            env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -60,7 +68,9 @@ class RelayProcess:
                     self.port = int(str(event["address"]).rsplit(":", 1)[1])
                     return self
             if self.proc.poll() is not None:
-                raise RuntimeError(f"relay exited {self.proc.returncode}: {self.log_path.read_text()}")
+                raise RuntimeError(
+                    f"relay exited {self.proc.returncode}: {self.log_path.read_text()}"
+                )
             time.sleep(0.05)
         raise TimeoutError(f"relay did not start: {self.log_path.read_text()}")
 
@@ -100,11 +110,17 @@ class RelayProcess:
         return self.proc.returncode
 
 
-async def run_tool(*argv: str, stdin: bytes | None = None, timeout: float = 60) -> tuple[int, str]:
+async def run_tool(
+    *argv: str,
+    stdin: bytes | None = None,
+    timeout: float = 60,  # noqa: ASYNC109  # a test helper's bound on a child process
+) -> tuple[int, str]:
     """Run a real client (swaks, smtp-source) without blocking the loop the relay runs in."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        *argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(stdin), timeout)
     return proc.returncode or 0, out.decode("utf-8", errors="replace")

@@ -186,7 +186,11 @@ class RecordingUpstream:
                     task.cancel()
             await self._server.wait_closed()
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    async def wait_for(
+        self,
+        count: int,
+        timeout: float = 10.0,  # noqa: ASYNC109  # a test helper's bound, not an API timeout
+    ) -> list[Received]:
         """Wait until `count` messages have arrived."""
         async with asyncio.timeout(timeout):
             while len(self.messages) < count:

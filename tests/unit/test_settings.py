@@ -1,0 +1,79 @@
+"""Settings: environment, settings file and flags, with errors a person can act on."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from sendguard.errors import ConfigError
+from sendguard.settings import Listener, load_settings
+
+
+def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of the box: loopback only, maildir upstream, loopback trusted, no AUTH, fail closed."""
+    for key in ("SENDGUARD_LISTEN", "SENDGUARD_UPSTREAM", "SENDGUARD_TRUSTED_NETWORKS"):
+        monkeypatch.delenv(key, raising=False)
+    s = load_settings()
+    assert s.listen == (Listener(host="127.0.0.1", port=2525),)
+    assert s.upstream == "maildir:./var/delivered"
+    assert ipaddress.ip_network("127.0.0.0/8") in s.trusted_networks
+    assert s.auth_mode == "none" and s.on_error == "tempfail" and s.line_policy == "reject"
+
+
+def test_environment_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comma-separated listeners and networks are read from the environment."""
+    monkeypatch.setenv("SENDGUARD_LISTEN", "0.0.0.0:587, [::1]:2525")
+    monkeypatch.setenv("SENDGUARD_TRUSTED_NETWORKS", "10.0.0.0/8,2001:db8::/32")
+    s = load_settings()
+    assert [str(x) for x in s.listen] == ["0.0.0.0:587", "[::1]:2525"]
+    assert [str(n) for n in s.trusted_networks] == ["10.0.0.0/8", "2001:db8::/32"]
+
+
+def test_empty_trusted_networks_trusts_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty SENDGUARD_TRUSTED_NETWORKS means no network is trusted."""
+    monkeypatch.setenv("SENDGUARD_TRUSTED_NETWORKS", "")
+    assert load_settings().trusted_networks == ()
+
+
+def test_flags_beat_environment_which_beats_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Precedence: CLI flags > environment > settings file > defaults."""
+    config = tmp_path / "sendguard.toml"
+    config.write_text('upstream = "smtp://file.test:25"\nmax_recipients = 50\nscan_budget = 5.0\n')
+    monkeypatch.setenv("SENDGUARD_CONFIG", str(config))
+    monkeypatch.setenv("SENDGUARD_MAX_RECIPIENTS", "70")
+    s = load_settings(scan_budget=9.0)
+    assert s.upstream == "smtp://file.test:25"
+    assert s.max_recipients == 70
+    assert s.scan_budget == 9.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("SENDGUARD_LISTEN", "localhost", "not host:port"),
+        ("SENDGUARD_TRUSTED_NETWORKS", "10.0.0.0/33", "trusted_networks"),
+        ("SENDGUARD_AUTH_MODE", "ldap", "auth_mode"),
+        ("SENDGUARD_ON_ERROR", "pass", "on_error"),
+    ],
+)
+def test_bad_values_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, says: str
+) -> None:
+    """A bad value is refused with the setting named (never silently defaulted)."""
+    monkeypatch.setenv(key, value)
+    with pytest.raises((ConfigError, ValueError)) as info:
+        load_settings()
+    assert says in str(info.value)
+
+
+def test_broken_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A settings file that is not TOML is named in the error."""
+    config = tmp_path / "bad.toml"
+    config.write_text("upstream = \n")
+    monkeypatch.setenv("SENDGUARD_CONFIG", str(config))
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
+        load_settings()
