@@ -47,7 +47,7 @@ def parsed_mail(case: Case) -> Mail:
     """The `Mail` parse_message builds for an attachment case; other cases as they are."""
     if case.content is None or not case.fmt:
         return case.mail
-    return parse_message(message_bytes(case), ParseLimits())
+    return parse_message(message_bytes(case), ParseLimits.model_validate({}))
 
 
 __all__ = ["TEXT_FORMATS", "message_bytes", "parsed_mail"]

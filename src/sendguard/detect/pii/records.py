@@ -12,7 +12,6 @@ the second most frequent kind of item when each record spans several lines.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 
@@ -122,33 +121,47 @@ def read_table(table: Table) -> TableReading:
 _HEADER_HINT = re.compile(
     "氏名|名前|フリガナ|電話|住所|メール|個人番号|マイナンバー|生年月日|顧客|会員"
 )
-_CELL_SPLIT = re.compile(r"\t|\s{2,}|,")
+_SPACES = re.compile(r"\s{2,}")
 
 
-def _cells(line: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in _CELL_SPLIT.split(line))
+def _splitter(line: str) -> str | None:
+    """The separator a header line uses: tab, comma, or None for runs of 2+ spaces (PDF)."""
+    if "\t" in line:
+        return "\t"
+    return "," if "," in line else None
+
+
+def _cells(line: str, sep: str | None) -> tuple[str, ...]:
+    # str.split for tabs and commas runs in C; the regex only for space-aligned text.
+    cells = line.split(sep) if sep else _SPACES.split(line.strip())
+    return tuple(c.strip() for c in cells) if sep != "\t" else tuple(cells)
 
 
 def text_tables(text: str) -> list[Table]:
     """Tables written as text (a sheet pasted into a body, a PDF): a header line naming
-    personal fields, then the lines below it split the same way (tabs, 2+ spaces, commas)."""
-    if not _HEADER_HINT.search(text):
-        return []
-    lines = text.split("\n")
+    personal fields, then the lines below it split the same way (tabs, commas, 2+ spaces).
+    Only lines holding a header word are examined, so prose costs one regex pass."""
     tables: list[Table] = []
-    i = 0
-    while i < len(lines):
-        if _HEADER_HINT.search(lines[i]):
-            head = _cells(lines[i])
-            if len(head) >= 2 and _header(Table("", (head,))) is not None:
-                rows = [head]
-                i += 1
-                while i < len(lines) and len(row := _cells(lines[i])) >= 2:
-                    rows.append(row)
-                    i += 1
-                tables.append(Table("", tuple(rows)))
-                continue
-        i += 1
+    consumed = 0
+    for hint in _HEADER_HINT.finditer(text):
+        if hint.start() < consumed:
+            continue
+        start = text.rfind("\n", 0, hint.start()) + 1
+        end = text.find("\n", hint.start())
+        end = len(text) if end < 0 else end
+        sep = _splitter(text[start:end])
+        head = _cells(text[start:end], sep)
+        consumed = end
+        if len(head) < 2 or _header(Table("", (head,))) is None:
+            continue
+        rows = [head]
+        for line in text[end + 1 :].split("\n"):
+            row = _cells(line, sep)
+            if len(row) < 2:
+                break
+            rows.append(row)
+            consumed += len(line) + 1
+        tables.append(Table("", tuple(rows)))
     return tables
 
 
@@ -165,9 +178,8 @@ def text_records(text: str, hits: list[Hit], minimum: int) -> int:
         return 0
     by_code = Counter(h.code for h in personal)
     second = sorted(by_code.values(), reverse=True)[1] if len(by_code) > 1 else 0
-    newlines = [m.start() for m in re.finditer("\n", text)]
     kinds_per_line: dict[int, set[str]] = {}
-    for hit in personal:
-        kinds_per_line.setdefault(bisect_right(newlines, hit.pos), set()).add(hit.code)
+    for hit in personal:  # a line is keyed by where it starts
+        kinds_per_line.setdefault(text.rfind("\n", 0, hit.pos), set()).add(hit.code)
     lines = sum(1 for kinds in kinds_per_line.values() if len(kinds) >= 2)
     return max(lines, second)

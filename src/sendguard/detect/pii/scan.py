@@ -14,7 +14,9 @@ from typing import NamedTuple
 from sendguard.detect.pii import checksums
 from sendguard.detect.pii.patterns import (
     ADDRESS_AFTER,
+    ASCII_LABELS,
     DATE,
+    DATE_RUN,
     EMAIL_DOMAIN,
     EMAIL_LOCAL,
     PASSPORT,
@@ -45,17 +47,32 @@ class Hit(NamedTuple):
 
 
 class _Context:
-    """Label end positions seen so far in this text, by kind."""
+    """Japanese label end positions seen so far in this text, by kind; English labels are
+    looked up in the window before a candidate only when it needs them."""
 
-    __slots__ = ("labels", "window")
+    __slots__ = ("labels", "text", "window")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, text: str, window: int) -> None:
         self.labels: dict[str, int] = {}
+        self.text = text
         self.window = window
 
     def near(self, kind: str, pos: int, window: int = 0) -> bool:
+        window = window or self.window
         end = self.labels.get(kind)
-        return end is not None and 0 <= pos - end <= (window or self.window)
+        if end is not None and 0 <= pos - end <= window:
+            return True
+        return any(
+            label_kind(m.group()) == kind
+            for m in ASCII_LABELS.finditer(self.text, max(pos - window, 0), pos)
+        )
+
+    def ascii_around(self, kinds: tuple[str, ...], pos: int, span: int) -> bool:
+        """An English label of one of `kinds` within `span` characters of `pos`."""
+        return any(
+            label_kind(m.group()) in kinds
+            for m in ASCII_LABELS.finditer(self.text, max(pos - span, 0), pos + span)
+        )
 
 
 def _phone(digits: str) -> bool:
@@ -125,20 +142,37 @@ def _glued(text: str, start: int, end: int) -> bool:
     return False
 
 
-def _number(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
+def _number(text: str, found: str, start: int, ctx: _Context) -> list[Hit]:
+    run = found.rstrip(" -(")
+    digits = run.translate(_DELETE_SEPARATORS)
+    if len(digits) < 7:
+        return []
     end = start + len(run)
     if _glued(text, start, end):
-        return []
-    digits = run.translate(_DELETE_SEPARATORS)
+        return _passport(text, run, start, ctx)
     if text[start - 1 : start] == "+" and digits.startswith("81"):
         local = "0" + digits[2:]  # +81 90-1234-5678 → 09012345678
         return [Hit("phone", local, start)] if _phone(local) else []
+    if len(digits) == 8:
+        date = DATE_RUN.fullmatch(run)  # 1985-04-03 after "DOB:" (Japanese labels: _label)
+        if date is None or not ctx.near("birth", start):
+            return []
+        return [Hit("birth-date", date_value(date), start)]
     hit = _classify(text, run, digits, start, ctx)
     if hit is not None:
         return [hit]
     if " " not in run:
         return []
     return _split(text, run, start, ctx)
+
+
+def _passport(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
+    """``TK1234567`` after an English "Passport" label (Japanese labels: see _label)."""
+    letters = text[max(start - 2, 0) : start]
+    shaped = len(run) == 7 and run.isdigit() and letters.isascii() and letters.isupper()
+    if shaped and letters.isalpha() and ctx.near("passport", start - 2):
+        return [Hit("passport", letters + run, start - 2)]
+    return []
 
 
 def _split(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
@@ -185,7 +219,7 @@ def _label(text: str, kind: str, end: int, ctx: _Context) -> Hit | None:
 
 def scan_text(text: str, *, body: bool, window: int = 40) -> list[Hit]:
     """Every personal-data item in `text` (NFKC), in order; signatures skipped in bodies."""
-    ctx = _Context(window)
+    ctx = _Context(text, window)
     hits: list[Hit] = []
     severity_labels: list[int] = []
     for match in SCAN.finditer(text):
@@ -206,13 +240,13 @@ def scan_text(text: str, *, body: bool, window: int = 40) -> list[Hit]:
                 hits.append(hit)
     if body:
         hits = _drop_signatures(text, hits)
-    if severity_labels:
-        hits = [_strengthen(h, severity_labels) if h.code == "credit-card" else h for h in hits]
-    return hits
+    return [_strengthen(h, severity_labels, ctx) if h.code == "credit-card" else h for h in hits]
 
 
-def _strengthen(hit: Hit, labels: list[int]) -> Hit:
-    if any(abs(pos - hit.pos) <= 80 for pos in labels):
+def _strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
+    if any(abs(pos - hit.pos) <= 80 for pos in labels) or ctx.ascii_around(
+        ("expiry", "cvv"), hit.pos, 80
+    ):
         return hit._replace(strong=True)
     return hit
 
