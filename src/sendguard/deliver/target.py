@@ -43,7 +43,7 @@ class UpstreamTarget:
 
 
 def parse_target(url: str) -> UpstreamTarget:
-    """Read ``smtp://h:25``, ``smtp+starttls://user:pass@h:587``, ``smtps://h`` or ``maildir:DIR``."""
+    """Read ``smtp://h:25``, ``smtp+starttls://u:p@h:587``, ``smtps://h`` or ``maildir:DIR``."""
     if url.startswith("maildir:"):
         path = url.removeprefix("maildir:").removeprefix("//")
         if not path:
