@@ -51,7 +51,8 @@ class PolicyHolder:
                 kept_version=self._current.version,
             )
             return False
-        except Exception as exc:  # a bug must not take the serving policy down with it
+        # A bug must not take the serving policy down with it.
+        except Exception as exc:  # noqa: BLE001
             log.error(
                 "policy_reload_failed",
                 directory=str(self.directory),
@@ -73,7 +74,8 @@ class PolicyHolder:
                 current = await asyncio.to_thread(self._files_fingerprint)
                 if current != self._fingerprint:
                     self.reload()
-            except Exception as exc:  # the watcher must outlive any surprise; the old policy serves
+            # The watcher must outlive any surprise; the old policy keeps serving.
+            except Exception as exc:  # noqa: BLE001
                 log.error(
                     "policy_reload_failed",
                     directory=str(self.directory),
