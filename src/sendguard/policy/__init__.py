@@ -1,1 +1,6 @@
-"""policy stage of sendguard (see sendguard.pipeline for the flow)."""
+"""policy stage: admin-edited TOML → validated policy → one verdict per message.
+
+schema (the language) → load (+ messages, checks, codes: readable refusals) → holder (the
+serving policy, reloads) → evaluate (findings → `Verdict` with a full trace); explain and
+cases serve ``sendguard policy explain|test``. The language is documented in docs/policy.md.
+"""
