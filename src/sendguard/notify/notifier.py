@@ -46,7 +46,7 @@ class Notifier:
             if kind == "reviewers":
                 return await self.notify_reviewers(entry)
             return await self._to_sender(kind, entry)
-        except Exception as exc:  # a template or address problem must not stop the outbox
+        except Exception as exc:  # noqa: BLE001  # a bad template or address must not stop the outbox
             log.error("notice_compose_error", kind=kind, queue_id=entry.id, error=repr(exc))
             return Reply(451, f"4.3.0 notice not composed: {type(exc).__name__}")
 
@@ -133,7 +133,7 @@ class Notifier:
     async def _send(self, envelope: Envelope, data: bytes, *, kind: str, queue_id: str) -> Reply:
         try:
             reply = await self._upstream.send(envelope, data)
-        except Exception as exc:  # an upstream bug must not stop the outbox
+        except Exception as exc:  # noqa: BLE001  # an upstream bug must not stop the outbox
             log.error("notice_send_error", kind=kind, queue_id=queue_id, error=repr(exc))
             return Reply(451, f"4.3.0 notice not sent: {type(exc).__name__}")
         log.info("notice_sent" if reply.ok else "notice_refused", kind=kind, queue_id=queue_id,

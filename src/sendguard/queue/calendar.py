@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from sendguard.queue.jpholidays import is_japanese_holiday
 from sendguard.queue.settings import QueueSettings
 
 _MAX_DAYS = 3660  # ten years: a bound, so a misconfigured calendar cannot loop for ever
@@ -24,6 +25,7 @@ class BusinessCalendar:
     holidays: frozenset[dt.date]
     start_hour: int = 0
     end_hour: int = 24
+    japanese_holidays: bool = False
 
     @classmethod
     def from_settings(cls, settings: QueueSettings) -> BusinessCalendar:
@@ -34,11 +36,14 @@ class BusinessCalendar:
             holidays=frozenset(settings.holidays),
             start_hour=settings.business_hours_start,
             end_hour=settings.business_hours_end,
+            japanese_holidays=settings.japanese_holidays,
         )
 
     def is_business_day(self, day: dt.date) -> bool:
-        """Not a weekend day and not a listed holiday."""
-        return day.weekday() not in self.weekend and day not in self.holidays
+        """Not a weekend day, not a listed holiday, not a Japanese holiday (when enabled)."""
+        if day.weekday() in self.weekend or day in self.holidays:
+            return False
+        return not (self.japanese_holidays and is_japanese_holiday(day))
 
     def add_business_hours(self, start: dt.datetime, hours: float) -> dt.datetime:
         """The instant `hours` of business time after `start` (UTC, aware)."""

@@ -38,8 +38,10 @@ class QueueSettings(BaseModel):
     """IANA zone in which business days and hours are counted."""
     weekend: tuple[int, ...] = (5, 6)
     """Days that are not business days (Monday = 0). Default Saturday and Sunday."""
+    japanese_holidays: bool = True
+    """Japanese national holidays (祝日, 振替休日, 国民の休日) are not business days. Default on."""
     holidays: tuple[dt.date, ...] = ()
-    """Further non-business dates (e.g. Japanese national holidays, 年末年始). Default none."""
+    """Further non-business dates (company days off such as 年末年始). Default none."""
     poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between worker passes; due delays go out within this time."""
     batch_size: int = Field(default=20, ge=1)

@@ -185,7 +185,7 @@ class Worker:
         """Send every copy whose recipients are not done yet; stop at the first refusal."""
         try:
             copies = self._prepare(entry)
-        except Exception as exc:  # a bad message must not stop the worker; retried later
+        except Exception as exc:  # noqa: BLE001  # a bad message must not stop the worker
             log.error("queue_prepare_error", queue_id=entry.id, error=repr(exc))
             return Reply(451, f"4.3.0 cannot prepare the message: {type(exc).__name__}"), ()
         done, sent = set(entry.delivered_to), list[str]()
@@ -204,7 +204,7 @@ class Worker:
         log.info("queue_delivery_started", queue_id=entry.id, attempt=entry.attempts + 1)
         try:
             return await self._upstream.send(envelope, data)
-        except Exception as exc:  # the upstream promises replies; a bug is a temporary failure
+        except Exception as exc:  # noqa: BLE001  # a bug in the upstream is a temporary failure
             log.error("queue_delivery_error", queue_id=entry.id, error=repr(exc))
             return Reply(451, f"4.3.0 delivery error: {type(exc).__name__}")
 

@@ -58,12 +58,13 @@ async def test_enqueued_entry_survives_close_and_reopen(store_url: str, clock: F
 
 
 async def test_hold_expiry_skips_the_weekend(store: Store, clock: FakeClock) -> None:
-    """A hold enqueued Friday 18:00 Tokyo with 24 business hours expires Monday 18:00."""
+    """A hold enqueued Friday 18:00 Tokyo with 24 business hours skips the weekend and
+    Monday 23 November (勤労感謝の日), so it expires Tuesday 18:00."""
     verdict = sample_verdict(hold=HoldParams(expire_hours=24))
     entry = await store.enqueue(
         envelope=sample_envelope(), data=b"x", verdict=verdict, state="held"
     )
-    assert entry.expires_at == dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    assert entry.expires_at == dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 
 
 async def test_delayed_entry_release_time_comes_from_the_verdict(

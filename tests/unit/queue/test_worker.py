@@ -176,7 +176,8 @@ async def test_delayed_mail_goes_out_when_due_and_sender_is_told(
 async def test_friday_evening_hold_does_not_expire_over_the_weekend(
     store: Store, worker: Worker, upstream: RecordingUpstream, clock: FakeClock
 ) -> None:
-    """A 24-business-hour hold from Friday 18:00 JST survives to Monday 18:00, then expires."""
+    """A 24-business-hour hold from Friday 18:00 JST survives the weekend and the Monday
+    holiday (勤労感謝の日) and expires Tuesday 18:00."""
     entry = await store.enqueue(
         envelope=sample_envelope(SENDER),
         data=sample_message(),
@@ -184,7 +185,7 @@ async def test_friday_evening_hold_does_not_expire_over_the_weekend(
         state="held",
     )
     await worker.run_once()  # the "held" notice
-    clock.now = dt.datetime(2026, 11, 23, 8, 59, tzinfo=dt.UTC)  # Monday 17:59 JST
+    clock.now = dt.datetime(2026, 11, 24, 8, 59, tzinfo=dt.UTC)  # Tuesday 17:59 JST
     await worker.run_once()
     assert (await store.get(entry.id)).state == "held"
     clock.advance(minutes=1)
