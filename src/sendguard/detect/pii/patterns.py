@@ -38,9 +38,7 @@ LABELS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     }
 )  # fmt: skip
 
-_LABEL_KIND = MappingProxyType(
-    {word: kind for kind, words in LABELS.items() for word in words}
-)
+_LABEL_KIND = MappingProxyType({word: kind for kind, words in LABELS.items() for word in words})
 
 
 def label_kind(text: str) -> str:
