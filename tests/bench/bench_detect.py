@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from faker import Faker  # noqa: E402 -- after the path set-up for script use
+from faker import Faker
+from tests.eval.synth import Synth
+from tests.unit.detect.helpers import context
 
-from sendguard.detect.lookalike_domain import LookalikeDomain  # noqa: E402
-from sendguard.detect.personal_data import PersonalData  # noqa: E402
-from sendguard.model import Mail, Part  # noqa: E402
-from tests.eval.synth import Synth  # noqa: E402
-from tests.unit.detect.helpers import context  # noqa: E402
+from sendguard.detect.lookalike_domain import LookalikeDomain
+from sendguard.detect.personal_data import PersonalData
+from sendguard.model import Mail, Part
 
 
 def prose(megabytes: float) -> str:
@@ -104,9 +104,8 @@ def main() -> int:
             throughput(texts["customer list"], 1)
         profiler.print()
     for name, text in texts.items():
-        print(
-            f"personal-data {name:20} {len(text.encode()) / 1e6:6.1f} MB  {throughput(text):7.1f} MB/s"
-        )
+        size = len(text.encode()) / 1e6
+        print(f"personal-data {name:20} {size:6.1f} MB  {throughput(text):7.1f} MB/s")
     print(f"lookalike-domain 1,000 recipient domains: {lookalike_seconds() * 1000:.0f} ms")
     return 0
 
