@@ -79,3 +79,11 @@ def test_lists_in_every_format_survive_parsing(evaluated: Evaluated) -> None:
     assert sc[("personal-data", "customer-list")].recall >= 0.98
     wrong = [c.name for c, p in zip(cases, predictions, strict=True) if p != c.expected]
     assert len(wrong) <= len(cases) * 0.02, wrong
+
+
+def test_only_declared_codes_are_emitted(evaluated: Evaluated) -> None:
+    """Every finding on the set uses a code its detector declares (policies rely on them)."""
+    from sendguard.detect.registry import finding_codes
+
+    emitted = {label for predicted in evaluated[1] for label in predicted}
+    assert all(code in finding_codes(detector) for detector, code in emitted)

@@ -43,6 +43,8 @@ class _Detector:
     id: ClassVar[str]
     description: ClassVar[str]
     Settings: ClassVar[type[pydantic.BaseModel]]
+    codes: ClassVar[tuple[str, ...]]
+    """Every finding code the detector can emit (policy rules are validated against them)."""
 
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         if settings is None:

@@ -55,6 +55,7 @@ class ConfidentialMarker(ContentDetector):
     id: ClassVar[str] = "confidential-marker"
     description: ClassVar[str] = "Confidentiality markers such as 社外秘 or Confidential"
     Settings: ClassVar[type[pydantic.BaseModel]] = ConfidentialMarkerSettings
+    codes: ClassVar[tuple[str, ...]] = ("marker",)
 
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         super().__init__(settings)

@@ -30,6 +30,7 @@ class ExternalRecipients(ContentDetector):
     id: ClassVar[str] = "external-recipients"
     description: ClassVar[str] = "Envelope recipients outside the organisation"
     Settings: ClassVar[type[pydantic.BaseModel]] = ExternalRecipientsSettings
+    codes: ClassVar[tuple[str, ...]] = ("external", "partner", "external-list")
 
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """`external`, `partner` and `external-list` findings for the envelope recipients."""

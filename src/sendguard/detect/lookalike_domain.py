@@ -129,6 +129,7 @@ class LookalikeDomain(ContentDetector):
     id: ClassVar[str] = "lookalike-domain"
     description: ClassVar[str] = "Recipient domains imitating trusted ones (typos, homoglyphs, IME)"
     Settings: ClassVar[type[pydantic.BaseModel]] = LookalikeDomainSettings
+    codes: ClassVar[tuple[str, ...]] = ("lookalike",)
 
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         super().__init__(settings)

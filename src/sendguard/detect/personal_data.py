@@ -92,6 +92,7 @@ class _Tally:
     where: dict[str, dict[str, None]] = field(default_factory=dict)
     strong_card: bool = False
     records: int = 0
+    truncated: bool = False
     columns: dict[str, None] = field(default_factory=dict)
 
     def add(self, hits: list[Hit] | tuple[Hit, ...], where: str) -> None:
@@ -114,6 +115,7 @@ class PersonalData(ContentDetector):
         "Japanese personal data (My Number, cards, phones …), customer lists"
     )
     Settings: ClassVar[type[pydantic.BaseModel]] = PersonalDataSettings
+    codes: ClassVar[tuple[str, ...]] = CODES
 
     def _part(self, part: Part, tally: _Tally, cfg: PersonalDataSettings) -> None:
         where = part.label or "message"
@@ -127,6 +129,7 @@ class PersonalData(ContentDetector):
         for table in part.tables or text_tables(text):
             reading = read_table(table)
             tally.add(reading.hits, where)
+            tally.truncated = tally.truncated or table.truncated
             if reading.records > records:
                 records, columns = reading.records, reading.columns
         records = max(records, text_records(text, hits, cfg.min_records))
@@ -177,6 +180,7 @@ class PersonalData(ContentDetector):
                         "records": tally.records,
                         "columns": ", ".join(tally.columns) or "detected from values",
                         "where": ", ".join(tally.where["customer-list"]),
+                        "truncated": int(tally.truncated),
                     },
                     where=tuple(tally.where["customer-list"]),
                 )

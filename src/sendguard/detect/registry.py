@@ -55,6 +55,11 @@ def settings_model(detector_id: str) -> type[pydantic.BaseModel]:
     return detector_class(detector_id).Settings
 
 
+def finding_codes(detector_id: str) -> tuple[str, ...]:
+    """The finding codes `detector_id` can emit."""
+    return detector_class(detector_id).codes
+
+
 @dataclass(frozen=True)
 class Detectors:
     """The built detectors of one policy, split by where they run."""

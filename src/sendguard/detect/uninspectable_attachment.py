@@ -36,6 +36,7 @@ class UninspectableAttachment(ContentDetector):
     id: ClassVar[str] = "uninspectable-attachment"
     description: ClassVar[str] = "Attachments or parts that could not be inspected"
     Settings: ClassVar[type[pydantic.BaseModel]] = UninspectableAttachmentSettings
+    codes: ClassVar[tuple[str, ...]] = ("encrypted", "limit", "malformed", "unsupported", "timeout")
 
     def _finding(self, problem: Problem) -> Finding:
         return Finding(

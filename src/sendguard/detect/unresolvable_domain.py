@@ -88,6 +88,7 @@ class UnresolvableDomain(NetworkDetector):
     id: ClassVar[str] = "unresolvable-domain"
     description: ClassVar[str] = "Recipient domains that do not exist or have no mail host"
     Settings: ClassVar[type[pydantic.BaseModel]] = UnresolvableDomainSettings
+    codes: ClassVar[tuple[str, ...]] = ("nxdomain", "no-mail-host", "dns-error")
 
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         super().__init__(settings)

@@ -44,6 +44,7 @@ class VisibleRecipients(ContentDetector):
     id: ClassVar[str] = "visible-recipients"
     description: ClassVar[str] = "External addresses visible to other recipients in To/Cc"
     Settings: ClassVar[type[pydantic.BaseModel]] = VisibleRecipientsSettings
+    codes: ClassVar[tuple[str, ...]] = ("external-visible", "organisations-visible")
 
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """`external-visible` and `organisations-visible` findings."""

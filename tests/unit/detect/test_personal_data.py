@@ -201,3 +201,35 @@ def test_detector_pickles() -> None:
     """The detector runs in a worker process, so it must survive pickling."""
     detector = pickle.loads(pickle.dumps(PersonalData()))  # noqa: S301 -- our own bytes
     assert detector.detect(text_mail("携帯 090-1234-5678"), CTX)[0].code == "phone"
+
+
+def test_english_labels_give_context() -> None:
+    """English forms (My Number, Passport No., DOB, CVV) work like the Japanese labels."""
+    number, card = my_number(RNG), luhn_complete("4", 16, RNG)
+    found = _scan(f"My Number: {number}\nPassport No. TK1234567\nDOB: 1985-04-03\n{card} CVV 123")
+    assert set(found) == {"my-number", "passport", "birth-date", "credit-card"}
+    assert found["credit-card"].severity == "critical"
+
+
+def test_list_written_as_aligned_text_uses_its_header() -> None:
+    """A PDF-like list (columns aligned by spaces) is read as a table: header gives context."""
+    rows = [f"山田 {i}号  {my_number(RNG)}  1980/01/{i + 1:02d}" for i in range(8)]
+    found = _scan("顧客名簿\n氏名  個人番号  生年月日\n" + "\n".join(rows) + "\n\n以上")
+    assert found["my-number"].count == 8
+    assert found["birth-date"].count == 8
+    assert found["customer-list"].count == 8
+
+
+def test_adjacent_columns_do_not_make_a_card() -> None:
+    """A building number and a phone in the next column are two numbers, not one card."""
+    assert "credit-card" not in _scan("コート363  08053879305")
+    assert _scan("コート363  08053879305")["phone"].count == 1
+
+
+def test_truncated_table_is_flagged_on_the_list() -> None:
+    """When the parser cut a table, the customer-list finding says its count is a floor."""
+    table = _table(10)
+    part = Part(path=("a",), declared_type="", sniffed_type="",
+                tables=(Table(table.name, table.rows, truncated=True),))  # fmt: skip
+    found = {f.code: f for f in PersonalData().detect(Mail(parts=(part,)), CTX)}
+    assert found["customer-list"].params["truncated"] == 1

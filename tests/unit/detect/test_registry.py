@@ -111,3 +111,10 @@ async def test_network_detector_over_time_fails_closed() -> None:
     built = registry.Detectors(content=(), network=(_Slow(),))
     with pytest.raises(InspectionTimeout, match="slow"):
         await registry.run_network(built, Mail(), context(["a@abc.jp"]), timeout=0.05)
+
+
+def test_declared_codes_match_what_policies_may_name() -> None:
+    """Each detector's declared codes are the ones the policy validator accepts."""
+    from sendguard.policy.codes import FINDING_CODES
+
+    assert {i: frozenset(registry.finding_codes(i)) for i in EXPECTED_IDS} == dict(FINDING_CODES)
