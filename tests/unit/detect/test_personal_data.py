@@ -26,7 +26,7 @@ RNG = random.Random(4)
 
 
 def _scan(body: str, **settings: object) -> dict[str, Finding]:
-    detector = PersonalData(PersonalDataSettings(**settings))  # type: ignore[arg-type]
+    detector = PersonalData(PersonalDataSettings(**settings))
     return {f.code: f for f in detector.detect(text_mail(body), CTX)}
 
 

@@ -28,7 +28,7 @@ def _zone() -> Zone:
 
 def _detector(port: int, **settings: object) -> UnresolvableDomain:
     base: dict[str, object] = {"nameservers": ("127.0.0.1",), "port": port, "query_timeout": 0.5}
-    return UnresolvableDomain(UnresolvableDomainSettings(**(base | settings)))  # type: ignore[arg-type]
+    return UnresolvableDomain(UnresolvableDomainSettings(**(base | settings)))
 
 
 def _by_code(found: list[Finding]) -> dict[str, Finding]:
