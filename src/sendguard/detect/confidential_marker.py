@@ -23,7 +23,11 @@ DEFAULT_WORDS = (
 )  # fmt: skip
 DEFAULT_EXCLUDE = (
     "機密保持", "秘密保持", "機密情報の取り扱い", "守秘義務", "Confidentiality Agreement",
-    "Non-Disclosure",
+    "Non-Disclosure", "Confidentiality Notice",
+)  # fmt: skip
+DEFAULT_DISCLAIMER_CUES = (
+    "intended recipient", "received this in error", "in error, please", "誤送信", "誤って",
+    "お心当たりのない", "本メールを破棄", "削除してください",
 )  # fmt: skip
 
 
@@ -35,6 +39,11 @@ class ConfidentialMarkerSettings(DetectorSettings):
         min_length=1,
         description="Marker words (case-insensitive, NFKC; "
         "spaces also match hyphens and underscores).",
+    )
+    disclaimer_cues: tuple[str, ...] = pydantic.Field(
+        default=DEFAULT_DISCLAIMER_CUES,
+        description="Phrases of mail-footer disclaimers ('if you are not the intended "
+        "recipient', 誤送信): markers in the same paragraph do not count.",
     )
     exclude: tuple[str, ...] = pydantic.Field(
         default=DEFAULT_EXCLUDE,
@@ -63,13 +72,27 @@ class ConfidentialMarker(ContentDetector):
         self._words = re.compile(_alternation(cfg.words), re.IGNORECASE)
         exclude = _alternation(cfg.exclude)
         self._exclude = re.compile(exclude, re.IGNORECASE) if exclude else None
+        cues = _alternation(cfg.disclaimer_cues)
+        self._cues = re.compile(cues, re.IGNORECASE) if cues else None
+
+    def _excluded(self, text: str) -> list[tuple[int, int]]:
+        """Spans where a marker word does not count: exclusion phrases, and the whole
+        paragraph of a disclaimer ("may contain confidential information … intended
+        recipient"), which every corporate footer carries."""
+        spans = [m.span() for m in self._exclude.finditer(text)] if self._exclude else []
+        if self._cues is not None:
+            for cue in self._cues.finditer(text):
+                start = text.rfind("\n\n", 0, cue.start())
+                end = text.find("\n\n", cue.end())
+                spans.append((max(start, 0), len(text) if end < 0 else end))
+        return spans
 
     def _count(self, text: str) -> tuple[int, set[str]]:
-        excluded = (
-            [m.span() for m in self._exclude.finditer(text)] if self._exclude is not None else []
-        )
+        excluded: list[tuple[int, int]] | None = None
         count, words = 0, set()
         for match in self._words.finditer(text):
+            if excluded is None:
+                excluded = self._excluded(text)  # only texts with a marker pay for this
             start, end = match.span()
             if any(s < end and start < e for s, e in excluded):
                 continue

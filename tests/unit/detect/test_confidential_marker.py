@@ -54,3 +54,17 @@ def test_configured_words_replace_the_defaults() -> None:
 def test_plain_mail_yields_nothing() -> None:
     """Ordinary business mail has no marker."""
     assert ConfidentialMarker().detect(Mail(subject="お見積りの件"), CTX) == []
+
+
+def test_disclaimer_paragraphs_are_not_markers() -> None:
+    """Footer disclaimers ('may contain confidential information … intended recipient',
+    誤送信) mention confidentiality in every mail; the paragraph is skipped, the rest is not."""
+    body = (
+        "社外秘: 来期計画を添付します。\n\n"
+        "NOTICE: This communication may contain privileged or other confidential\n"
+        "information. If you are not the intended recipient, please delete it.\n\n"
+        "本メールには機密情報が含まれています。誤送信の場合は破棄してください。"
+    )
+    (finding,) = ConfidentialMarker().detect(text_mail(body), CTX)
+    assert finding.count == 1
+    assert finding.evidence == ("社外秘",)
