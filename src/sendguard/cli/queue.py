@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sendguard.errors import ReviewError, StoreError
+from sendguard.model import Finding
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import STATES, Entry, Store, open_configured_store
 from sendguard.review.details import EntryDetails
@@ -218,8 +219,7 @@ def _details_lines(details: EntryDetails) -> list[str]:
         "Headers:",
         *(f"  {name}: {value}" for name, value in details.headers),
         "Findings (evidence masked):",
-        *(f"  - [{f.detector}/{f.code}] {f.render()} x{f.count} "
-          f"{'; '.join(f.where)} {', '.join(f.evidence)}".rstrip() for f in details.findings),
+        *(_finding_lines(f) for f in details.findings),
         "Rules matched:",
         *(f"  - {r.rule_id} ({r.action.label}, {r.mode}): {'; '.join(r.reasons)}"
           for r in details.rules),
@@ -231,12 +231,21 @@ def _details_lines(details: EntryDetails) -> list[str]:
     return lines
 
 
+def _finding_lines(finding: Finding) -> str:
+    lines = [f"  - [{finding.detector}/{finding.code}] {finding.render()} (x{finding.count})"]
+    if finding.where:
+        lines.append(f"      where:    {'; '.join(finding.where)}")
+    if finding.evidence:
+        lines.append(f"      evidence: {', '.join(finding.evidence)}")
+    return "\n".join(lines)
+
+
 async def _release(store: Store, args: argparse.Namespace) -> int:
     ids = ALL if args.ids == [ALL] else args.ids
     results = await ReviewService(store).release(ids, args.actor)
     for result in results:
         if result.entry is None:
-            print(f"sendguard: {result.queue_id}: {result.error}", file=sys.stderr)
+            print(f"sendguard: {result.error}", file=sys.stderr)  # the error names the id
         elif result.outcome == "released":
             print(f"{result.queue_id}: released by {args.actor}")
         else:

@@ -12,23 +12,11 @@ from pathlib import Path
 import pytest
 from nodes import node, submit, until  # type: ignore[import-not-found]
 
-from sendguard.cli import main as cli_main
 from sendguard.queue.store import open_store
 from sendguard.queue.testing import postgres_schema
 from sendguard.testing.upstream import RecordingUpstream
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-def cli_argv(*args: str) -> list[str]:
-    """`sendguard …` as a subprocess; registers queue/audit if the entry point lacks them."""
-    if "queue" in cli_main.COMMANDS:
-        return [sys.executable, "-m", "sendguard", *args]
-    shim = (
-        "import sys; from sendguard.cli import main as m; "
-        "m.COMMANDS = (*m.COMMANDS, 'queue', 'audit'); sys.exit(m.main(sys.argv[1:]))"
-    )
-    return [sys.executable, "-c", shim, *args]
 
 
 async def test_hold_on_one_node_release_by_cli_delivered_exactly_once(
@@ -44,7 +32,16 @@ async def test_hold_on_one_node_release_by_cli_delivered_exactly_once(
             replies = await asyncio.gather(*(submit(a.port, n) for n in range(20)))
             assert all(r is not None and "held as" in r for r in replies)
             proc = await asyncio.create_subprocess_exec(
-                *cli_argv("queue", "release", "ALL", "--actor", "boss", "--store", url),
+                sys.executable,
+                "-m",
+                "sendguard",
+                "queue",
+                "release",
+                "ALL",
+                "--actor",
+                "boss",
+                "--store",
+                url,
                 stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await proc.communicate()

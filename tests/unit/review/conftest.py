@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.cli import main as cli_main
 from sendguard.queue.store import Store, open_store
 from sendguard.queue.testing import FakeClock, postgres_schema
 
@@ -34,15 +33,3 @@ async def store(store_url: str, clock: FakeClock) -> AsyncIterator[Store]:
     opened = await open_store(store_url, clock=clock)
     yield opened
     await opened.close()
-
-
-@pytest.fixture
-def registered_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make sure `sendguard queue` and `sendguard audit` are registered in the entry point.
-
-    The lead owns cli/main.py and lists the sub-commands there; until both names are
-    listed, add them for the test so main() is exercised with the real registration code.
-    """
-    missing = tuple(n for n in ("queue", "audit") if n not in cli_main.COMMANDS)
-    if missing:
-        monkeypatch.setattr(cli_main, "COMMANDS", (*cli_main.COMMANDS, *missing))

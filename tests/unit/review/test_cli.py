@@ -13,8 +13,6 @@ from sendguard.model import Action, HoldParams
 from sendguard.queue.store import Entry, open_store
 from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
 
-pytestmark = pytest.mark.usefixtures("registered_cli")
-
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
