@@ -95,6 +95,24 @@ class StoreBase:
         )
 
     @staticmethod
+    def _queued_details(entry: Entry) -> dict[str, object]:
+        """The "queued" audit event: the verdict record for held/delayed mail (same keys as
+        the relay's "verdict" event, plus the queue state and size)."""
+        verdict = entry.verdict
+        return {
+            "state": entry.state,
+            "action": verdict.action.label,
+            "rule": verdict.rule_id,
+            "reason": verdict.reason,
+            "warned": list(verdict.warned),
+            "mail_from": entry.envelope.mail_from,
+            "rcpt_count": len(entry.envelope.rcpt_tos),
+            "findings": [f"{f.detector}/{f.code}:{f.count}" for f in verdict.trace.findings],
+            "policy_version": verdict.trace.policy_version,
+            "size": entry.size,
+        }
+
+    @staticmethod
     def _first_notices(entry: Entry) -> tuple[NoticeKind, ...]:
         """Notifications a new entry asks for, per the rule's hold parameters."""
         hold = entry.verdict.hold

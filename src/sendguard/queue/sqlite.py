@@ -219,7 +219,7 @@ class SqliteStore(StoreBase):
                 actor="system",
                 queue_id=entry.id,
                 transaction_id=envelope.transaction_id or None,
-                details={"state": state, "rule_id": verdict.rule_id, "size": entry.size},
+                details=self._queued_details(entry),
                 at=entry.created_at,
             )
             self._add_notices(cur, entry.id, self._first_notices(entry), entry.created_at)

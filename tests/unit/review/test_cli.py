@@ -162,6 +162,9 @@ def test_audit_export_and_verify(url: str, capsys: pytest.CaptureFixture[str]) -
         (1, "queued", "system"),
         (2, "released", "boss"),
     ]
+    queued = records[0]["details"]
+    assert (queued["action"], queued["rule"], queued["state"]) == ("hold", "hold-my-number", "held")
+    assert queued["findings"] == ["personal-data/my-number:3"]
     assert records[1]["details"]["approvals"] == ["boss"]
     assert records[1]["prev_hash"] == records[0]["hash"]
     code, out, _ = _cli(capsys, "audit", "export", "--after-seq", "1", "--store", url)
