@@ -71,7 +71,7 @@ def _read_body(data: bytes, ctx: Context) -> None:
         ctx.add("timeout", "time-budget", "message", detail)
     except RecursionError:
         ctx.add("limit", "mime-depth", "message", "structure too deep to parse")
-    except Exception as exc:  # fail closed: our own bug must not let a message pass unread
+    except Exception as exc:  # noqa: BLE001 - fail closed: a bug must not let mail pass unread
         ctx.add("malformed", "parser-error", "message", type(exc).__name__)
 
 

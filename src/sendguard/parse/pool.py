@@ -54,7 +54,7 @@ def _worker_main(
         except MemoryError:
             conn.send(("error", "MemoryError", "worker ran out of memory"))
             return  # the heap may be fragmented or half-built: start afresh
-        except Exception as exc:  # reported to the caller as InspectionError
+        except Exception as exc:  # noqa: BLE001 - reported to the caller as InspectionError
             conn.send(("error", type(exc).__name__, str(exc)[:200]))
 
 

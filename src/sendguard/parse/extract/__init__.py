@@ -61,7 +61,7 @@ def _run(reader: Reader, blob: Blob, ctx: Context, sniffed: str) -> Extracted:
         return Extracted(problems=(problem("limit", "memory", blob, sniffed),))
     except RecursionError:
         return Extracted(problems=(problem("malformed", "too-deep", blob, sniffed),))
-    except Exception as exc:  # any reader failure on hostile input: fail closed, keep going
+    except Exception as exc:  # noqa: BLE001 - any reader failure on hostile input fails closed
         detail = f"{sniffed}: {type(exc).__name__}"
         return Extracted(problems=(problem("malformed", "unreadable", blob, detail),))
 
