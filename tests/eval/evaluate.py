@@ -25,6 +25,7 @@ from sendguard.model import Mail
 
 from .case import Case, Label
 from .cases_domains import lookalike_cases, recipient_cases
+from .cases_hard import lookalike_hard_cases, pii_hard_cases
 from .cases_other import marker_cases, uninspectable_cases
 from .cases_pii import pii_cases
 from .synth import Synth
@@ -35,7 +36,7 @@ def all_cases(seed: int = 20261123) -> list[Case]:
     s = Synth(seed)
     return [
         *pii_cases(s), *lookalike_cases(s), *recipient_cases(s), *marker_cases(s),
-        *uninspectable_cases(s),
+        *uninspectable_cases(s), *pii_hard_cases(s), *lookalike_hard_cases(s),
     ]  # fmt: skip
 
 

@@ -11,15 +11,14 @@ detector instance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
 from sendguard.detect.domains import CONSUMER_DOMAINS, in_domains
+from sendguard.detect.lookalike_index import SWAP_MIN, TargetIndex, build_index, to_unicode
 from sendguard.detect.similarity import (
-    deletion_index,
     deletions,
     distance,
     is_kana,
@@ -28,7 +27,6 @@ from sendguard.detect.similarity import (
     skeleton,
 )
 from sendguard.model import Address, Finding, Mail, Organisation
-from sendguard.parse.addresses import registrable_domain
 
 _CACHE_SIZE = 8
 
@@ -61,68 +59,6 @@ class LookalikeDomainSettings(DetectorSettings):
     )
 
 
-def _split(domain: str) -> tuple[str, str]:
-    """``tanaka-shoji.co.jp`` → (``tanaka-shoji``, ``co.jp``) by the public suffix list."""
-    reg = registrable_domain(domain)
-    name, _, suffix = reg.partition(".")
-    return name, suffix
-
-
-def _unicode(domain: str) -> str:
-    try:
-        return domain.encode("ascii").decode("idna")
-    except (UnicodeError, ValueError):
-        return domain
-
-
-@dataclass(frozen=True, slots=True)
-class _Index:
-    """Precomputed look-ups over one target set."""
-
-    targets: frozenset[str]
-    skeletons: dict[str, str]
-    dehyphened: dict[str, str]
-    names: dict[str, tuple[str, ...]]
-    kana: dict[str, str]
-    deletes: dict[str, frozenset[str]]
-    lengths: frozenset[int]
-    """Lengths of the indexed names: a name no target length is near cannot be a typo."""
-
-
-def _build(targets: frozenset[str], cfg: LookalikeDomainSettings) -> _Index:
-    skeletons: dict[str, str] = {}
-    dehyphened: dict[str, str] = {}
-    kana: dict[str, str] = {}
-    names: dict[str, list[str]] = {}
-    for target in sorted(targets):
-        name = _split(target)[0]
-        skeletons.setdefault(skeleton(_unicode(target)), target)
-        dehyphened.setdefault(target.replace("-", ""), target)
-        kana.setdefault(kana_form(target), target)
-        if len(name) >= cfg.min_length:
-            names.setdefault(name, []).append(target)
-    # The deletion index holds the names (label before the public suffix), not the whole
-    # domains: 6× fewer variants to generate per recipient, and the suffix is compared by
-    # the full distance check afterwards.
-    eligible = [name for name in names if len(name) >= cfg.min_length]
-    return _Index(
-        targets=targets,
-        skeletons=skeletons,
-        dehyphened=dehyphened,
-        names={k: tuple(v) for k, v in names.items()},
-        kana=kana,
-        deletes=_by_target(deletion_index(eligible, cfg.max_distance), names),
-        lengths=frozenset(len(n) for n in eligible),
-    )
-
-
-def _by_target(
-    index: dict[str, frozenset[str]], names: dict[str, list[str]]
-) -> dict[str, frozenset[str]]:
-    """Deletion variant → target domains (instead of target names)."""
-    return {k: frozenset(t for name in v for t in names[name]) for k, v in index.items()}
-
-
 class LookalikeDomain(ContentDetector):
     """Recipient domains that imitate trusted ones."""
 
@@ -133,9 +69,9 @@ class LookalikeDomain(ContentDetector):
 
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         super().__init__(settings)
-        self._indexes: dict[frozenset[str], _Index] = {}
+        self._indexes: dict[frozenset[str], TargetIndex] = {}
 
-    def _index(self, org: Organisation) -> _Index:
+    def _index(self, org: Organisation) -> TargetIndex:
         cfg = self.settings_as(LookalikeDomainSettings)
         targets = frozenset(
             org.internal_domains | org.partner_domains | org.frequent_domains
@@ -145,29 +81,43 @@ class LookalikeDomain(ContentDetector):
         if index is None:
             if len(self._indexes) >= _CACHE_SIZE:
                 self._indexes.clear()
-            index = self._indexes[targets] = _build(targets, cfg)
+            index = self._indexes[targets] = build_index(targets, cfg.min_length, cfg.max_distance)
         return index
 
-    def _edit(self, reg: str, domain: str, index: _Index) -> str | None:
+    def _edit(self, reg: str, domain: str, index: TargetIndex) -> str | None:
         cfg = self.settings_as(LookalikeDomainSettings)
-        name = reg.partition(".")[0]
-        if len(name) < cfg.min_length:
-            return None
-        if not any(abs(len(name) - n) <= cfg.max_distance for n in index.lengths):
-            return None
         candidates: set[str] = set()
-        for variant in deletions(name, cfg.max_distance):
-            candidates |= index.deletes.get(variant, frozenset())
+        for variant in deletions(domain, 1):  # one slip anywhere, suffix included
+            candidates |= index.full_deletes.get(variant, frozenset())
+        name = reg.partition(".")[0]
+        near = any(abs(len(name) - n) <= cfg.max_distance for n in index.lengths)
+        if len(name) >= cfg.min_length and near:
+            for variant in deletions(name, cfg.max_distance):
+                candidates |= index.deletes.get(variant, frozenset())
         best: tuple[int, str] | None = None
         for target in sorted(candidates):
-            bound = cfg.max_distance if len(_split(target)[0]) >= cfg.long_name else 1
+            long = index.name_length[target] >= cfg.long_name
+            bound = cfg.max_distance if long else 1
+            if index.name_length[target] < cfg.min_length:
+                # au.com, me.com: one edit makes other real domains; ocn.ne.jp is long enough
+                bound = 1 if len(target) >= 8 else 0
             for query in dict.fromkeys((reg, domain)):
                 d = distance(query, target, bound)
-                if d <= bound and (best is None or d < best[0]):
+                if 0 < d <= bound and (best is None or d < best[0]):
                     best = (d, target)
         return best[1] if best else None
 
-    def match(self, address: Address, index: _Index) -> tuple[str, str] | None:
+    @staticmethod
+    def _embedded(domain: str, index: TargetIndex) -> str | None:
+        """A trusted domain inside another (``gmail.com.example.net``, ``nifty.ne.jp.com``)."""
+        labels = domain.split(".")
+        for i in range(len(labels)):
+            for j in range(i + 2, len(labels)):  # never the whole tail: that is a subdomain
+                if ".".join(labels[i:j]) in index.targets:
+                    return ".".join(labels[i:j])
+        return None
+
+    def match(self, address: Address, index: TargetIndex) -> tuple[str, str] | None:
         """(imitated domain, technique) for one untrusted recipient domain, or None."""
         domain, reg = address.domain, address.registrable_domain
         shown = address.domain_unicode
@@ -185,8 +135,11 @@ class LookalikeDomain(ContentDetector):
             if target is not None:
                 return target, "ime-kana"
         name = reg.partition(".")[0]
-        if name in index.names:
+        if len(name) >= SWAP_MIN and name in index.names:
             return index.names[name][0], "suffix-swap"
+        target = self._embedded(domain, index)
+        if target is not None:
+            return target, "embedded"
         target = self._edit(reg, domain, index)
         return (target, "edit-distance") if target is not None else None
 
@@ -212,8 +165,12 @@ class LookalikeDomain(ContentDetector):
                     message="Recipient domain {domain} looks like {imitates} ({technique})",
                     count=len(addresses),
                     severity="high",
-                    params={"domain": shown, "imitates": _unicode(target), "technique": technique},
-                    evidence=(f"{shown} ≈ {_unicode(target)}",),
+                    params={
+                        "domain": shown,
+                        "imitates": to_unicode(target),
+                        "technique": technique,
+                    },
+                    evidence=(f"{shown} ≈ {to_unicode(target)}",),
                     where=("envelope",),
                 )
             )

@@ -36,6 +36,12 @@ def _one(recipient: str) -> Finding | None:
         ("a@gまいl.こm", "gmail.com", "ime-kana"),
         ("a@gmail.こm", "gmail.com", "ime-kana"),
         ("a@sakurabank.jp", "sakura-bank.jp", "hyphen"),
+        ("a@yahoo.co.jo", "yahoo.co.jp", "edit-distance"),
+        ("a@docomo.me.jp", "docomo.ne.jp", "edit-distance"),
+        ("a@ocn.ne.jo", "ocn.ne.jp", "edit-distance"),
+        ("a@ocn.co.jp", "ocn.ne.jp", "suffix-swap"),
+        ("a@gmail.com.example.net", "gmail.com", "embedded"),
+        ("a@nifty.ne.jp.com", "nifty.ne.jp", "embedded"),
     ],
 )
 def test_lookalikes_are_caught(recipient: str, imitates: str, technique: str) -> None:
@@ -50,7 +56,7 @@ def test_lookalikes_are_caught(recipient: str, imitates: str, technique: str) ->
     "recipient",
     ["a@gmail.com", "a@i.softbank.jp", "a@mail.tanaka-shoji.co.jp", "a@example-corp.co.jp",
      "a@toyota.co.jp", "a@sony.co.jp", "a@au.com", "a@ana.co.jp", "a@city.yokohama.lg.jp",
-     "a@u-tokyo.ac.jp", "a@hitachi.com"],
+     "a@u-tokyo.ac.jp", "a@hitachi.com", "a@ai.com", "a@ana.com"],
 )  # fmt: skip
 def test_trusted_and_unrelated_domains_are_not_lookalikes(recipient: str) -> None:
     """Trusted domains (and their subdomains) and unrelated real domains are left alone."""

@@ -233,3 +233,10 @@ def test_truncated_table_is_flagged_on_the_list() -> None:
                 tables=(Table(table.name, table.rows, truncated=True),))  # fmt: skip
     found = {f.code: f for f in PersonalData().detect(Mail(parts=(part,)), CTX)}
     assert found["customer-list"].params["truncated"] == 1
+
+
+def test_codes_that_pass_luhn_are_not_cards_after_a_code_label() -> None:
+    """A licence key or order number after シリアル/注文番号 is not a card, even if Luhn-valid."""
+    card = luhn_complete("4", 16, RNG)
+    assert _scan(f"シリアル番号: {spaced(card, (4, 4, 4, 4), '-')}") == {}
+    assert "credit-card" in _scan(f"注文番号 123 お支払いカード番号 {card}")

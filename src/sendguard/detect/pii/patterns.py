@@ -35,6 +35,12 @@ LABELS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
         "pension": ("基礎年金番号", "年金番号", "年金手帳", "pension"),
         "corporate": ("法人番号", "登録番号", "corporate number"),
         "postal": ("〒", "郵便番号"),
+        # Numbers that are codes, not cards (license keys are 4-4-4-4 and pass Luhn 1 in 10).
+        "code": (
+            "シリアル", "ライセンス", "プロダクトキー", "管理番号", "伝票番号", "注文番号",
+            "受注番号", "問い合わせ番号", "追跡番号", "製造番号", "型番", "品番", "商品コード",
+            "serial", "license key", "product key", "order no", "tracking",
+        ),
     }
 )  # fmt: skip
 

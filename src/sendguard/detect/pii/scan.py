@@ -101,6 +101,8 @@ def _classify(text: str, run: str, digits: str, start: int, ctx: _Context) -> Hi
         if not near("card", start) or not checksums.luhn_ok(digits):
             return None
     if 13 <= n <= 19:
+        if near("code", start) and not near("card", start):
+            return None  # シリアル番号 / 注文番号: a code that happens to pass Luhn
         if _card_shape(run) and checksums.card_issuer(digits) and checksums.luhn_ok(digits):
             return Hit("credit-card", digits, start)
         return None
