@@ -98,6 +98,11 @@ class ExtractionPool:
         self.workers = workers
         self._memory_limit = memory_limit_bytes
         self._mp = multiprocessing.get_context(start_method)
+        if start_method == "forkserver" and preload:
+            # The fork server imports the extraction stack once; every worker forked from it
+            # (and every replacement after a kill) then starts in milliseconds. This is
+            # process-wide and only takes effect before the fork server first starts.
+            self._mp.set_forkserver_preload(list(preload))
         self._preload = preload
         # One thread per worker for the blocking pipe exchange, plus spares for spawning.
         self._threads = ThreadPoolExecutor(workers + 2, thread_name_prefix="extraction-pool")

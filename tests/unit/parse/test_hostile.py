@@ -56,6 +56,14 @@ def test_too_many_members_in_one_archive() -> None:
     assert _codes(mail) == ["archive-members"]
 
 
+def test_file_count_limit_across_archives() -> None:
+    """Files over max_files (parts and members together) stop with one file-count problem."""
+    data = build.zip_archive({f"{n}.txt": b"x" for n in range(30)})
+    mail = parse_files({"a.zip": data, "b.zip": data}, ParseLimits(max_files=40))
+    assert _codes(mail) == ["file-count"]
+    assert len(mail.parts) == 40  # body, a.zip, its 30 files, b.zip and 7 of its files
+
+
 def test_xlsx_with_xml_entity_bomb() -> None:
     """An XLSX declaring a billion-laughs DTD is refused before any XML parser expands it."""
     started = time.perf_counter()

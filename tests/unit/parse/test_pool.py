@@ -36,14 +36,14 @@ def fail() -> None:
 
 @pytest.fixture
 async def pool() -> ExtractionPool:
-    """A two-worker pool, closed after the test."""
-    extraction = ExtractionPool(2, memory_limit_bytes=2 << 30)
+    """A one-worker pool with a 2 GiB address-space cap, closed after the test."""
+    extraction = ExtractionPool(1, memory_limit_bytes=2 << 30)
     yield extraction  # type: ignore[misc]
     await extraction.close()
 
 
 async def test_parse_message_runs_in_a_worker(pool: ExtractionPool) -> None:
-    """parse_message and its arguments round-trip through a worker process."""
+    """parse_message, its arguments and the Mail it returns round-trip through a worker."""
     raw = build.build_message(
         attachments=[build.Attachment("a.csv", "氏名\n田中\n".encode("cp932"))]
     )
@@ -55,12 +55,13 @@ async def test_parse_message_runs_in_a_worker(pool: ExtractionPool) -> None:
 async def test_hanging_call_is_killed_and_the_pool_keeps_working(pool: ExtractionPool) -> None:
     """A call over its timeout raises InspectionTimeout, its worker dies, a new one serves."""
     first = await pool.run(pid, timeout=10)
-    second = await pool.run(pid, timeout=10)
+    started = time.perf_counter()
     with pytest.raises(InspectionTimeout):
         await pool.run(hang, 30, timeout=0.5)
-    workers = {await pool.run(pid, timeout=10) for _ in range(4)}
-    assert len(workers) == 2
-    assert workers != {first, second}
+    assert time.perf_counter() - started < 10
+    replacement = await pool.run(pid, timeout=10)
+    assert replacement != first
+    assert await pool.run(pid, timeout=10) == replacement
 
 
 async def test_loop_stays_responsive_while_a_worker_is_busy(pool: ExtractionPool) -> None:

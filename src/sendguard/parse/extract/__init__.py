@@ -73,6 +73,12 @@ def extract(blob: Blob, ctx: Context) -> None:
     the container's own part is inserted before them, so parts stay in reading order.
     """
     ctx.check_time()
+    ctx.files += 1
+    if ctx.files > ctx.limits.max_files:
+        if ctx.files == ctx.limits.max_files + 1:  # report once, then skip silently
+            detail = f"more than {ctx.limits.max_files} files in the message"
+            ctx.add("limit", "file-count", blob.label, detail)
+        return
     sniffed = kinds.sniff(blob.data, blob.filename, blob.declared_type)
     index = len(ctx.parts)
     reader = _READERS.get(sniffed)
