@@ -174,7 +174,14 @@ class Worker:
         claimed = await self._store.claim_due(
             self._settings.batch_size, self._node, now=now, lease=self._settings.claim_lease
         )
-        await asyncio.gather(*(self._deliver(entry) for entry in claimed))
+        results = await asyncio.gather(
+            *(self._deliver(entry) for entry in claimed), return_exceptions=True
+        )
+        # Every delivery has finished; a store failure in one of them is reported now (its
+        # entry stays claimed and is taken over when the lease ends).
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return len(claimed)
 
     async def _deliver(self, entry: Entry) -> None:
@@ -284,7 +291,8 @@ class Worker:
         except (Conflict, NotFound) as exc:
             log.info("queue_entry_changed_elsewhere", queue_id=queue_id, reason=str(exc))
             return 0
-        log.info(f"queue_entry_{entry.state}", queue_id=queue_id, attempts=entry.attempts)
+        log.info("queue_entry_changed", queue_id=queue_id, state=entry.state,
+                 attempts=entry.attempts)  # fmt: skip
         return 1
 
 
