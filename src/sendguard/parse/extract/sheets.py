@@ -24,9 +24,9 @@ from sendguard.parse.extract.tables import TableBuilder, cell_text
 # Cheap scans first (rare matches, literal prefixes); exact ones only when the cheap bound
 # is over the limit, so a normal 50,000-row list costs a few tens of milliseconds here.
 _ROW_ELEMENT = re.compile(rb'<(?:\w+:)?row r="([0-9]{1,7})"')
-_BIG_ROW = re.compile(rb'r="[A-Z]{0,3}([0-9]{6,7})"')
+_BIG_ROW = re.compile(rb'r="[A-Z]{0,8}([0-9]{6,})')
 _FIVE_DIGIT_ROW = re.compile(rb'r="[A-Z]{1,3}([0-9]{5})"')
-_WIDE_COLUMN = re.compile(rb'r="([A-Z]{2,3})[0-9]')
+_WIDE_COLUMN = re.compile(rb'r="([A-Z]{2,8})[0-9]')
 _NARROW_COLUMN = re.compile(rb'r="([A-Z])[0-9]')
 _ODS_REPEAT = re.compile(rb'number-(?:columns|rows)-repeated="([0-9]{4,})"')
 
