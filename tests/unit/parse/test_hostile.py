@@ -172,3 +172,24 @@ def test_limits_are_frozen_and_strict() -> None:
     limits = ParseLimits()
     with pytest.raises(ValueError, match="frozen"):
         limits.max_parts = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("xml", "extent"),
+    [
+        (
+            b'<row r="1"><c r="A1"/><c r="AAAA1"/></row><row r="2"><c r="B123456789"/></row>',
+            (123456789, 18279),
+        ),
+        (
+            b'<x:row r="1"><x:c r="ZZ1"/></x:row><x:row r="3"><x:c r="A99999"/></x:row>',
+            (99999, 702),
+        ),
+        (b'<row r="7"><c r="C7"/></row><row r="2"><c r="B2"/></row>', (2, 26)),
+    ],
+)
+def test_sheet_extent_bounds_hostile_cell_references(xml: bytes, extent: tuple[int, int]) -> None:
+    """Far cells, prefixes and 4-letter columns are seen; unsorted narrow rows need no scan."""
+    from sendguard.parse.extract.sheets import sheet_extent
+
+    assert sheet_extent(xml, 5_000_000) == extent

@@ -47,7 +47,11 @@ def _widest(pattern: re.Pattern[bytes], xml: bytes) -> int:
 
 
 def sheet_extent(xml: bytes, limit: int) -> tuple[int, int]:
-    """Upper bounds of the largest row and column a worksheet references.
+    """Largest row and column a worksheet references, as far as *limit* needs to know.
+
+    When rows are out of order the cheap row figure may be low, but only while even the
+    worst case (99,999 rows x the columns seen) stays within *limit*; otherwise every
+    reference is scanned and the figures are exact.
 
     calamine places cells by their own ``r`` attribute, so row elements alone are not
     enough. The cheap bound is the last row element plus any six-digit row anywhere; all
