@@ -1,61 +1,40 @@
-"""Wiring: settings → upstream, inspector, store, pipeline, intake; built here, passed in.
+"""Wiring: settings → upstream, policy, inspector, store, worker, pipeline, intake.
 
-`App.start` binds the listeners; `App.stop` drains them (SIGTERM); `App.reload` is the SIGHUP
-hook. `serve` runs one relay process until a signal says stop.
+Nothing here is global: `build_app` constructs every part from the settings and passes it
+in. `App.start` opens what needs I/O (store, extraction pool, upstream probe, listeners) and
+starts the background tasks (queue worker, policy watcher); `App.reload` is SIGHUP;
+`App.stop` drains (SIGTERM). `serve` runs one relay process until a signal says stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from sendguard.actions import apply_stored_verdict, apply_verdict, reject_reply
 from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_upstream
 from sendguard.errors import ConfigError
+from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.intake.server import Intake, RelaySMTP, tls_context
-from sendguard.model import PASS_VERDICT, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.model import Envelope, Reply, Verdict
+from sendguard.notify.notifier import Notifier
 from sendguard.parse.addresses import registrable_domain
-from sendguard.pipeline import Inspected, Pipeline, PipelineOptions
+from sendguard.parse.pool import ExtractionPool
+from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
+from sendguard.policy.holder import PolicyHolder
+from sendguard.queue.store import Entry, Store, open_configured_store
+from sendguard.queue.worker import Worker
 from sendguard.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _Passed:
-    """PLACEHOLDER until the policy stage is wired: every message passes unchanged."""
-
-    mail: Mail = field(default_factory=Mail)
-    findings: tuple[Finding, ...] = ()
-    verdict: Verdict = PASS_VERDICT
-
-
-class PassEverything:
-    """PLACEHOLDER verdict function (no inspection) used until `sendguard.inspect` is wired."""
-
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
-        """Every message passes."""
-        return _Passed()
-
-
-@dataclass(frozen=True, slots=True)
-class _Copy:
-    rcpt_tos: tuple[str, ...]
-    data: bytes
-
-
-def _unchanged(data: bytes, inspected: Inspected, envelope: Envelope) -> tuple[_Copy, ...]:
-    return (_Copy(envelope.rcpt_tos, data),)
-
-
-def _reject(verdict: Verdict, reference: str) -> Reply:
-    return Reply(550, f"5.7.1 Message rejected by policy (ref {reference})")
 
 
 @dataclass
@@ -64,37 +43,73 @@ class App:
 
     settings: Settings
     upstream: MaildirUpstream | SmtpUpstream
+    policy: PolicyHolder
+    inspector: Inspector
     pipeline: Pipeline
     intake: Intake
+    store: Store | None = None
+    pool: ExtractionPool | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> list[tuple[str, int]]:
-        """Probe the upstream (to learn its extensions) and bind the listeners."""
-        if isinstance(self.upstream, SmtpUpstream):
-            # Bounded: a dead upstream must not keep the relay from listening (it will 451).
-            try:
-                reply = await asyncio.wait_for(self.upstream.probe(), timeout=5)
-            except TimeoutError:
-                reply = Reply(451, "4.4.2 upstream probe timed out")
-            log.info("upstream_probed", upstream=str(self.upstream.target), reply=str(reply))
-        # Load the public suffix list now, not during the first client's transaction.
-        registrable_domain("example.co.jp")
+        """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
+        registrable_domain("example.co.jp")  # load the public suffix list before any client
+        self.store = await open_configured_store(self.settings.store, self.settings.queue)
+        self.pipeline.queue = self.store
+        self.pool = ExtractionPool(
+            workers=max(1, self.settings.extract_workers),
+            memory_limit_bytes=self.settings.extract_memory_limit or None,
+        )
+        self.inspector.pool = self.pool
+        await self.inspector.warm_up()
+        await self._probe()
+        worker = Worker(
+            self.store,
+            self.upstream,
+            Notifier(self.upstream, self.settings.notify, hostname=self.settings.hostname),
+            self.settings.queue,
+            node_id=f"{self.settings.hostname}:{os.getpid()}",
+            prepare=self._prepare_release,
+        )
+        self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
+        self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
         self.bound = await self.intake.start(self.settings.listen)
         return self.bound
 
+    async def _probe(self) -> None:
+        if not isinstance(self.upstream, SmtpUpstream):
+            return
+        # Bounded: a dead upstream must not keep the relay from listening (it will 451).
+        try:
+            reply = await asyncio.wait_for(self.upstream.probe(), timeout=5)
+        except TimeoutError:
+            reply = Reply(451, "4.4.2 upstream probe timed out")
+        log.info("upstream_probed", upstream=str(self.upstream.target), reply=str(reply))
+
+    def _prepare_release(self, entry: Entry) -> tuple[Outgoing, ...]:
+        """A released delay/hold gets the edits its stored verdict asked for (e.g. To/Cc → Bcc)."""
+        organisation = self.policy.current.organisation
+        return apply_stored_verdict(entry.data, entry.verdict, entry.envelope, organisation)
+
     def reload(self) -> None:
-        """SIGHUP: reload what can change without a restart (policies, users file)."""
+        """SIGHUP: reload policies now (a broken file keeps the last good policy serving)."""
         log.info("reload_requested")
+        self.policy.reload()
 
     async def stop(self) -> None:
-        """Stop accepting, finish in-flight transactions within the grace period, close upstream."""
+        """Stop accepting, finish in-flight transactions within the grace period, close all."""
         log.info("shutdown_started", grace=self.settings.shutdown_grace)
         await self.intake.stop(self.settings.shutdown_grace)
+        await self.pipeline.drain()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.upstream.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.store is not None:
+            await self.store.close()
         log.info("shutdown_finished")
 
 
@@ -116,13 +131,29 @@ def _authenticator(
 
 
 def build_app(settings: Settings) -> App:
-    """Build every part from the settings; nothing is started yet."""
+    """Build every part from the settings; nothing is opened or started yet."""
     upstream = open_upstream(settings)
+    policy = PolicyHolder(settings.policy_dir)  # raises PolicyError: a broken policy never serves
+    inspector = Inspector(
+        policy=policy,
+        limits=settings.limits,
+        network_timeout=settings.network_timeout,
+        content_timeout=settings.scan_budget,
+    )
+
+    def prepare(data: bytes, inspected: Inspected, envelope: Envelope) -> tuple[Outgoing, ...]:
+        organisation = getattr(inspected, "organisation", policy.current.organisation)
+        return apply_verdict(data, inspected, envelope, organisation)
+
+    def reject(verdict: Verdict, reference: str) -> Reply:
+        soft = settings.soft_reject or policy.current.policy.settings.soft_reject
+        return reject_reply(verdict, reference, soft=soft)
+
     pipeline = Pipeline(
-        inspector=PassEverything(),
+        inspector=inspector,
         upstream=upstream,
-        prepare=_unchanged,
-        reject_reply=_reject,
+        prepare=prepare,
+        reject_reply=reject,
         options=PipelineOptions(scan_budget=settings.scan_budget, on_error=settings.on_error),
     )
     handler = RelayHandler(
@@ -160,6 +191,8 @@ def build_app(settings: Settings) -> App:
     return App(
         settings=settings,
         upstream=upstream,
+        policy=policy,
+        inspector=inspector,
         pipeline=pipeline,
         intake=Intake(factory, reuse_port=settings.workers != 1),
     )
@@ -178,6 +211,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> in
         "started",
         listeners=[f"{h}:{p}" for h, p in app.bound],
         upstream=str(getattr(app.upstream, "target", settings.upstream)),
+        policy_version=app.policy.current.version[:12],
     )
     if ready is not None:
         ready.set()

@@ -10,6 +10,7 @@ Any failure is raised as `InspectionError`/`InspectionTimeout`: the pipeline fai
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,8 +23,9 @@ from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
 
+from sendguard.detect.registry import Detectors
+
 if TYPE_CHECKING:
-    from sendguard.detect.registry import Detectors
     from sendguard.parse.limits import ParseLimits
     from sendguard.parse.pool import ExtractionPool
 
@@ -87,13 +89,21 @@ class Inspector:
         pool: ExtractionPool | None = None,
         network_timeout: float = 5.0,
         content_timeout: float = 30.0,
+        inline_max_bytes: int = 64 * 1024,
     ) -> None:
-        """``content_timeout`` bounds the worker round trip; the pipeline's budget bounds all."""
+        """``content_timeout`` bounds the worker round trip; the pipeline's budget bounds all.
+
+        ``inline_max_bytes``: plain mail up to this size (no attachment, archive or forwarded
+        message; see `is_plain`) is inspected in the relay process itself. Its cost is bounded
+        by its size — text only shrinks when decoded — and the worker round trip would cost
+        more than the inspection. Everything else goes to the pool, which can be abandoned.
+        """
         self.policy = policy
         self.limits = limits
         self.pool = pool
         self.network_timeout = network_timeout
         self.content_timeout = content_timeout
+        self.inline_max_bytes = inline_max_bytes
         self._built: tuple[str, Detectors] | None = None
 
     def _detectors(self, loaded: LoadedPolicy) -> Detectors:
@@ -107,14 +117,16 @@ class Inspector:
 
     async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         """Parse, detect and decide; raises InspectionError/InspectionTimeout on any failure."""
-        from sendguard.detect.registry import Detectors, run_network
+        from sendguard.detect.registry import run_network
 
         loaded = self.policy.current  # one policy for the whole message, even across a reload
         detectors = self._detectors(loaded)
         ctx = detect_context(envelope, loaded.organisation)
         content_only = Detectors(content=detectors.content, network=())
         try:
-            if self.pool is not None:
+            if self.pool is None or (len(data) <= self.inline_max_bytes and is_plain(data)):
+                mail, found = parse_and_detect(data, self.limits, content_only, ctx)
+            else:
                 mail, found = await self.pool.run(
                     parse_and_detect,
                     data,
@@ -122,10 +134,6 @@ class Inspector:
                     content_only,
                     ctx,
                     timeout=self.content_timeout,
-                )
-            else:
-                mail, found = await asyncio.to_thread(
-                    parse_and_detect, data, self.limits, content_only, ctx
                 )
             network = await run_network(detectors, mail, ctx, timeout=self.network_timeout)
         except InspectionError:
@@ -136,6 +144,48 @@ class Inspector:
         verdict = evaluate(loaded, findings, envelope, mail)
         _log_warned(verdict)
         return Inspection(mail, findings, verdict, organisation=loaded.organisation)
+
+    async def warm_up(self) -> None:
+        """Run one small message through every pool worker, so no client pays the first-use cost
+        (imports, compiled patterns: about a second) of a fresh extraction process."""
+        if self.pool is None:
+            return
+        loaded = self.policy.current
+        content_only = Detectors(content=self._detectors(loaded).content, network=())
+        envelope = Envelope(mail_from="warm-up@sendguard.invalid", rcpt_tos=("a@b.invalid",))
+        ctx = detect_context(envelope, loaded.organisation)
+        sample = _WARM_UP_MESSAGE
+        await asyncio.gather(
+            *(
+                self.pool.run(parse_and_detect, sample, self.limits, content_only, ctx, timeout=60)
+                for _ in range(self.pool.workers)
+            ),
+            return_exceptions=True,
+        )
+
+
+_NOT_PLAIN = re.compile(
+    rb"^content-(?:type:\s*+(?!text/|multipart/(?:alternative|related|mixed))"
+    rb"|disposition:\s*+attachment|transfer-encoding:\s*+(?:base64|quoted-printable))"
+    rb"|\bname\*?=",
+    re.IGNORECASE | re.MULTILINE,
+)
+_WARM_UP_MESSAGE = (
+    b"From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: =?UTF-8?B?44OG44K544OI?=\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    + "個人番号 123456789018 電話 090-1234-5678 社外秘\r\n".encode()
+)
+
+
+def is_plain(data: bytes) -> bool:
+    """Only unencoded text parts: nothing the parser could expand or sniff as a file.
+
+    A cheap byte scan that errs towards "not plain" (the pool then handles it): any
+    Content-Type other than text/* or the usual multiparts, any attachment disposition, any
+    file name, and any base64 or quoted-printable part (which could hide an archive the
+    parser would sniff by its magic bytes) sends the message to the pool.
+    """
+    return _NOT_PLAIN.search(data) is None
 
 
 def _log_warned(verdict: Verdict) -> None:

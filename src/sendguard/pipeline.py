@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -85,7 +85,21 @@ class Queue(Protocol):
         verdict: Verdict,
         state: Literal["held", "delayed"],
         release_at: datetime | None = None,
-    ) -> object: ...
+    ) -> object:
+        """Commit a held/delayed message (with its audit event and notices); return the entry."""
+        ...
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None = None,
+        transaction_id: str | None = None,
+        details: Mapping[str, object],
+    ) -> None:
+        """Append one event to the audit log."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,7 @@ class Pipeline:
         self.reject_reply = reject_reply
         self.queue = queue
         self.options = options or PipelineOptions()
+        self._audits: set[asyncio.Task[None]] = set()
 
     async def handle(
         self, envelope: Envelope, data: bytes, *, upstream: Upstream | None = None
@@ -131,8 +146,50 @@ class Pipeline:
             verdict, findings = inspected.verdict, inspected.findings
             reply = await self._act(envelope, data, inspected, upstream or self.upstream)
         _log_transaction(envelope, data, verdict, findings, reply, started)
+        self._audit(envelope, verdict, findings, reply)
         structlog.contextvars.unbind_contextvars("transaction_id")
         return reply
+
+    def _audit(
+        self, envelope: Envelope, verdict: Verdict, findings: tuple[Finding, ...], reply: Reply
+    ) -> None:
+        """Every verdict goes into the hash-chained audit log.
+
+        Queued mail is audited by the store in the same commit as the entry. For the rest the
+        reply does not wait: the message has already gone (or been refused), and an audit
+        failure must not turn a delivered message into a 451 the client would resend.
+        """
+        if self.queue is None or verdict.action in (Action.DELAY, Action.HOLD) and reply.ok:
+            return
+        task = asyncio.create_task(
+            self.queue.audit(
+                "verdict",
+                actor="relay",
+                transaction_id=envelope.transaction_id,
+                details={
+                    "action": verdict.action.label,
+                    "rule": verdict.rule_id,
+                    "warned": list(verdict.warned),
+                    "mail_from": envelope.mail_from,
+                    "rcpt_count": len(envelope.rcpt_tos),
+                    "findings": [f"{f.detector}/{f.code}:{f.count}" for f in findings],
+                    "reply_code": reply.code,
+                    "policy_version": verdict.trace.policy_version,
+                },
+            )
+        )
+        self._audits.add(task)
+        task.add_done_callback(self._audit_done)
+
+    def _audit_done(self, task: asyncio.Task[None]) -> None:
+        self._audits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("audit_write_failed", error=str(task.exception()))
+
+    async def drain(self) -> None:
+        """Wait for audit writes still in flight (shutdown)."""
+        if self._audits:
+            await asyncio.gather(*self._audits, return_exceptions=True)
 
     async def _inspect(self, envelope: Envelope, data: bytes) -> Inspected:
         try:

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sendguard.errors import ConfigError
+from sendguard.notify.settings import NotifySettings
+from sendguard.parse.limits import ParseLimits
+from sendguard.queue.settings import QueueSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -104,6 +107,16 @@ class Settings(BaseSettings):
     """Relay processes sharing the listening ports (SO_REUSEPORT); 0 = number of cores."""
     extract_workers: int = 1
     """Extraction processes per relay process (parsing attachments off the event loop)."""
+    extract_memory_limit: int = 1024 * 1024 * 1024
+    """Address-space limit (bytes) of each extraction process; a bomb dies there, not here."""
+    network_timeout: float = 5.0
+    """Seconds for network detectors (DNS) per message."""
+    limits: ParseLimits = ParseLimits()
+    """Parsing limits (``SENDGUARD_LIMITS__MAX_MIME_DEPTH`` …); every limit hit is a finding."""
+    queue: QueueSettings = QueueSettings()
+    """Held/delayed mail: retries, expiry, calendar, encryption (``SENDGUARD_QUEUE__…``)."""
+    notify: NotifySettings = NotifySettings()
+    """Notices to senders and reviewers (``SENDGUARD_NOTIFY__…``)."""
     shutdown_grace: float = 30.0
     """Seconds SIGTERM waits for in-flight transactions before closing them with 421."""
     log_format: Literal["json", "console"] = "json"

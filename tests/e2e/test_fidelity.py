@@ -26,12 +26,12 @@ def as_crlf(raw: bytes) -> bytes:
 
 
 def test_corpus_is_present() -> None:
-    """The shared corpus is there (105 messages); fidelity below would be vacuous without it."""
-    assert len(corpus_messages()) == 105
+    """The shared corpus is there; fidelity below would be vacuous without it."""
+    assert len(corpus_messages()) >= 100
 
 
 async def test_every_corpus_message_arrives_byte_identical(upstream: RecordingUpstream) -> None:
-    """All 105 real-world messages pass through the relay unchanged, byte for byte."""
+    """Every real-world corpus message passes through the relay unchanged, byte for byte."""
     messages = corpus_messages()
     sent: list[bytes] = []
     async with running_relay(upstream=upstream.url) as app:

@@ -9,7 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from sendguard.errors import InspectionTimeout
-from sendguard.inspect import Inspector, inspect_sync
+from sendguard.inspect import Inspector, inspect_sync, is_plain
 from sendguard.model import Action, Envelope
 from sendguard.parse.limits import ParseLimits
 from sendguard.parse.pool import ExtractionPool
@@ -169,3 +169,33 @@ def test_disabled_detector_does_not_run(tmp_path: Path) -> None:
     assert not any(f.detector == "lookalike-domain" for f in inspection.findings)
     assert any(f.detector == "external-recipients" for f in inspection.findings)
     assert inspection.notes[0] == "disabled by the policy: lookalike-domain"
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"Subject: x\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n\r\nhi\r\n", True),
+        (b"Content-type:\r\n text/html\r\n\r\n<p>hi</p>\r\n", True),
+        (
+            b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/html\r\n\r\nhi\r\n--b--\r\n",
+            True,
+        ),
+        (
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+            b"Content-Type: application/zip; name=a.zip\r\n",
+            False,
+        ),
+        (b"Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.csv\r\n", False),
+        (b"Content-Type: message/rfc822\r\n\r\n", False),
+        (
+            b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n",
+            False,
+        ),
+        (b"Content-Type: text/plain\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n", False),
+        (b"Content-Type: text/csv; name*=UTF-8''%E9%A1%A7.csv\r\n\r\n", False),
+    ],
+)
+def test_only_unencoded_text_is_inspected_inline(data: bytes, plain: bool) -> None:
+    """Attachments, files, forwarded and encoded parts always go to the abandonable pool."""
+    assert is_plain(data) is plain

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -22,29 +23,52 @@ from sendguard.app import App, build_app
 from sendguard.settings import load_settings
 
 
+INSPECT_ONLY_POLICY = """\
+# Every detector runs, no rule acts: mail passes unless the test's own policy says otherwise.
+[organisation]
+internal_domains = ["example.jp"]
+
+[detectors.unresolvable-domain]
+enabled = false   # tests never query DNS
+"""
+
+
+def write_policy(directory: Path, text: str = INSPECT_ONLY_POLICY) -> Path:
+    """Write a one-file policy directory for a test relay."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "policy.toml").write_text(text, encoding="utf-8")
+    return directory
+
+
 @contextlib.asynccontextmanager
 async def running_relay(**overrides: Any) -> AsyncIterator[App]:
-    """An `App` listening on 127.0.0.1:0 in the current loop; `app.bound[0][1]` is its port."""
-    overrides.setdefault("listen", "127.0.0.1:0")
-    overrides.setdefault("workers", 1)
-    app = build_app(load_settings(**overrides))
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.stop()
+    """An `App` on 127.0.0.1:0 in the current loop; `app.bound[0][1]` is its port.
+
+    Unless given, the store is a fresh SQLite file and the policy inspects everything but
+    acts on nothing (`INSPECT_ONLY_POLICY`), both in a temporary directory.
+    """
+    with tempfile.TemporaryDirectory(prefix="sendguard-test-") as tmp:
+        overrides.setdefault("listen", "127.0.0.1:0")
+        overrides.setdefault("workers", 1)
+        overrides.setdefault("store", f"sqlite:///{tmp}/queue.db")
+        if "policy_dir" not in overrides:
+            overrides["policy_dir"] = write_policy(Path(tmp) / "policies")
+        app = build_app(load_settings(**overrides))
+        await app.start()
+        try:
+            yield app
+        finally:
+            await app.stop()
 
 
 class RelayProcess:
     """`python -m sendguard serve` in a child process, configured by environment variables."""
 
     def __init__(self, env: Mapping[str, str], *, cwd: Path, args: tuple[str, ...] = ()) -> None:
-        self.env = {
-            **os.environ,
-            "SENDGUARD_LISTEN": "127.0.0.1:0",
-            "SENDGUARD_WORKERS": "1",
-            **env,
-        }
+        if "SENDGUARD_POLICY_DIR" not in env and not (cwd / "policies").exists():
+            write_policy(cwd / "policies")
+        defaults = {"SENDGUARD_LISTEN": "127.0.0.1:0", "SENDGUARD_WORKERS": "1"}
+        self.env = {**os.environ, **defaults, **env}
         self.cwd = cwd
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
