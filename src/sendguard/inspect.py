@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from sendguard.detect.base import DetectContext
+from sendguard.detect.registry import Detectors
 from sendguard.errors import InspectionError
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
-
-from sendguard.detect.registry import Detectors
 
 if TYPE_CHECKING:
     from sendguard.parse.limits import ParseLimits

@@ -159,7 +159,7 @@ class Pipeline:
         reply does not wait: the message has already gone (or been refused), and an audit
         failure must not turn a delivered message into a 451 the client would resend.
         """
-        if self.queue is None or verdict.action in (Action.DELAY, Action.HOLD) and reply.ok:
+        if self.queue is None or (verdict.action in (Action.DELAY, Action.HOLD) and reply.ok):
             return
         task = asyncio.create_task(
             self.queue.audit(

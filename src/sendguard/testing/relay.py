@@ -22,7 +22,6 @@ from typing import Any
 from sendguard.app import App, build_app
 from sendguard.settings import load_settings
 
-
 INSPECT_ONLY_POLICY = """\
 # Every detector runs, no rule acts: mail passes unless the test's own policy says otherwise.
 [organisation]
