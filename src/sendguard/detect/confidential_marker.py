@@ -14,6 +14,7 @@ from typing import ClassVar
 import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
+from sendguard.detect.spans import Spans
 from sendguard.detect.texts import mail_sources, nfkc
 from sendguard.model import Finding, Mail
 
@@ -75,26 +76,25 @@ class ConfidentialMarker(ContentDetector):
         cues = _alternation(cfg.disclaimer_cues)
         self._cues = re.compile(cues, re.IGNORECASE) if cues else None
 
-    def _excluded(self, text: str) -> list[tuple[int, int]]:
-        """Spans where a marker word does not count: exclusion phrases, and the whole
-        paragraph of a disclaimer ("may contain confidential information … intended
-        recipient"), which every corporate footer carries."""
+    def _excluded(self, text: str) -> Spans:
+        """Where a marker word does not count: exclusion phrases, and the whole paragraph
+        of a disclaimer ("may contain confidential information … intended recipient"),
+        which every corporate footer carries."""
         spans = [m.span() for m in self._exclude.finditer(text)] if self._exclude else []
         if self._cues is not None:
             for cue in self._cues.finditer(text):
                 start = text.rfind("\n\n", 0, cue.start())
                 end = text.find("\n\n", cue.end())
                 spans.append((max(start, 0), len(text) if end < 0 else end))
-        return spans
+        return Spans(spans)
 
     def _count(self, text: str) -> tuple[int, set[str]]:
-        excluded: list[tuple[int, int]] | None = None
+        excluded: Spans | None = None
         count, words = 0, set()
         for match in self._words.finditer(text):
             if excluded is None:
                 excluded = self._excluded(text)  # only texts with a marker pay for this
-            start, end = match.span()
-            if any(s < end and start < e for s, e in excluded):
+            if excluded.overlaps(*match.span()):
                 continue
             count += 1
             words.add(match.group().casefold() if match.group().isascii() else match.group())

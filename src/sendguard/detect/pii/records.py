@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sendguard.detect.pii import checksums
@@ -122,6 +123,8 @@ _HEADER_HINT = re.compile(
     "氏名|名前|フリガナ|電話|住所|メール|個人番号|マイナンバー|生年月日|顧客|会員"
 )
 _SPACES = re.compile(r"\s{2,}")
+_MAX_TEXT_TABLES = 100
+"""Header-like lines read per text; a hostile text of 50,000 tiny "tables" stops here."""
 
 
 def _splitter(line: str) -> str | None:
@@ -137,6 +140,15 @@ def _cells(line: str, sep: str | None) -> tuple[str, ...]:
     return tuple(c.strip() for c in cells) if sep != "\t" else tuple(cells)
 
 
+def _lines_from(text: str, pos: int) -> Iterator[tuple[str, int]]:
+    """(line, position after it) from `pos` on, lazily: a block stops at its first non-row."""
+    while pos <= len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        yield text[pos:end], end + 1
+        pos = end + 1
+
+
 def text_tables(text: str) -> list[Table]:
     """Tables written as text (a sheet pasted into a body, a PDF): a header line naming
     personal fields, then the lines below it split the same way (tabs, commas, 2+ spaces).
@@ -144,23 +156,23 @@ def text_tables(text: str) -> list[Table]:
     tables: list[Table] = []
     consumed = 0
     for hint in _HEADER_HINT.finditer(text):
+        if len(tables) >= _MAX_TEXT_TABLES:
+            break
         if hint.start() < consumed:
             continue
-        start = text.rfind("\n", 0, hint.start()) + 1
-        end = text.find("\n", hint.start())
-        end = len(text) if end < 0 else end
-        sep = _splitter(text[start:end])
-        head = _cells(text[start:end], sep)
-        consumed = end
+        start = text.rfind("\n", consumed, hint.start()) + 1 or consumed
+        line, consumed = next(_lines_from(text, start))
+        sep = _splitter(line)
+        head = _cells(line, sep)
         if len(head) < 2 or _header(Table("", (head,))) is None:
             continue
         rows = [head]
-        for line in text[end + 1 :].split("\n"):
+        for line, after in _lines_from(text, consumed):
             row = _cells(line, sep)
             if len(row) < 2:
                 break
             rows.append(row)
-            consumed += len(line) + 1
+            consumed = after
         tables.append(Table("", tuple(rows)))
     return tables
 
@@ -179,7 +191,10 @@ def text_records(text: str, hits: list[Hit], minimum: int) -> int:
     by_code = Counter(h.code for h in personal)
     second = sorted(by_code.values(), reverse=True)[1] if len(by_code) > 1 else 0
     kinds_per_line: dict[int, set[str]] = {}
-    for hit in personal:  # a line is keyed by where it starts
-        kinds_per_line.setdefault(text.rfind("\n", 0, hit.pos), set()).add(hit.code)
+    line, last = 0, 0
+    for hit in sorted(personal, key=lambda h: h.pos):  # one left-to-right newline count
+        line += text.count("\n", last, hit.pos)
+        last = hit.pos
+        kinds_per_line.setdefault(line, set()).add(hit.code)
     lines = sum(1 for kinds in kinds_per_line.values() if len(kinds) >= 2)
     return max(lines, second)

@@ -9,6 +9,7 @@ pass meets them, so context costs nothing extra.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import NamedTuple
 
 from sendguard.detect.pii import checksums
@@ -27,12 +28,18 @@ from sendguard.detect.pii.patterns import (
     date_value,
     label_kind,
 )
+from sendguard.detect.spans import Spans
 
 _DELETE_SEPARATORS = str.maketrans("", "", " -()")
 _DIGITS = frozenset("0123456789")
 _MOBILE = frozenset({"070", "080", "090", "050", "060", "020"})
 _BUSINESS_PREFIXES = ("0120", "0800", "0570", "0990")
 _GROUP = re.compile(r"[^ ]+")
+_CARD_SHAPE = re.compile(r"\d+|\d{4}([ \-])\d+(?:\1\d+)*")
+_LENGTHS = frozenset({7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19})
+"""Digit counts `_classify` can accept: other windows are not even joined."""
+_MAX_GROUPS = 6
+"""No number is written in more than 6 groups (+81 90 1234 5678): bounds the split search."""
 _SIGNATURE_CODES = frozenset({"phone", "email-address", "postal-address"})
 
 
@@ -47,32 +54,44 @@ class Hit(NamedTuple):
 
 
 class _Context:
-    """Japanese label end positions seen so far in this text, by kind; English labels are
-    looked up in the window before a candidate only when it needs them."""
+    """Label positions by kind: Japanese ones recorded as the scan meets them, English ones
+    found by one extra regex pass over the text the first time a number needs context."""
 
-    __slots__ = ("labels", "text", "window")
+    __slots__ = ("_ascii", "labels", "text", "window")
 
     def __init__(self, text: str, window: int) -> None:
         self.labels: dict[str, int] = {}
         self.text = text
         self.window = window
+        self._ascii: tuple[list[int], list[str]] | None = None
+
+    def _english(self) -> tuple[list[int], list[str]]:
+        if self._ascii is None:
+            found = [(m.end(), label_kind(m.group())) for m in ASCII_LABELS.finditer(self.text)]
+            self._ascii = ([e for e, _ in found], [k for _, k in found])
+        return self._ascii
+
+    def english_between(self, kinds: tuple[str, ...], start: int, end: int) -> bool:
+        """An English label of one of `kinds` ending within ``[start, end]``."""
+        ends, found = self._english()
+        i = bisect_left(ends, start)
+        while i < len(ends) and ends[i] <= end:
+            if found[i] in kinds:
+                return True
+            i += 1
+        return False
 
     def near(self, kind: str, pos: int, window: int = 0) -> bool:
+        """A `kind` label ends at most `window` characters before `pos`."""
         window = window or self.window
         end = self.labels.get(kind)
         if end is not None and 0 <= pos - end <= window:
             return True
-        return any(
-            label_kind(m.group()) == kind
-            for m in ASCII_LABELS.finditer(self.text, max(pos - window, 0), pos)
-        )
+        return self.english_between((kind,), pos - window, pos)
 
     def ascii_around(self, kinds: tuple[str, ...], pos: int, span: int) -> bool:
         """An English label of one of `kinds` within `span` characters of `pos`."""
-        return any(
-            label_kind(m.group()) in kinds
-            for m in ASCII_LABELS.finditer(self.text, max(pos - span, 0), pos + span)
-        )
+        return self.english_between(kinds, pos - span, pos + span)
 
 
 def _phone(digits: str) -> bool:
@@ -124,13 +143,7 @@ def _card_shape(run: str) -> bool:
     """Card numbers are written plain or in groups of 4 (4-6-5 for Amex) with one kind of
     separator; ``363  08053879305`` (a building number, then a phone in the next column)
     is two numbers, whatever Luhn says."""
-    if run.isdigit():
-        return True
-    separators = {c for c in run if not c.isdigit()}
-    if len(separators) != 1:
-        return False
-    groups = run.split(separators.pop())
-    return len(groups[0]) == 4 and all(groups)
+    return _CARD_SHAPE.fullmatch(run) is not None
 
 
 def _glued(text: str, start: int, end: int) -> bool:
@@ -181,21 +194,37 @@ def _split(text: str, run: str, start: int, ctx: _Context) -> list[Hit]:
     """Several numbers separated by spaces (``03-1234-5678 090-1234-5678``, PDF columns): try
     the longest valid run of consecutive space-separated groups, left to right."""
     groups = [(m.start() + start, m.group()) for m in _GROUP.finditer(run)]
+    counts = [0]
+    for _, group in groups:  # digits before each group, so a window's count is a subtraction
+        counts.append(counts[-1] + len(group.translate(_DELETE_SEPARATORS)))
     hits: list[Hit] = []
     i = 0
     while i < len(groups):
-        for j in range(len(groups), i, -1):
-            if i == 0 and j == len(groups):
-                continue  # the whole run was already tried
-            sub = " ".join(g for _, g in groups[i:j])
-            hit = _classify(text, sub, sub.translate(_DELETE_SEPARATORS), groups[i][0], ctx)
-            if hit is not None:
-                hits.append(hit)
-                i = j
-                break
-        else:
-            i += 1
+        i = _longest_at(text, groups, counts, i, ctx, hits)
     return hits
+
+
+def _longest_at(
+    text: str,
+    groups: list[tuple[int, str]],
+    counts: list[int],
+    i: int,
+    ctx: _Context,
+    hits: list[Hit],
+) -> int:
+    """Add the longest valid number starting at group `i`; return the next group index."""
+    for j in range(min(len(groups), i + _MAX_GROUPS), i, -1):
+        n = counts[j] - counts[i]
+        if n < 7:
+            break  # shorter windows from here have even fewer digits
+        if n not in _LENGTHS or (i == 0 and j == len(groups)):
+            continue  # impossible length, or the whole run (already tried)
+        sub = " ".join(g for _, g in groups[i:j])
+        hit = _classify(text, sub, sub.translate(_DELETE_SEPARATORS), groups[i][0], ctx)
+        if hit is not None:
+            hits.append(hit)
+            return j
+    return i + 1
 
 
 def _email(text: str, at: int) -> Hit | None:
@@ -246,7 +275,8 @@ def scan_text(text: str, *, body: bool, window: int = 40) -> list[Hit]:
 
 
 def _strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
-    if any(abs(pos - hit.pos) <= 80 for pos in labels) or ctx.ascii_around(
+    i = bisect_left(labels, hit.pos - 80)  # labels are in text order
+    if (i < len(labels) and labels[i] <= hit.pos + 80) or ctx.ascii_around(
         ("expiry", "cvv"), hit.pos, 80
     ):
         return hit._replace(strong=True)
@@ -256,11 +286,7 @@ def _strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
 def _drop_signatures(text: str, hits: list[Hit]) -> list[Hit]:
     """A sender's own phone, address and e-mail in a signature block are not personal data
     being sent out; neither are the quoted signatures of earlier mails in a thread."""
-    spans = [(m.end(), m.end() + SIGNATURE_SPAN) for m in SIGNATURE.finditer(text)]
+    spans = Spans((m.end(), m.end() + SIGNATURE_SPAN) for m in SIGNATURE.finditer(text))
     if not spans:
         return hits
-    return [
-        h
-        for h in hits
-        if h.code not in _SIGNATURE_CODES or not any(s <= h.pos < e for s, e in spans)
-    ]
+    return [h for h in hits if h.code not in _SIGNATURE_CODES or not spans.covers(h.pos)]
