@@ -25,6 +25,7 @@ from sendguard.deliver import Upstream
 from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity, fail_delay
+from sendguard.intake.data import has_long_line
 from sendguard.model import Envelope, Reply
 from sendguard.parse.addresses import parse_addr_spec
 from sendguard.settings import IPNetwork
@@ -199,7 +200,7 @@ class RelayHandler:
                 log.warning("bare_line_ending_rejected", client=str(peer_address(session.peer)))
                 return str(replies.BARE_LINE_ENDING)
             data = normalise_line_endings(data)
-        if longest_line(data) > _MAX_LINE:
+        if has_long_line(data, _MAX_LINE + 2):
             return str(replies.LINE_TOO_LONG)
         identity = session.auth_data if isinstance(session.auth_data, Identity) else None
         message = Envelope(
