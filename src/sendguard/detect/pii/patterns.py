@@ -67,9 +67,17 @@ SCAN = re.compile(
     + _alternation([w for w in _LABEL_KIND if not w.isascii()])
 )
 ASCII_LABELS = re.compile(
-    r"\b(?:" + _alternation([w for w in _LABEL_KIND if w.isascii()]) + r")\b", re.IGNORECASE
+    _alternation(
+        [
+            spelling
+            for w in _LABEL_KIND
+            if w.isascii()
+            for spelling in {w, w.capitalize(), w.title(), w.upper()}
+        ]
+    )
 )
-"""English labels, searched only in the window before (or around) a candidate number."""
+"""English labels (lower, Capitalised, Title, UPPER literals: IGNORECASE would lose the
+first-character skip); word boundaries are checked by the caller."""
 
 EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
 EMAIL_DOMAIN = re.compile(

@@ -67,7 +67,13 @@ class _Context:
 
     def _english(self) -> tuple[list[int], list[str]]:
         if self._ascii is None:
-            found = [(m.end(), label_kind(m.group())) for m in ASCII_LABELS.finditer(self.text)]
+            text = self.text
+            found = [
+                (m.end(), label_kind(m.group()))
+                for m in ASCII_LABELS.finditer(text)
+                if not text[m.start() - 1 : m.start()].isalnum()
+                and not text[m.end() : m.end() + 1].isalnum()
+            ]
             self._ascii = ([e for e, _ in found], [k for _, k in found])
         return self._ascii
 
