@@ -154,6 +154,9 @@ class ExtractionPool:
         """
         idle = await self._ensure_started()
         worker = await idle.get()
+        while not worker.process.is_alive():  # died while idle (OOM killer, operator)
+            await self._replace(worker, idle)
+            worker = await idle.get()
         loop = asyncio.get_running_loop()
         exchange = loop.run_in_executor(self._threads, _exchange, worker.conn, (fn, args))
         try:

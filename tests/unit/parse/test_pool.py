@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 import pytest
@@ -102,3 +103,18 @@ async def test_closed_pool_refuses_work() -> None:
     await pool.close()
     with pytest.raises(InspectionError):
         await pool.run(pid, timeout=10)
+
+
+async def test_worker_that_died_while_idle_is_replaced_before_use(pool: ExtractionPool) -> None:
+    """A worker killed from outside between calls is replaced; the next call just works."""
+    victim = await pool.run(pid, timeout=10)
+    os.kill(victim, signal.SIGKILL)
+    for _ in range(100):  # the fork server reaps it and reports the exit to the pool
+        await asyncio.sleep(0.05)
+        try:
+            os.kill(victim, 0)
+        except ProcessLookupError:
+            break
+    await asyncio.sleep(0.1)
+    survivor = await pool.run(pid, timeout=10)
+    assert survivor != victim
