@@ -209,11 +209,11 @@ class Pipeline:
         verdict = inspected.verdict
         if verdict.action is Action.REJECT:
             return self.reject_reply(verdict, envelope.transaction_id)
-        copies = self.prepare(data, inspected, envelope)
         if verdict.action in (Action.DELAY, Action.HOLD):
-            # A split rewrite is decided again at release; otherwise the edited copy is stored.
-            stored = copies[0].data if len(copies) == 1 else data
-            return await self._enqueue(envelope, stored, verdict)
+            # The original is stored: reviewers see what the sender wrote, and the release
+            # applies the verdict's tags and rewrite exactly once (`App._prepare_release`).
+            return await self._enqueue(envelope, data, verdict)
+        copies = self.prepare(data, inspected, envelope)
         return await _deliver_all(upstream, envelope, copies)
 
     async def _enqueue(self, envelope: Envelope, data: bytes, verdict: Verdict) -> Reply:

@@ -226,3 +226,41 @@ async def test_zip_bomb_is_held_while_other_clients_are_served(
     assert _sent_to(upstream, "x@partner.example.jp") == []
     assert len(_sent_to(upstream, "y@partner.example.jp")) == 5
     assert small_elapsed < 10
+
+
+async def test_held_rewrite_is_applied_once_at_release(
+    upstream: RecordingUpstream, tmp_path: Path
+) -> None:
+    """A hold that also rewrites and tags: the queue keeps the original, the release edits once."""
+    tagging = (
+        POLICY
+        + """
+[[rule]]
+id = "tag-external"
+description = "tag mail to outside"
+action = "tag"
+when.any = [{ detector = "external-recipients" }]
+"""
+    )
+    policy = write_policy(tmp_path / "p", tagging)
+    store = f"sqlite:///{tmp_path}/q.db"
+    customers = [("", f"c{i}@client{i}.example") for i in range(12)] + [("", "z@gmial.com")]
+    data = build_message(from_=("田中", SENDER), to=customers)
+    rcpts = [a for _, a in customers]
+    async with running_relay(upstream=upstream.url, policy_dir=policy, store=store) as app:
+        code, text = await asyncio.to_thread(_send, app.bound[0][1], rcpts, data)
+        assert code == 250 and "held" in text
+        queue_id = re.findall(r" as (\S+):", text)[0]
+        released = await asyncio.to_thread(
+            cli, ["queue", "release", queue_id, "--store", store, "--actor", "boss"]
+        )
+        assert released == 0
+        for _ in range(100):
+            if _sent_to(upstream, "z@gmial.com"):
+                break
+            await asyncio.sleep(0.1)
+    [out] = _sent_to(upstream, "z@gmial.com")
+    header = out.split(b"\r\n\r\n", 1)[0]
+    assert header.count(b"X-Sendguard-Tag: tag-external") == 1
+    assert b"X-Sendguard-Rewritten" in header
+    assert not any(a.encode() in header for a in rcpts)
