@@ -91,7 +91,8 @@ class TableBuilder:
         limits = self.ctx.limits
         truncated = len(rows) > limits.max_table_rows
         self.ctx.check_time()
-        text = "\x1e".join("\x1f".join(map(str, row)) for row in rows[: limits.max_table_rows])
+        join = "\x1f".join
+        text = "\x1e".join([join(map(str, row)) for row in rows[: limits.max_table_rows]])
         for whole, bare in _WHOLE_FLOAT_ENDS:
             text = text.replace(whole, bare)
         text = text.removesuffix(".0")
