@@ -123,6 +123,8 @@ _HEADER_HINT = re.compile(
     "氏名|名前|フリガナ|電話|住所|メール|個人番号|マイナンバー|生年月日|顧客|会員"
 )
 _SPACES = re.compile(r"\s{2,}")
+_MAX_HEADER = 400
+"""Longest line considered as a header row (characters)."""
 _MAX_TEXT_TABLES = 100
 """Header-like lines read per text; a hostile text of 50,000 tiny "tables" stops here."""
 
@@ -162,6 +164,8 @@ def text_tables(text: str) -> list[Table]:
             continue
         start = text.rfind("\n", consumed, hint.start()) + 1 or consumed
         line, consumed = next(_lines_from(text, start))
+        if len(line) > _MAX_HEADER or not ("\t" in line or "," in line or "  " in line):
+            continue  # prose mentioning 電話 or メール: no columns, no header
         sep = _splitter(line)
         head = _cells(line, sep)
         if len(head) < 2 or _header(Table("", (head,))) is None:

@@ -38,6 +38,8 @@ _GROUP = re.compile(r"[^ ]+")
 _CARD_SHAPE = re.compile(r"\d+|\d{4}([ \-])\d+(?:\1\d+)*")
 _LENGTHS = frozenset({7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19})
 """Digit counts `_classify` can accept: other windows are not even joined."""
+_WINDOW_LOOKUPS = 32
+"""English-label look-ups done by window before indexing the whole text once."""
 _MAX_GROUPS = 6
 """No number is written in more than 6 groups (+81 90 1234 5678): bounds the split search."""
 _SIGNATURE_CODES = frozenset({"phone", "email-address", "postal-address"})
@@ -53,47 +55,54 @@ class Hit(NamedTuple):
     """Card with expiry or security-code context nearby (raises severity)."""
 
 
-class _Context:
-    """Label positions by kind: Japanese ones recorded as the scan meets them, English ones
-    found by one extra regex pass over the text the first time a number needs context."""
+def _english_labels(text: str, start: int, end: int) -> list[tuple[int, str]]:
+    """(end position, kind) of English labels in ``text[start:end]`` on word boundaries."""
+    return [
+        (m.end(), label_kind(m.group()))
+        for m in ASCII_LABELS.finditer(text, max(start, 0), max(end, 0))
+        if not text[m.start() - 1 : m.start()].isalnum()
+        and not text[m.end() : m.end() + 1].isalnum()
+    ]
 
-    __slots__ = ("_ascii", "labels", "text", "window")
+
+class _Context:
+    """Label positions by kind: Japanese ones recorded as the scan meets them; English ones
+    searched in the window of the first few numbers that need context, then (when a text
+    has many such numbers, like a list) indexed by one pass over the whole text."""
+
+    __slots__ = ("_index", "_lookups", "labels", "text", "window")
 
     def __init__(self, text: str, window: int) -> None:
         self.labels: dict[str, int] = {}
         self.text = text
         self.window = window
-        self._ascii: tuple[list[int], list[str]] | None = None
-
-    def _english(self) -> tuple[list[int], list[str]]:
-        if self._ascii is None:
-            text = self.text
-            found = [
-                (m.end(), label_kind(m.group()))
-                for m in ASCII_LABELS.finditer(text)
-                if not text[m.start() - 1 : m.start()].isalnum()
-                and not text[m.end() : m.end() + 1].isalnum()
-            ]
-            self._ascii = ([e for e, _ in found], [k for _, k in found])
-        return self._ascii
+        self._lookups = 0
+        self._index: tuple[list[int], list[str]] | None = None
 
     def english_between(self, kinds: tuple[str, ...], start: int, end: int) -> bool:
         """An English label of one of `kinds` ending within ``[start, end]``."""
-        ends, found = self._english()
+        if self._index is None:
+            self._lookups += 1
+            if self._lookups <= _WINDOW_LOOKUPS:
+                found = _english_labels(self.text, start - 20, end)
+                return any(start <= e <= end and k in kinds for e, k in found)
+            found = _english_labels(self.text, 0, len(self.text))
+            self._index = ([e for e, _ in found], [k for _, k in found])
+        ends, labels = self._index
         i = bisect_left(ends, start)
         while i < len(ends) and ends[i] <= end:
-            if found[i] in kinds:
+            if labels[i] in kinds:
                 return True
             i += 1
         return False
 
-    def near(self, kind: str, pos: int, window: int = 0) -> bool:
+    def near(self, kind: str, pos: int, window: int = 0, *, english: bool = True) -> bool:
         """A `kind` label ends at most `window` characters before `pos`."""
         window = window or self.window
         end = self.labels.get(kind)
         if end is not None and 0 <= pos - end <= window:
             return True
-        return self.english_between((kind,), pos - window, pos)
+        return english and self.english_between((kind,), pos - window, pos)
 
     def ascii_around(self, kinds: tuple[str, ...], pos: int, span: int) -> bool:
         """An English label of one of `kinds` within `span` characters of `pos`."""
@@ -131,10 +140,12 @@ def _classify(text: str, run: str, digits: str, start: int, ctx: _Context) -> Hi
         if _card_shape(run) and checksums.card_issuer(digits) and checksums.luhn_ok(digits):
             return Hit("credit-card", digits, start)
         return None
-    if n == 10 and near("pension", start):
+    if n == 10 and near("pension", start, english=False):
         return Hit("pension-number", digits, start)
     if n in (10, 11):
-        return Hit("phone", digits, start) if _phone(digits) else None
+        if _phone(digits):  # checked before the English labels: phones are common
+            return Hit("phone", digits, start)
+        return Hit("pension-number", digits, start) if n == 10 and near("pension", start) else None
     if n == 7:
         if (POSTAL_SHAPE.match(run) or near("postal", start, 3)) and ADDRESS_AFTER.match(
             text, start + len(run)
