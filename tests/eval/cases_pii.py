@@ -77,6 +77,7 @@ def _list_case(s: Synth, fmt: str, index: int) -> Case:
 
 
 def _item_cases(s: Synth) -> Iterator[Case]:
+    """Single My Numbers, cards, phones and postal addresses in a body."""
     for i in range(40):
         label = s.rng.choice(("個人番号", "マイナンバー", "個人番号(マイナンバー)", "My Number"))
         text = f"お世話になっております。\n{label}: {s.my_number()}\nご確認ください。"
@@ -108,6 +109,10 @@ def _item_cases(s: Synth) -> Iterator[Case]:
             labels(PD, "postal-address"),
             _body(f"送付先: 〒{postal} {address}"),
         )
+
+
+def _labelled_items(s: Synth) -> Iterator[Case]:
+    """Items that need their label: birth dates, accounts, licences, pension, passports."""
     for i in range(15):
         yield Case(
             f"birth-{i}",
@@ -161,6 +166,7 @@ def _item_cases(s: Synth) -> Iterator[Case]:
 
 
 def _negative_cases(s: Synth) -> Iterator[Case]:
+    """Order confirmations, JAN code lists and meeting notices: numbers that are not personal."""
     none = frozenset[tuple[str, str]]()
     for i in range(30):
         text = (
@@ -187,6 +193,11 @@ def _negative_cases(s: Synth) -> Iterator[Case]:
             f"パスコード: {r.randrange(10**6):06d}\n予算 {r.randrange(10**8):,}円{SIGNATURE}"
         )
         yield Case(f"meeting-{i}", "negative:meeting", SCOPE, none, _body(text))
+
+
+def _negative_contacts(s: Synth) -> Iterator[Case]:
+    """Signatures, a quote to one contact, staff tables, long order ids."""
+    none = frozenset[tuple[str, str]]()
     for i in range(20):
         yield Case(
             f"signature-{i}",
@@ -235,7 +246,9 @@ def pii_cases(s: Synth) -> Iterator[Case]:
         for i in range(6):
             yield _list_case(s, fmt, i)
     yield from _item_cases(s)
+    yield from _labelled_items(s)
     yield from _negative_cases(s)
+    yield from _negative_contacts(s)
 
 
 __all__ = ["Part", "pii_cases"]

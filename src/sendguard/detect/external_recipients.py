@@ -13,7 +13,7 @@ import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
 from sendguard.detect.domains import is_external_list, is_internal, is_partner, mask_address
-from sendguard.model import Finding, Mail
+from sendguard.model import Address, Finding, Mail, Organisation
 
 
 class ExternalRecipientsSettings(DetectorSettings):
@@ -56,34 +56,40 @@ class ExternalRecipients(ContentDetector):
                 where=("envelope",),
             )
         ]
-        partners = [a for a in external if is_partner(a, org)]
-        if partners:
-            found.append(
-                Finding(
-                    detector=self.id,
-                    code="partner",
-                    message="{count} recipients at partner domains",
-                    count=len(partners),
-                    severity="info",
-                    params={"count": len(partners)},
-                    evidence=tuple(sorted({a.domain_unicode for a in partners}))[
-                        : settings.max_evidence
-                    ],
-                    where=("envelope",),
-                )
-            )
-        lists = [a for a in external if is_external_list(a, org)]
-        if lists:
-            found.append(
-                Finding(
-                    detector=self.id,
-                    code="external-list",
-                    message="{count} mailing lists with outside members among the recipients",
-                    count=len(lists),
-                    severity="low",
-                    params={"count": len(lists)},
-                    evidence=tuple(mask_address(a) for a in lists[: settings.max_evidence]),
-                    where=("envelope",),
-                )
-            )
+        found.extend(self._partner(external, org, settings.max_evidence))
+        found.extend(self._lists(external, org, settings.max_evidence))
         return found
+
+    def _partner(self, external: list[Address], org: Organisation, limit: int) -> list[Finding]:
+        partners = [a for a in external if is_partner(a, org)]
+        if not partners:
+            return []
+        return [
+            Finding(
+                detector=self.id,
+                code="partner",
+                message="{count} recipients at partner domains",
+                count=len(partners),
+                severity="info",
+                params={"count": len(partners)},
+                evidence=tuple(sorted({a.domain_unicode for a in partners}))[:limit],
+                where=("envelope",),
+            )
+        ]
+
+    def _lists(self, external: list[Address], org: Organisation, limit: int) -> list[Finding]:
+        lists = [a for a in external if is_external_list(a, org)]
+        if not lists:
+            return []
+        return [
+            Finding(
+                detector=self.id,
+                code="external-list",
+                message="{count} mailing lists with outside members among the recipients",
+                count=len(lists),
+                severity="low",
+                params={"count": len(lists)},
+                evidence=tuple(mask_address(a) for a in lists[:limit]),
+                where=("envelope",),
+            )
+        ]
