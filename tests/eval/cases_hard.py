@@ -67,6 +67,27 @@ def _serials(s: Synth, i: int) -> Case:
     return Case(f"hard-serials-{i}", "hard:serial-numbers", SCOPE, frozenset(), _body(text))
 
 
+def _store_directory(s: Synth, i: int) -> Case:
+    """Shops and branches with addresses and phones: business data, not a customer list."""
+    kinds = ("店", "支店", "営業所", "サービスセンター", "工場")
+    lines = []
+    for n in range(s.rng.randint(5, 20)):
+        postal, address = s.postal_and_address()
+        lines.append(f"{s.fake.city()}{kinds[n % len(kinds)]} 〒{postal} {address} TEL {s.phone()}")
+    text = "各拠点の連絡先は以下の通りです。\n" + "\n".join(lines)
+    expected = labels(PD, "phone", "postal-address")
+    return Case(f"hard-stores-{i}", "negative:store-directory", SCOPE, expected, _body(text))
+
+
+def _store_table(s: Synth, i: int) -> Case:
+    rows = [("店舗名", "住所", "電話番号")]
+    rows += [(f"{s.fake.city()}店", s.postal_and_address()[1], s.phone()) for _ in range(12)]
+    content = Content(rows=tuple(rows))
+    mail = Mail(subject="店舗一覧", parts=(direct_part(content, "xlsx"),))
+    return Case(f"hard-store-table-{i}", "negative:store-table", SCOPE, labels(PD, "phone"), mail,
+                content=content, fmt="xlsx")  # fmt: skip
+
+
 def pii_hard_cases(s: Synth) -> Iterator[Case]:
     """Messier personal-data cases, positives and negatives."""
     for i in range(10):
@@ -76,6 +97,8 @@ def pii_hard_cases(s: Synth) -> Iterator[Case]:
         yield _far_label(s, i)
         yield _quoted_reply(s, i)
         yield _serials(s, i)
+        yield _store_directory(s, i)
+        yield _store_table(s, i)
     for i in range(10):
         card = luhn_complete("4", 16, s.rng)
         yield Case(f"hard-visa-{i}", "hard:card-brand-label", SCOPE, labels(PD, "credit-card"),

@@ -240,3 +240,17 @@ def test_codes_that_pass_luhn_are_not_cards_after_a_code_label() -> None:
     card = luhn_complete("4", 16, RNG)
     assert _scan(f"シリアル番号: {spaced(card, (4, 4, 4, 4), '-')}") == {}
     assert "credit-card" in _scan(f"注文番号 123 お支払いカード番号 {card}")
+
+
+def test_shop_directory_is_not_a_customer_list() -> None:
+    """Branches with addresses and phones (in lines or a 店舗名 table) are business data."""
+    lines = "\n".join(
+        f"{city}店 〒150-000{i} 東京都渋谷区渋谷{i}-1 TEL 03-1234-56{i:02d}"
+        for i, city in enumerate(("渋谷", "新宿", "池袋", "上野", "品川", "目黒"))
+    )
+    assert "customer-list" not in _scan(lines)
+    rows = (("店舗名", "住所", "電話番号"),) + tuple(
+        (f"{i}号店", "東京都渋谷区", f"03-1234-56{i:02d}") for i in range(8)
+    )
+    part = Part(path=("a",), declared_type="", sniffed_type="", tables=(Table("", rows),))
+    assert "customer-list" not in {f.code for f in PersonalData().detect(Mail(parts=(part,)), CTX)}

@@ -25,6 +25,10 @@ _HEADER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
         ("mynumber", r"個人番号|マイナンバー|my ?number"),
+        (
+            "business",
+            r"店舗|支店|営業所|拠点|事業所|会社名|法人名|施設|部署|store|branch|office|company",
+        ),
         ("kana", r"フリガナ|ふりがな|カナ|kana"),
         ("name", r"氏名|名前|姓|^名$|担当者|name"),
         ("postal", r"郵便番号|〒|zip|postal"),
@@ -42,7 +46,13 @@ _HEADER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("customer", r"顧客|会員|お客様|customer|member"),
     )
 )
-_IDENTIFYING = frozenset({"name", "kana", "address", "phone", "email", "birth", "mynumber", "card"})
+_PERSON = frozenset(
+    {"name", "kana", "birth", "mynumber", "card", "bank", "passport", "licence", "pension",
+     "gender", "age", "customer"}
+)  # fmt: skip
+_CONTACT = frozenset({"address", "postal", "phone", "email"})
+_BUSINESS_LINE = re.compile("店|営業所|本社|事業所|支社|工場|センター|拠点")
+"""A text line about a shop or office (渋谷店 〒… TEL …) is business data, not a person."""
 _HEADER_ROWS = 5
 _DELETE_SEPARATORS = str.maketrans("", "", " -()/")
 
@@ -66,10 +76,18 @@ def _kind(cell: str) -> str:
 def _header(table: Table) -> tuple[int, list[str]] | None:
     for index, row in enumerate(table.rows[:_HEADER_ROWS]):
         kinds = [_kind(cell) if len(cell) <= 30 else "" for cell in row]
-        present = set(kinds) - {""}
-        if len(present) >= 2 and present & _IDENTIFYING:
+        if _personal(set(kinds) - {""}):
             return index, kinds
     return None
+
+
+def _personal(present: set[str]) -> bool:
+    """Header kinds that make a list of people: a person field plus another personal one, or
+    two contact fields when no column names a shop, branch or company (店舗名, 住所, 電話)."""
+    person, contact = present & _PERSON, present & _CONTACT
+    if person:
+        return len(person | contact) >= 2
+    return "business" not in present and len(contact) >= 2
 
 
 def _cell_hit(kind: str, cell: str, row: int) -> Hit | None:
@@ -188,17 +206,27 @@ _RECORD_CODES = frozenset(
 
 
 def text_records(text: str, hits: list[Hit], minimum: int) -> int:
-    """Person records in a text block, 0 when there are clearly fewer than `minimum`."""
+    """Person records in a text block, 0 when there are clearly fewer than `minimum`: lines
+    holding two kinds of item, or the second most frequent kind when each record spans
+    several lines. Lines about shops and offices do not count."""
     personal = [h for h in hits if h.code in _RECORD_CODES]
     if len(personal) < minimum:
         return 0
-    by_code = Counter(h.code for h in personal)
-    second = sorted(by_code.values(), reverse=True)[1] if len(by_code) > 1 else 0
-    kinds_per_line: dict[int, set[str]] = {}
+    by_line: dict[int, list[Hit]] = {}
     line, last = 0, 0
     for hit in sorted(personal, key=lambda h: h.pos):  # one left-to-right newline count
         line += text.count("\n", last, hit.pos)
         last = hit.pos
-        kinds_per_line.setdefault(line, set()).add(hit.code)
-    lines = sum(1 for kinds in kinds_per_line.values() if len(kinds) >= 2)
+        by_line.setdefault(line, []).append(hit)
+    kept = [
+        hits for hits in by_line.values() if not _BUSINESS_LINE.search(_line_at(text, hits[0].pos))
+    ]
+    by_code = Counter(h.code for hits in kept for h in hits)
+    second = sorted(by_code.values(), reverse=True)[1] if len(by_code) > 1 else 0
+    lines = sum(1 for hits in kept if len({h.code for h in hits}) >= 2)
     return max(lines, second)
+
+
+def _line_at(text: str, pos: int) -> str:
+    end = text.find("\n", pos)
+    return text[text.rfind("\n", 0, pos) + 1 : len(text) if end < 0 else end]
