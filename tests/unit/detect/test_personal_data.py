@@ -249,8 +249,7 @@ def test_shop_directory_is_not_a_customer_list() -> None:
         for i, city in enumerate(("渋谷", "新宿", "池袋", "上野", "品川", "目黒"))
     )
     assert "customer-list" not in _scan(lines)
-    rows = (("店舗名", "住所", "電話番号"),) + tuple(
-        (f"{i}号店", "東京都渋谷区", f"03-1234-56{i:02d}") for i in range(8)
-    )
+    shops = tuple((f"{i}号店", "東京都渋谷区", f"03-1234-56{i:02d}") for i in range(8))
+    rows = (("店舗名", "住所", "電話番号"), *shops)
     part = Part(path=("a",), declared_type="", sniffed_type="", tables=(Table("", rows),))
     assert "customer-list" not in {f.code for f in PersonalData().detect(Mail(parts=(part,)), CTX)}
