@@ -118,3 +118,17 @@ def test_declared_codes_match_what_policies_may_name() -> None:
     from sendguard.policy.codes import FINDING_CODES
 
     assert {i: frozenset(registry.finding_codes(i)) for i in EXPECTED_IDS} == dict(FINDING_CODES)
+
+
+def test_content_detectors_survive_pickling() -> None:
+    """Every content detector crosses to a worker process and still finds the same things."""
+    import pickle
+
+    built = registry.build()
+    mail = text_mail("社外秘 携帯 090-1234-5678")
+    ctx = context(["a@gmial.com"])
+    clones = registry.Detectors(
+        content=tuple(pickle.loads(pickle.dumps(d)) for d in built.content),  # noqa: S301 -- ours
+        network=(),
+    )
+    assert registry.run_content(clones, mail, ctx) == registry.run_content(built, mail, ctx)
