@@ -2,8 +2,9 @@
 
 Numbers are validated by length, shape, check digit and — for the numbers that look like
 anything else (My Number, licence, pension, bank account, passport, birth date, corporate
-number) — a context label shortly before them. Label positions are remembered as the same
-pass meets them, so context costs nothing extra.
+number) — a context label shortly before them. Japanese label positions are remembered
+as the same pass meets them; English labels are looked up only for the numbers that need
+them (`_Context`). Signature blocks of bodies are dropped at the end.
 """
 
 from __future__ import annotations
