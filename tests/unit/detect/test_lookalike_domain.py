@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 
 import pytest
 
@@ -81,15 +80,10 @@ def test_consumer_list_can_be_switched_off() -> None:
     assert detector.detect(Mail(), context(["a@gmial.com"])) == []
 
 
-def test_thousand_recipients_are_checked_quickly() -> None:
-    """1,000 distinct recipient domains take well under a second (index, bounded distance)."""
+def test_thousand_unrelated_recipients_yield_nothing() -> None:
+    """1,000 distinct unrelated recipient domains give no finding (speed: tests/bench)."""
     recipients = [f"u@customer-number-{i}.co.jp" for i in range(1000)]
-    ctx = context(recipients)
-    detector = LookalikeDomain()
-    start = time.perf_counter()
-    found = detector.detect(Mail(), ctx)
-    assert time.perf_counter() - start < 3.0  # generous: a safety net, the bench measures
-    assert found == []
+    assert LookalikeDomain().detect(Mail(), context(recipients)) == []
 
 
 def test_detector_pickles_with_its_cache() -> None:

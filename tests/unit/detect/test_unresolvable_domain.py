@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from sendguard.detect.unresolvable_domain import UnresolvableDomain, UnresolvableDomainSettings
 from sendguard.model import Finding, Mail
 
@@ -60,14 +58,12 @@ async def test_nxdomain_and_no_mail_host() -> None:
 async def test_outage_is_reported_as_dns_error() -> None:
     """SERVFAIL and a silent server are dns-error findings, not nxdomain, within the budget."""
     async with dns_server(_zone()) as port:
-        start = time.monotonic()
         found = _by_code(
             await _detector(port, budget=1.0).detect(Mail(), context(["a@broken.jp", "b@slow.jp"]))
         )
-        elapsed = time.monotonic() - start
     assert set(found) == {"dns-error"}
     assert found["dns-error"].count == 2
-    assert elapsed < 2.0
+    assert found["dns-error"].params["reason"] in ("servfail, timeout", "budget, servfail")
 
 
 async def test_budget_cuts_slow_lookups() -> None:
