@@ -60,6 +60,8 @@ class App:
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
+            # The fork server imports the whole inspection stack once; workers start warm.
+            preload=("sendguard.parse", "sendguard.detect.registry", "sendguard.inspect"),
         )
         self.inspector.pool = self.pool
         await self.inspector.warm_up()

@@ -68,3 +68,28 @@ async def test_long_lines(upstream: RecordingUpstream, length: int) -> None:
             assert info.value.code in (500, 550)
             assert upstream.messages == []
         client.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\r\n",
+        b"x\r\n",
+        b"Subject: no body\r\n",
+        b"Subject: dots\r\n\r\nEnds with a dot.\r\n.\r\nA stuffed lone dot above.\r\n",
+        b"Subject: dots\r\n\r\n.\r\n..\r\n...\r\nend.\r\n",
+        b"Subject: smuggle-like\r\n\r\nlast line.\r\n",
+    ],
+    ids=["empty", "crlf", "one-line", "header-only", "dot-lines", "dot-runs", "dot-at-end"],
+)
+async def test_short_and_dotted_messages(upstream: RecordingUpstream, data: bytes) -> None:
+    """Messages of any shape end at CRLF.CRLF and arrive exactly as sent (dot-unstuffed)."""
+    async with running_relay(upstream=upstream.url) as app:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=app.bound[0][1], timeout=10)
+        await client.connect()
+        await client.sendmail("a@example.jp", ["b@partner.test"], data)
+        client.close()
+    [got] = upstream.messages
+    # The client library ends every message with CRLF (an empty one becomes CRLF).
+    assert got.data == (data if data.endswith(b"\r\n") else data + b"\r\n")

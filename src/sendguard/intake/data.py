@@ -2,10 +2,10 @@
 
 aiosmtpd 1.4.6 reads DATA one CRLF-terminated line per coroutine step, with a 1,001-byte
 stream limit, so a 34 MB message takes ~450,000 steps and ~17,000 pause/resume cycles of
-the socket. `read_data` gives the same result with two `readuntil` calls: the first line
-(it may be the lone dot of an empty message), then everything up to CRLF.CRLF, found by one
-C-level search. Only the rare refusals (an over-long line, a message over the size limit)
-take aiosmtpd's own line-by-line algorithm (`_read_lines`), so their replies are exactly
+the socket. `read_data` gives the same result with C-level `readuntil(".\\r\\n")` searches:
+usually one, plus one per line that happens to end with a dot. Only the rare refusals (an
+over-long line, a message over the size limit) take aiosmtpd's own line-by-line algorithm
+(`_read_lines`), so their replies are exactly
 aiosmtpd's: ``500 Line too long`` and ``552 Too much mail data``, sent after the final dot.
 
 The end of DATA is the same in both: a line that is exactly ".\\r\\n" (CRLF.CRLF in the
@@ -26,26 +26,37 @@ async def read_data(
     reader: asyncio.StreamReader, size_limit: int | None, line_limit: int
 ) -> tuple[bytes, str | None]:
     """The dot-unstuffed message and None, or b"" and the refusal to send after the dot."""
-    try:
-        first = await reader.readuntil(b"\r\n")
-    except asyncio.LimitOverrunError:
-        return await _read_lines(reader, size_limit, line_limit, 0, None)
-    if first == b".\r\n":
-        return b"", None
     limit = size_limit or sys.maxsize
+    chunks: list[bytes] = []
+    total = 0
     # Only the separator search needs the larger bound (StreamReader has no public setter).
     saved: int = reader._limit  # type: ignore[attr-defined]
     reader._limit = limit + 2 * line_limit  # type: ignore[attr-defined]
     try:
-        rest = await reader.readuntil(_END)
+        while True:
+            # Every chunk ends in ".\r\n", so the next one starts a line: the end of DATA
+            # is a chunk that is exactly ".\r\n" or one that ends in CRLF.CRLF. A line that
+            # merely ends with a dot costs one more C-level search, nothing else.
+            chunk = await reader.readuntil(b".\r\n")
+            if chunk == b".\r\n":
+                break
+            if chunk.endswith(_END):
+                chunks.append(chunk[:-3])  # keep the last line's CRLF, drop ".\r\n"
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise asyncio.LimitOverrunError("over the size limit", total)
     except asyncio.LimitOverrunError:
         # Over the size limit (or no end in sight): aiosmtpd's algorithm decides the reply.
         reader._limit = saved  # type: ignore[attr-defined]
-        state = TOO_LONG if len(first) > line_limit else None
-        return await _read_lines(reader, size_limit, line_limit, len(first), state)
+        read = b"".join(chunks)
+        state = TOO_LONG if has_long_line(read, line_limit) else None
+        return await _read_lines(reader, size_limit, line_limit, len(read), state)
     finally:
         reader._limit = saved  # type: ignore[attr-defined]
-    raw = first + rest[:-3]  # keep the last line's CRLF, drop ".\r\n"
+    raw = b"".join(chunks)
+    del chunks
     if len(raw) > limit or has_long_line(raw, line_limit):
         return b"", _refusal(raw, size_limit, line_limit)
     content = raw.replace(b"\r\n.", b"\r\n")
