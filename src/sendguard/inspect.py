@@ -124,7 +124,11 @@ class Inspector:
         content_only = Detectors(content=detectors.content, network=())
         try:
             if self.pool is None or (len(data) <= self.inline_max_bytes and is_plain(data)):
-                mail, found = parse_and_detect(data, self.limits, content_only, ctx)
+                # A thread, not the loop itself: should a detector ever loop on some input,
+                # the relay keeps serving and the scan budget still fails the message closed.
+                mail, found = await asyncio.to_thread(
+                    parse_and_detect, data, self.limits, content_only, ctx
+                )
             else:
                 mail, found = await self.pool.run(
                     parse_and_detect,
