@@ -1,0 +1,145 @@
+"""The pipeline never passes on doubt: errors and budget overruns tempfail or hold."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from sendguard.deliver.maildir import MaildirUpstream
+from sendguard.intake.handler import IntakeOptions, RelayHandler
+from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.pipeline import Inspected, Pipeline, PipelineOptions
+from sendguard.queue.store import open_store
+
+ENVELOPE = Envelope(mail_from="a@example.jp", rcpt_tos=("b@partner.test",), transaction_id="t1")
+DATA = b"Subject: x\r\n\r\nbody\r\n"
+
+
+@dataclass(frozen=True)
+class _Inspection:
+    mail: Mail = field(default_factory=Mail)
+    findings: tuple[Finding, ...] = ()
+    verdict: Verdict = PASS_VERDICT
+
+
+@dataclass(frozen=True)
+class _Copy:
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+class _Broken:
+    """An inspector with a bug."""
+
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+        raise KeyError("bug")
+
+
+class _Slow:
+    """An inspector that never finishes."""
+
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+        await asyncio.sleep(60)
+        return _Inspection()
+
+
+def _pipeline(inspector: object, tmp_path: Path, **options: object) -> Pipeline:
+    return Pipeline(
+        inspector=inspector,  # type: ignore[arg-type]
+        upstream=MaildirUpstream(tmp_path / "maildir"),
+        prepare=lambda data, inspected, env: (_Copy(env.rcpt_tos, data),),
+        reject_reply=lambda verdict, ref: Reply(550, f"5.7.1 no (ref {ref})"),
+        options=PipelineOptions(**options),  # type: ignore[arg-type]
+    )
+
+
+def _delivered(tmp_path: Path) -> list[Path]:
+    new = tmp_path / "maildir" / "new"
+    return list(new.iterdir()) if new.exists() else []
+
+
+async def test_inspector_bug_tempfails_and_sends_nothing(tmp_path: Path) -> None:
+    """An exception anywhere in inspection answers 451 4.3.0 with a reference; nothing is sent."""
+    with capture_logs() as logs:
+        reply = await _pipeline(_Broken(), tmp_path).handle(ENVELOPE, DATA)
+    assert reply.code == 451 and "4.3.0" in reply.text and "ref " in reply.text
+    assert _delivered(tmp_path) == []
+    assert any(e["event"] == "inspection_failed" for e in logs)
+    [tx] = [e for e in logs if e["event"] == "transaction"]
+    assert tx["reply_code"] == 451
+
+
+async def test_scan_budget_exceeded_tempfails(tmp_path: Path) -> None:
+    """Inspection over the scan budget answers 451 within the budget, never 250."""
+    started = asyncio.get_running_loop().time()
+    reply = await _pipeline(_Slow(), tmp_path, scan_budget=0.3).handle(ENVELOPE, DATA)
+    assert reply.code == 451 and "in time" in reply.text
+    assert asyncio.get_running_loop().time() - started < 5
+    assert _delivered(tmp_path) == []
+
+
+async def test_on_error_hold_stores_the_message(tmp_path: Path) -> None:
+    """With on_error=hold the message is committed to the queue as held, then 250."""
+    store = await open_store(f"sqlite:///{tmp_path}/q.db")
+    pipeline = _pipeline(_Broken(), tmp_path, on_error="hold")
+    pipeline.queue = store
+    try:
+        reply = await pipeline.handle(ENVELOPE, DATA)
+        assert reply.code == 250 and "held by rule on-error" in reply.text
+        [listed] = await store.list()
+        entry = await store.get(listed.id)
+        assert entry.state == "held" and entry.data == DATA
+        assert entry.verdict.action is Action.HOLD
+    finally:
+        await store.close()
+
+
+async def test_hold_without_a_store_tempfails(tmp_path: Path) -> None:
+    """A hold verdict with no queue available is a 451, never a silent pass."""
+
+    class _Holds:
+        async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+            return _Inspection(verdict=Verdict(action=Action.HOLD, rule_id="r"))
+
+    reply = await _pipeline(_Holds(), tmp_path).handle(ENVELOPE, DATA)
+    assert reply.code == 451
+    assert _delivered(tmp_path) == []
+
+
+async def test_handle_exception_answers_451_not_500() -> None:
+    """aiosmtpd's default would answer 500 with the exception text; ours tempfails and logs."""
+    handler = RelayHandler(
+        _pipeline(_Broken(), Path("unused")),
+        IntakeOptions(trusted_networks=(), max_recipients=10, max_message_size=1000),
+    )
+    with capture_logs() as logs:
+        reply = await handler.handle_exception(RuntimeError("secret detail"))
+    assert reply.startswith("451 4.3.0") and "secret detail" not in reply
+    assert logs[0]["event"] == "internal_error"
+
+
+@pytest.mark.parametrize("action", [Action.PASS, Action.REJECT])
+async def test_every_verdict_is_audited(tmp_path: Path, action: Action) -> None:
+    """Pass and reject verdicts are written to the audit log (held ones by the store itself)."""
+    store = await open_store(f"sqlite:///{tmp_path}/q.db")
+
+    class _Decides:
+        async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+            return _Inspection(verdict=Verdict(action=action, rule_id="r1"))
+
+    pipeline = _pipeline(_Decides(), tmp_path)
+    pipeline.queue = store
+    try:
+        await pipeline.handle(ENVELOPE, DATA)
+        await pipeline.drain()
+        records = [r for r in await store.audit_records() if r.event == "verdict"]
+        assert [json.loads(r.details)["action"] for r in records] == [action.label]
+        assert records[0].transaction_id == "t1"
+        assert (await store.verify_audit()).ok
+    finally:
+        await store.close()
