@@ -87,7 +87,7 @@ def data_prep(data: bytes) -> tuple[float, float]:
     started = time.perf_counter()
     before = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
     middle = time.perf_counter()
-    after = dot_stuffed(data)
+    after = dot_stuffed(data) + b".\r\n"
     ended = time.perf_counter()
     assert before == after
     return middle - started, ended - middle

@@ -235,7 +235,7 @@ async def send_data(
     if protocol is None or lock is None or not lean or not _crlf_only(data):
         return await smtp.data(data, timeout=reply_timeout)
     await smtp._ehlo_or_helo_if_needed()  # as smtp.data() does
-    payload = dot_stuffed(data)
+    payload = dot_stuffed(data)  # without the final dot: no copy of a big message to add it
     try:
         # aiosmtplib 5.1's SMTPProtocol.execute_data_command, with the payload prepared above.
         async with lock:
@@ -246,6 +246,7 @@ async def send_data(
                 raise aiosmtplib.SMTPDataError(start.code, start.message)
             protocol._response_pending = True
             protocol.write(payload)
+            protocol.write(b".\r\n")
             response = await protocol.read_response(timeout=reply_timeout)
             if response.code != 250:
                 raise aiosmtplib.SMTPDataError(response.code, response.message)
@@ -261,14 +262,14 @@ def _crlf_only(data: bytes) -> bool:
 
 
 def dot_stuffed(data: bytes) -> bytes:
-    """DATA payload of CRLF-only `data` with its final dot: ends in CRLF, every line that
-    starts with "." gets another (RFC 5321 §4.5.2), then ".\r\n"."""
+    """DATA payload of CRLF-only `data` before its final dot: ends in CRLF, and every line
+    that starts with "." gets another (RFC 5321 §4.5.2). Unchanged data is not copied."""
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     stuffed = data.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
-    return stuffed + b".\r\n"
+    return stuffed
 
 
 @contextlib.asynccontextmanager
