@@ -158,7 +158,15 @@ def _machine() -> str:
 
 
 def write_report(
-    rows: Sequence[Row], docs: Path, *, quick: bool, workers: int, elapsed: float, write: bool
+    rows: Sequence[Row],
+    docs: Path,
+    *,
+    quick: bool,
+    workers: int,
+    elapsed: float,
+    load: Sequence[float],
+    write: bool,
+    settings: Sequence[str] = (),
 ) -> str:
     """The generated section; written into docs/benchmarks.md (+ PNG) unless `write` is off."""
     big_mem = next((r.scenario for r in rows if "at once" in r.scenario), "")
@@ -166,7 +174,9 @@ def write_report(
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
         f"({'--quick' if quick else 'full'}, {elapsed:.0f} s) on {_machine()}; "
-        f"sendguard workers: {workers or os.cpu_count()} (one per core).",
+        f"sendguard workers: {workers or os.cpu_count()} (one per core). Load average "
+        f"{load[0]:.1f} before and {load[1]:.1f} after the run (other jobs share the machine)."
+        + (f" Extra settings: {', '.join(settings)}." if settings else ""),
         "",
         table(rows),
         "| target | measured | met |",

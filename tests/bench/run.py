@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +63,9 @@ POSTFIX_MAIN_CF = (
 
 
 @contextlib.contextmanager
-def sendguard(workdir: Path, sink_port: int, workers: int) -> Iterator[RelayProcess]:
+def sendguard(
+    workdir: Path, sink_port: int, workers: int, extra_env: dict[str, str]
+) -> Iterator[RelayProcess]:
     """`sendguard serve` with the shipped default policy, relaying to the sink."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -75,6 +78,7 @@ def sendguard(workdir: Path, sink_port: int, workers: int) -> Iterator[RelayProc
         "SENDGUARD_HOSTNAME": "bench-sendguard.localdomain",
         # Enough idle upstream sessions for 20 concurrent clients (the default keeps 4).
         "SENDGUARD_UPSTREAM_POOL_SIZE": "24",
+        **extra_env,
     }
     relay = RelayProcess(env, cwd=workdir).start(timeout=60)
     expected = workers or (os.cpu_count() or 1)
@@ -104,7 +108,9 @@ def warm_up(targets: list[Target], sink_dir: Path, templates: list, sizes: Sizes
     arrivals(sink_dir)
 
 
-def run_all(sizes: Sizes, workdir: Path, workers: int, cache: Path) -> list[Row]:
+def run_all(
+    sizes: Sizes, workdir: Path, workers: int, cache: Path, extra_env: dict[str, str]
+) -> list[Row]:
     """Every scenario against every target, in one process tree each."""
     plain = plain_20k()
     mix = office_mix(cache)
@@ -119,7 +125,7 @@ def run_all(sizes: Sizes, workdir: Path, workers: int, cache: Path) -> list[Row]
     with (
         smtp_sink(sink_dir, backlog=512) as sink_port,
         postfix_relay(workdir / "postfix", sink_port, main_cf=POSTFIX_MAIN_CF) as pf,
-        sendguard(workdir / "sendguard", sink_port, workers) as sg,
+        sendguard(workdir / "sendguard", sink_port, workers, extra_env) as sg,
     ):
         assert sg.proc is not None
         targets = [
@@ -205,25 +211,43 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     parser.add_argument("--workers", type=int, default=0, help="sendguard workers (0 = cores)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs alone")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SENDGUARD_X=V",
+        help="an extra sendguard setting for this run (repeatable)",
+    )
+    parser.add_argument("--from-json", type=Path, help="re-render a saved run; run nothing")
     args = parser.parse_args()
+    results = ROOT / "var" / "bench" / "last-run.json"
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        rows = [Row(**r) for r in saved["rows"]]
+        text = write_report(rows, ROOT / "docs", write=not args.no_write, **saved["meta"])
+        print(text)
+        return 0
     if os.geteuid() != 0:
         raise SystemExit("run as root: the Postfix peer is a private postfix instance")
     sizes = QUICK if args.quick else FULL
     cache = ROOT / "var" / "bench" / "cache"
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sendguard-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)  # Postfix's daemons (user postfix) must reach their queue
-        rows = run_all(sizes, workdir, args.workers, cache)
-    elapsed = time.monotonic() - started
-    text = write_report(
-        rows,
-        ROOT / "docs",
-        quick=args.quick,
-        workers=args.workers,
-        elapsed=elapsed,
-        write=not args.no_write,
-    )
+        extra_env = dict(item.split("=", 1) for item in args.set)
+        rows = run_all(sizes, workdir, args.workers, cache, extra_env)
+    meta = {
+        "quick": args.quick,
+        "workers": args.workers,
+        "elapsed": time.monotonic() - started,
+        "load": (load_before, os.getloadavg()[0]),
+        "settings": args.set,
+    }
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
+    text = write_report(rows, ROOT / "docs", write=not args.no_write, **meta)  # type: ignore[arg-type]
     print(text)
     return 0
 
