@@ -18,6 +18,8 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any
 
 import structlog
@@ -60,6 +62,25 @@ class RelaySMTP(SMTP):
             for name, attr in self._auth_methods.items()
         }
         return new
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's own address parsing, without the `typing.Protocol` class it defines on
+        every call (~50 µs per MAIL and per RCPT: 5 ms for a 100-recipient message)."""
+        if not arg:
+            return "", ""
+        address: Any  # email's token types (AngleAddr or AddrSpec) both carry .addr_spec
+        try:
+            if arg.lstrip().startswith("<"):
+                address, rest = get_angle_addr(arg)
+            else:
+                address, rest = get_addr_spec(arg)
+        except HeaderParseError:
+            return None, None
+        addr: str = address.addr_spec
+        localpart = addr.rpartition("@")[0]
+        if self.local_part_limit and len(localpart) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
