@@ -8,6 +8,7 @@ mock. Optional STARTTLS and AUTH make it stand in for Microsoft 365 or Google Wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -127,6 +128,7 @@ class RecordingUpstream:
         self._smtputf8 = smtputf8
         self._handler = _Handler(self)
         self._server: asyncio.base_events.Server | None = None
+        self._protocols: list[SMTP] = []
 
     @property
     def url(self) -> str:
@@ -159,7 +161,7 @@ class RecordingUpstream:
 
     def _factory(self) -> SMTP:
         self.connections += 1
-        return SMTP(
+        protocol = SMTP(
             self._handler,
             hostname="upstream.test",
             decode_data=False,
@@ -170,6 +172,8 @@ class RecordingUpstream:
             auth_required=self._users is not None,
             auth_require_tls=self._tls is not None,
         )
+        self._protocols.append(protocol)
+        return protocol
 
     async def __aenter__(self) -> RecordingUpstream:
         loop = asyncio.get_running_loop()
@@ -178,13 +182,19 @@ class RecordingUpstream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in asyncio.all_tasks():
-                # Drop sessions still open (a hanging fault) so the test loop can finish.
-                if task.get_coro().__qualname__.startswith("SMTP._handle_client"):  # type: ignore[union-attr]
-                    task.cancel()
-            await self._server.wait_closed()
+        if self._server is None:
+            return
+        self._server.close()
+        # Drop this server's sessions still open (a hanging fault, a client's pooled
+        # session): on Python 3.11 wait_closed() waits for every connection to detach.
+        for protocol in self._protocols:
+            task = getattr(protocol, "_handler_coroutine", None)
+            if task is not None:
+                task.cancel()
+            if isinstance(protocol.transport, asyncio.WriteTransport):
+                protocol.transport.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), timeout=5)
 
     async def wait_for(
         self,
