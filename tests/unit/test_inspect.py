@@ -190,12 +190,43 @@ def test_disabled_detector_does_not_run(tmp_path: Path) -> None:
         (b"Content-Type: message/rfc822\r\n\r\n", False),
         (
             b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n",
-            False,
+            True,
         ),
-        (b"Content-Type: text/plain\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n", False),
+        (b"Content-Type: text/plain\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n", True),
         (b"Content-Type: text/csv; name*=UTF-8''%E9%A1%A7.csv\r\n\r\n", False),
     ],
 )
-def test_only_unencoded_text_is_inspected_inline(data: bytes, plain: bool) -> None:
-    """Attachments, files, forwarded and encoded parts always go to the abandonable pool."""
+def test_only_text_is_inspected_inline(data: bytes, plain: bool) -> None:
+    """Attachments, files and forwarded messages always go to the abandonable pool."""
     assert is_plain(data) is plain
+
+
+async def test_archive_hidden_in_a_text_part_is_reinspected_in_the_pool(tmp_path: Path) -> None:
+    """A base64 "text" part that is really a ZIP bomb hits the inline limits and is inspected
+    again in the pool with the real limits: the verdict sees it as uninspectable."""
+    import base64
+
+    from sendguard.testing.attachments import nested_zip_bomb
+
+    bomb = base64.encodebytes(nested_zip_bomb()).replace(b"\n", b"\r\n")
+    data = (
+        b"From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: x\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + bomb
+    )
+    assert is_plain(data) and len(data) < 64 * 1024
+    policy_dir = tmp_path / "p"
+    policy_dir.mkdir()
+    (policy_dir / "p.toml").write_text(
+        '[organisation]\ninternal_domains = ["example.co.jp"]\n'
+        "[detectors.unresolvable-domain]\nenabled = false\n"
+    )
+    pool = ExtractionPool(workers=1)
+    try:
+        inspector = Inspector(policy=PolicyHolder(policy_dir), limits=ParseLimits(), pool=pool)
+        envelope = Envelope(mail_from="a@example.co.jp", rcpt_tos=("b@example.com",))
+        result = await inspector.inspect(envelope, data)
+    finally:
+        await pool.close()
+    assert result.mail.problems, "the bomb must be reported, not silently read"
+    assert any(f.detector == "uninspectable-attachment" for f in result.findings)
