@@ -203,12 +203,14 @@ def build_app(settings: Settings) -> App:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> int:
     """Run one relay process until SIGTERM/SIGINT; SIGHUP reloads."""
     app = build_app(settings)
-    await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start(): once a listener is up, a SIGHUP or SIGTERM must never meet the
+    # default action (terminate) — that would drop transactions in flight.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.reload)
+    await app.start()
     log.info(
         "started",
         listeners=[f"{h}:{p}" for h, p in app.bound],
