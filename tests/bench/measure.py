@@ -108,17 +108,50 @@ def usage(root: int | None) -> Iterator[Usage]:
 # --------------------------------------------------------------------------- the sink
 
 
-def wait_for_sink(dump_dir: Path, expected: int, time_limit: float) -> int:
-    """Wait until the sink has written `expected` files (or the limit); returns the count."""
+def wait_for_sink(
+    dump_dir: Path, expected: int, time_limit: float, wanted: dict[str, int] | None = None
+) -> int:
+    """Wait (up to the limit) until the sink has `expected` complete files; returns the count.
+
+    smtp-sink creates a file when a transaction starts and fills it as data arrives, so a
+    file counts only once it is complete: with `wanted` (bench id → minimum size), once that
+    id's file has reached its size; without, once no file has grown for 0.3 s.
+    """
     deadline = time.monotonic() + time_limit
+    names: dict[str, str] = {}
     count = 0
     while time.monotonic() < deadline:
-        count = sum(1 for _ in os.scandir(dump_dir))
+        count = _settled(dump_dir) if wanted is None else _complete(dump_dir, wanted, names)
         if count >= expected:
             break
         time.sleep(0.02)
-    time.sleep(0.1)  # the last file's writer closes it right after it appears
-    return sum(1 for _ in os.scandir(dump_dir))
+    return count
+
+
+def _settled(dump_dir: Path) -> int:
+    sizes = {e.name: e.stat().st_size for e in os.scandir(dump_dir)}
+    time.sleep(0.3)
+    after = {e.name: e.stat().st_size for e in os.scandir(dump_dir)}
+    return len(after) if after == sizes else 0
+
+
+def _complete(dump_dir: Path, wanted: dict[str, int], names: dict[str, str]) -> int:
+    done = 0
+    for entry in os.scandir(dump_dir):
+        if entry.name not in names:
+            with open(entry.path, "rb") as fh:
+                match = _ID.search(fh.read(16384))
+            if match is None:
+                continue  # the headers are not written yet
+            names[entry.name] = match.group(1).decode()
+        if entry.stat().st_size >= wanted.get(names[entry.name], 0):
+            done += 1
+    return done
+
+
+def dump_size(data: bytes) -> int:
+    """The least a message's dump file holds: smtp-sink writes lines with LF, not CRLF."""
+    return len(data) - data.count(b"\r\n")
 
 
 def arrivals(dump_dir: Path, *, clear: bool = True) -> dict[str, float]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen import Sent, run_load, run_while
-from measure import Usage, arrivals, usage, wait_for_sink
+from measure import Usage, arrivals, dump_size, usage, wait_for_sink
 from workloads import Template
 
 from sendguard.testing.postfix import tool
@@ -50,6 +50,12 @@ class Row:
     cpu_per_msg_ms: float
     peak_rss_mb: float
     note: str = ""
+
+
+def _wanted(sent: Sequence[Sent], templates: Sequence[Template]) -> dict[str, int]:
+    """Bench id → the size its dump file has once complete, for every message answered 250."""
+    size = {t.kind: dump_size(t.data) for t in templates}
+    return {s.bench_id: size[s.kind] for s in sent if s.code == 250}
 
 
 def _slug(text: str) -> str:
@@ -119,7 +125,8 @@ def load(
                 prefix=_slug(f"{scenario}-{target.name}"),
             )
         )
-        wait_for_sink(sink_dir, sum(s.code == 250 for s in sent), time_limit)
+        ok = sum(s.code == 250 for s in sent)
+        wait_for_sink(sink_dir, ok, time_limit, _wanted(sent, templates))
     return _row(scenario, target, sent, arrivals(sink_dir), used)
 
 
@@ -201,7 +208,8 @@ def big_with_flow(
             )
         )
         sent = [*bigs, *smalls]
-        wait_for_sink(sink_dir, sum(s.code == 250 for s in sent), time_limit)
+        ok = sum(s.code == 250 for s in sent)
+        wait_for_sink(sink_dir, ok, time_limit, _wanted(sent, [big, *small]))
     got = arrivals(sink_dir)
     big_done = max((max(s.acked, got.get(s.bench_id, 0.0)) for s in bigs), default=0.0)
     during = [s for s in smalls if s.started < big_done]
