@@ -23,6 +23,9 @@ from sendguard.settings import Settings
 log = structlog.get_logger(__name__)
 
 _RESTART_PAUSE = 1.0
+_QUICK_DEATH = 10.0
+"""A worker that exits within this many seconds of starting counts towards a crash loop."""
+_MAX_QUICK_DEATHS = 5
 
 
 def worker_count(settings: Settings) -> int:
@@ -65,6 +68,8 @@ def supervise(settings: Settings) -> int:
         signal.signal(sig, forward)
     log.info("supervisor_started", workers=count)
     worst = 0
+    started = {pid: time.monotonic() for pid in children}
+    quick_deaths = 0
     while children:
         try:
             pid, status = os.wait()
@@ -75,9 +80,21 @@ def supervise(settings: Settings) -> int:
         children.discard(pid)
         code = os.waitstatus_to_exitcode(status)
         worst = max(worst, abs(code))
-        if not stopping:
-            log.error("worker_died", pid=pid, exit_code=code)
-            time.sleep(_RESTART_PAUSE)
-            children.add(_spawn(settings))
+        if stopping:
+            continue
+        log.error("worker_died", pid=pid, exit_code=code)
+        lived = time.monotonic() - started.pop(pid, 0.0)
+        quick_deaths = quick_deaths + 1 if lived < _QUICK_DEATH else 0
+        if quick_deaths >= _MAX_QUICK_DEATHS:
+            # Dying right after start again and again is not a crash to ride out (the
+            # port is taken, the store is unreachable...): stop and say so.
+            log.error("workers_crash_looping", deaths=quick_deaths)
+            stopping = True
+            forward(signal.SIGTERM, None)
+            continue
+        time.sleep(_RESTART_PAUSE)
+        new = _spawn(settings)
+        children.add(new)
+        started[new] = time.monotonic()
     log.info("supervisor_finished", exit_code=worst)
     return worst

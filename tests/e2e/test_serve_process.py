@@ -6,6 +6,7 @@ import asyncio
 import signal
 import smtplib
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -109,3 +110,22 @@ def test_load_2000_messages_20_connections_arrive_once(tmp_path: Path) -> None:
     print(
         f"relayed 2000 x 20 KB over 20 connections in {elapsed:.1f}s = {2000 / elapsed:.0f} msg/s"
     )
+
+
+def test_broken_policy_is_refused_at_start_with_a_clear_error(tmp_path: Path) -> None:
+    """With the default pre-fork workers, a broken policy is one clear error and exit 2,
+    never workers dying and restarting."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "bad.toml").write_text('[[rule]]\nid = "x"\naction = "explode"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "sendguard", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "bad.toml: rule 'x' field action" in done.stderr
+    assert "worker_died" not in done.stderr

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load settings and run until SIGTERM."""
-    from sendguard.app import serve
+    from sendguard.app import build_app, serve
     from sendguard.supervisor import supervise, worker_count
 
     settings = load_settings(
@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     configure_logging(settings.log_format, settings.log_level)
+    # Build once before forking: a broken policy, users file or upstream URL is reported
+    # here, once, with exit code 2 — not as workers dying and being restarted.
+    build_app(settings)
     if worker_count(settings) > 1:
         return supervise(settings)
     return asyncio.run(serve(settings))
