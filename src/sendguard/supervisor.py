@@ -43,6 +43,8 @@ def _spawn(settings: Settings) -> int:
         code = 1
         try:
             code = asyncio.run(serve(settings))
+        except BaseException:  # the child must say why it died before os._exit hides it
+            log.exception("worker_failed")
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

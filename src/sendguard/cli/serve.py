@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from sendguard.log import configure_logging
-from sendguard.settings import load_settings
+from sendguard.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+async def _migrate(settings: Settings) -> None:
+    from sendguard.queue.store import open_configured_store
+
+    store = await open_configured_store(settings.store, settings.queue)
+    await store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Load settings and run until SIGTERM."""
     from sendguard.app import build_app, serve
@@ -55,5 +62,7 @@ def run(args: argparse.Namespace) -> int:
     # here, once, with exit code 2 — not as workers dying and being restarted.
     build_app(settings)
     if worker_count(settings) > 1:
+        # Migrate the store once, before the workers race to do it on a fresh database.
+        asyncio.run(_migrate(settings))
         return supervise(settings)
     return asyncio.run(serve(settings))
