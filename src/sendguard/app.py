@@ -36,6 +36,21 @@ from sendguard.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+_STOP_STEP_TIMEOUT = 10.0
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel until every task has ended.
+
+    On Python 3.11 a cancellation that lands while an `asyncio.timeout`/`wait_for` expires
+    can surface as TimeoutError, which the queue worker's catch-all (it must survive any
+    single failure) then absorbs: one cancel() is not always enough, so it is repeated.
+    """
+    while pending := [t for t in tasks if not t.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.5)
+
 
 @dataclass
 class App:
@@ -103,15 +118,18 @@ class App:
         """Stop accepting, finish in-flight transactions within the grace period, close all."""
         log.info("shutdown_started", grace=self.settings.shutdown_grace)
         await self.intake.stop(self.settings.shutdown_grace)
-        await self.pipeline.drain()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.upstream.close()
+        # Each step is bounded: a stop must end, whatever a peer or a thread is doing.
+        steps = [("audit", self.pipeline.drain()), ("tasks", _cancel_all(self.tasks))]
+        steps.append(("upstream", self.upstream.close()))
         if self.pool is not None:
-            await self.pool.close()
+            steps.append(("pool", self.pool.close()))
         if self.store is not None:
-            await self.store.close()
+            steps.append(("store", self.store.close()))
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step, timeout=_STOP_STEP_TIMEOUT)
+            except TimeoutError:
+                log.error("shutdown_step_timed_out", step=name)
         log.info("shutdown_finished")
 
 

@@ -26,6 +26,7 @@ from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity, fail_delay
 from sendguard.intake.data import has_long_line
+from sendguard.intake.server import RelaySMTP
 from sendguard.model import Envelope, Reply
 from sendguard.parse.addresses import parse_addr_spec
 from sendguard.settings import IPNetwork
@@ -214,7 +215,15 @@ class RelayHandler:
             received_at=datetime.now(UTC),
         )
         upstream = identity.upstream if identity else None
-        reply = await self.pipeline.handle(message, data, upstream=upstream)
+        # The connection's own flag (the handler keeps no state): SIGTERM waits for it.
+        relay = server if isinstance(server, RelaySMTP) else None
+        if relay is not None:
+            relay.in_data = True
+        try:
+            reply = await self.pipeline.handle(message, data, upstream=upstream)
+        finally:
+            if relay is not None:
+                relay.in_data = False
         return str(reply)
 
     async def handle_exception(self, error: Exception) -> str:

@@ -127,10 +127,13 @@ class RelaySMTP(SMTP):
             task.add_done_callback(self._intake.background.discard)
         super().connection_lost(exc)
 
+    in_data = False
+    """Set by the handler while a message is between the end of DATA and its reply."""
+
     @property
     def busy(self) -> bool:
-        """True while a DATA transaction is being handled (between DATA and the reply)."""
-        return bool(self.envelope is not None and self.envelope.content is not None)
+        """True while a message is being inspected and delivered (SIGTERM waits for it)."""
+        return self.in_data
 
 
 class Intake:
