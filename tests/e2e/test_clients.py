@@ -96,10 +96,10 @@ async def test_smtplib_byte_identical(upstream: RecordingUpstream) -> None:
     assert upstream.messages[0].data == MESSAGE
 
 
-async def test_starttls_and_local_auth_with_swaks(
-    upstream: RecordingUpstream, certs: CertPair, tmp_path: Path
-) -> None:
-    """With no trusted network, a user from the users file relays after STARTTLS + AUTH PLAIN."""
+async def _swaks_local_auth(
+    upstream: RecordingUpstream, certs: CertPair, tmp_path: Path, mechanism: str, password: str
+) -> tuple[int, str, list[dict[str, object]]]:
+    """swaks → STARTTLS + AUTH as alice (users file) on a relay that trusts no network."""
     users = tmp_path / "users"
     UsersFile(users).add("alice", "correct horse battery")
     with structlog.testing.capture_logs() as logs:
@@ -112,21 +112,20 @@ async def test_starttls_and_local_auth_with_swaks(
             tls_key=certs.key,
         ) as app:
             code, out = await run_tool(
-                need_tool("swaks"),
-                "--server",
-                f"127.0.0.1:{app.bound[0][1]}",
-                "--tls",
-                "--auth",
-                "PLAIN",
-                "--auth-user",
-                "alice",
-                "--auth-password",
-                "correct horse battery",
-                "--from",
-                "alice@example.jp",
-                "--to",
-                "bob@partner.test",
-            )
+                need_tool("swaks"), "--server", f"127.0.0.1:{app.bound[0][1]}", "--tls",
+                "--auth", mechanism, "--auth-user", "alice", "--auth-password", password,
+                "--from", "alice@example.jp", "--to", "bob@partner.test",
+            )  # fmt: skip
+    return code, out, logs
+
+
+async def test_starttls_and_local_auth_with_swaks(
+    upstream: RecordingUpstream, certs: CertPair, tmp_path: Path
+) -> None:
+    """With no trusted network, a user from the users file relays after STARTTLS + AUTH PLAIN."""
+    code, out, logs = await _swaks_local_auth(
+        upstream, certs, tmp_path, "PLAIN", "correct horse battery"
+    )
     assert code == 0, out
     assert "235 2.7.0 Authentication successful" in out
     assert len(upstream.messages) == 1
@@ -138,33 +137,9 @@ async def test_local_auth_wrong_password_refused(
     certs: CertPair, tmp_path: Path, upstream: RecordingUpstream
 ) -> None:
     """A wrong password gets 535 and the mail is refused at RCPT; the password is never logged."""
-    users = tmp_path / "users"
-    UsersFile(users).add("alice", "correct horse battery")
-    with structlog.testing.capture_logs() as logs:
-        async with running_relay(
-            upstream=upstream.url,
-            trusted_networks="",
-            auth_mode="local",
-            users_file=users,
-            tls_cert=certs.cert,
-            tls_key=certs.key,
-        ) as app:
-            code, out = await run_tool(
-                need_tool("swaks"),
-                "--server",
-                f"127.0.0.1:{app.bound[0][1]}",
-                "--tls",
-                "--auth",
-                "LOGIN",
-                "--auth-user",
-                "alice",
-                "--auth-password",
-                "wrong-password-42",
-                "--from",
-                "alice@example.jp",
-                "--to",
-                "bob@partner.test",
-            )
+    code, out, logs = await _swaks_local_auth(
+        upstream, certs, tmp_path, "LOGIN", "wrong-password-42"
+    )
     assert code != 0
     assert "535 5.7.8" in out
     assert upstream.messages == []
