@@ -22,8 +22,10 @@ from sendguard.errors import PolicyError
 from sendguard.model import Organisation
 from sendguard.policy import codes, messages
 from sendguard.policy.checks import check_rule
+from sendguard.policy.people import People, build_people
 from sendguard.policy.schema import (
     OrganisationSection,
+    PersonEntry,
     Policy,
     PolicyFile,
     PolicySettings,
@@ -57,6 +59,8 @@ class LoadedPolicy:
     """Sender groups by name."""
     disabled_detectors: frozenset[str] = frozenset()
     """Detectors switched off with ``enabled = false`` in their ``[detectors.<id>]`` table."""
+    people: People = field(default_factory=lambda: build_people({}, ()))
+    """Logins, the addresses each may send as, and roles (`sendguard.policy.people`)."""
 
     def enabled_detectors(self) -> tuple[str, ...]:
         """Ids of the detectors that run under this policy, in registry order."""
@@ -101,6 +105,10 @@ def load_policy(directory: Path) -> LoadedPolicy:
         detector_settings=detector_settings,
         groups=groups,
         disabled_detectors=disabled,
+        people=build_people(
+            {login: (p.addresses, p.role) for login, p in policy.people.items()},
+            org.internal_domains,
+        ),
     )
 
 
@@ -147,6 +155,7 @@ def _merge(sources: list[_Source]) -> tuple[Policy, dict[str, str]]:
         organisation=_merge_organisation(sources),
         settings=settings[0] if settings else PolicySettings(),
         rules=tuple(rules),
+        people=_merge_people(sources),
     )
     return policy, rule_files
 
@@ -169,6 +178,26 @@ def _collect_rules(sources: list[_Source]) -> tuple[list[Rule], dict[str, str]]:
             rule_files[rule.id] = name
             rules.append(rule)
     return rules, rule_files
+
+
+def _merge_people(sources: list[_Source]) -> dict[str, PersonEntry]:
+    """Every file's ``[people]``; a login (case-folded) may be listed in one file only."""
+    people: dict[str, PersonEntry] = {}
+    owner: dict[str, str] = {}
+    for src in sources:
+        name = str(src.path)
+        for login, entry in src.parsed.people.items():
+            key = login.casefold()
+            if key in owner:
+                raise PolicyError(
+                    f"{name}: [people.{login}] already defined in {owner[key]};"
+                    " each login may be listed once",
+                    file=name,
+                    field=f"people.{login}",
+                )
+            owner[key] = name
+            people[key] = entry
+    return people
 
 
 def _merge_organisation(sources: list[_Source]) -> OrganisationSection:

@@ -134,6 +134,34 @@ class OrganisationSection(_Strict):
         return value
 
 
+# --------------------------------------------------------------------------- people
+
+
+def _person_address(value: str) -> str:
+    """A full address, or ``@domain`` for any address at that domain."""
+    text = value.strip()
+    if text.startswith("@"):
+        return "@" + normalise_domain(text[1:])
+    address = normalise_address(text)
+    if "%" in address.rpartition("@")[0] or "!" in address:
+        raise ValueError(f"{value!r}: '%' and '!' are routing characters, not part of an address")
+    return address
+
+
+class PersonEntry(_Strict):
+    """``[people.<login>]``: one login (SMTP AUTH user and operating-system account)."""
+
+    addresses: Annotated[
+        tuple[Annotated[str, AfterValidator(_person_address)], ...], BeforeValidator(_as_tuple)
+    ] = ()
+    """MAIL FROM addresses the login may use; the first full one is its own (notices go
+    there). ``@example.co.jp`` allows any address at that domain. Default when the login is
+    not listed: the login itself if it is an address, else ``login@`` each internal domain."""
+    role: Literal["sender", "reviewer", "admin"] = "sender"
+    """``sender``; ``reviewer`` (may sign in to review); ``admin`` (may decide any queued
+    message and act on someone's behalf, recorded as such)."""
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -286,6 +314,18 @@ class PolicyFile(_Strict):
     """``[detectors.<id>]``, validated against each detector's own settings model."""
     rule: tuple[Rule, ...] = ()
     """``[[rule]]`` entries."""
+    people: dict[str, PersonEntry] = Field(default_factory=dict)
+    """``[people.<login>]``: which addresses each login may send as, and its role."""
+
+    @field_validator("people")
+    @classmethod
+    def _logins(cls, value: dict[str, PersonEntry]) -> dict[str, PersonEntry]:
+        for login in value:
+            if not login or len(login) > 254 or any(c.isspace() or c in ':%!"' for c in login):
+                raise ValueError(
+                    f"login {login!r} may not be empty or contain spaces, ':', '%', '!' or '\"'"
+                )
+        return value
 
 
 class Policy(_Strict):
@@ -297,3 +337,5 @@ class Policy(_Strict):
     """The one ``[settings]`` table, or the defaults."""
     rules: tuple[Rule, ...] = ()
     """Every rule of every file, in file-name order (order never changes the outcome)."""
+    people: dict[str, PersonEntry] = Field(default_factory=dict)
+    """Every file's ``[people]``, by case-folded login (a login may be listed in one file)."""
