@@ -1,4 +1,4 @@
-"""Shared fixtures: a recording upstream on port 0, TLS material, paths to shared/ resources."""
+"""Shared fixtures: a recording upstream on port 0, TLS material, the vendored test corpus."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sendguard.testing.tls import CertPair, make_self_signed
 from sendguard.testing.upstream import RecordingUpstream
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus" / "mikel-mail"
+CORPUS = REPO / "tests" / "corpus" / "mikel-mail"
+"""105 real-world MIME messages (MIT, Ruby mail gem fixtures; LICENSE and SOURCE inside)."""
 
 
 def need_tool(name: str) -> str:

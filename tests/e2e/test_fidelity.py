@@ -13,7 +13,7 @@ from tests.conftest import CORPUS
 
 
 def corpus_messages() -> list[Path]:
-    """Every message of shared/corpus/mikel-mail."""
+    """Every message of the vendored corpus (tests/corpus/mikel-mail)."""
     return sorted(
         p for p in CORPUS.rglob("*") if p.is_file() and p.name not in {"LICENSE", "SOURCE"}
     )
@@ -26,7 +26,7 @@ def as_crlf(raw: bytes) -> bytes:
 
 
 def test_corpus_is_present() -> None:
-    """The shared corpus is there; fidelity below would be vacuous without it."""
+    """The vendored corpus is there; fidelity below would be vacuous without it."""
     assert len(corpus_messages()) >= 100
 
 

@@ -10,8 +10,8 @@ import pytest
 from sendguard.actions.rewrite import apply_verdict
 from sendguard.inspect import Inspection
 from sendguard.model import Action, Envelope, Mail, Organisation, Verdict
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "mikel-mail"
 MESSAGES = sorted(
     p for p in CORPUS.rglob("*") if p.is_file() and p.name not in {"LICENSE", "SOURCE"}
 )
@@ -30,7 +30,7 @@ def _header(data: bytes) -> bytes:
 
 
 def test_corpus_is_present() -> None:
-    """The shared corpus is there (otherwise the parametrised test would silently shrink)."""
+    """The vendored corpus is there (otherwise the parametrised test would silently shrink)."""
     assert len(MESSAGES) > 50
 
 
