@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.intake.server import Intake, RelaySMTP, tls_context
 from sendguard.model import Envelope, Reply, Verdict
 from sendguard.notify.notifier import Notifier
+from sendguard.ops.http import Checks, OpsServer
 from sendguard.parse.addresses import registrable_domain
 from sendguard.parse.pool import ExtractionPool
 from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
@@ -65,7 +67,9 @@ class App:
     store: Store | None = None
     pool: ExtractionPool | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
+    web_bound: list[tuple[str, int]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    ops: OpsServer | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
@@ -92,7 +96,20 @@ class App:
         self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
         self.bound = await self.intake.start(self.settings.listen)
+        if self.settings.web_listen:
+            self.ops = OpsServer(
+                Checks(
+                    store=lambda: self.store,
+                    policy_version=lambda: self.policy.current.version,
+                    upstream_probe=self._upstream_check(),
+                )
+            )
+            self.web_bound = await self.ops.start(self.settings.web_listen)
         return self.bound
+
+    def _upstream_check(self) -> Callable[[], Awaitable[Reply]] | None:
+        """Readiness of the upstream: an SMTP session opens (a maildir is checked on write)."""
+        return self.upstream.probe if isinstance(self.upstream, SmtpUpstream) else None
 
     async def _probe(self) -> None:
         if not isinstance(self.upstream, SmtpUpstream):
@@ -117,9 +134,13 @@ class App:
     async def stop(self) -> None:
         """Stop accepting, finish in-flight transactions within the grace period, close all."""
         log.info("shutdown_started", grace=self.settings.shutdown_grace)
+        if self.ops is not None:
+            self.ops.checks.draining = True  # /readyz says 503: load balancers stop sending
         await self.intake.stop(self.settings.shutdown_grace)
         # Each step is bounded: a stop must end, whatever a peer or a thread is doing.
         steps = [("audit", self.pipeline.drain()), ("tasks", _cancel_all(self.tasks))]
+        if self.ops is not None:
+            steps.append(("web", self.ops.stop()))
         steps.append(("upstream", self.upstream.close()))
         if self.pool is not None:
             steps.append(("pool", self.pool.close()))

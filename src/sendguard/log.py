@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -31,15 +31,30 @@ def configure_logging(
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Imported here, not at the top: prometheus-client decides single- or multi-process mode
+    # when it is first imported, and `sendguard serve` sets that up just before this call.
+    from sendguard.ops.metrics import processor as count_metrics
+
+    threshold = _LEVELS[level]
+
+    def drop_below_level(_logger: object, method: str, event: Any) -> Any:
+        # Filtered here rather than by the bound logger so that metrics still count events
+        # below the log level (a `transaction` is counted even at LOG_LEVEL=warning).
+        if _LEVELS.get(method, logging.CRITICAL) < threshold:
+            raise structlog.DropEvent
+        return event
+
     structlog.configure(
         processors=[
+            count_metrics,
+            drop_below_level,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(min(threshold, logging.INFO)),
         # One write() per event: forked relay processes share stderr and must not interleave.
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,

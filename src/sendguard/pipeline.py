@@ -38,6 +38,7 @@ from sendguard.deliver import Upstream
 from sendguard.errors import InspectionError, StoreError
 from sendguard.intake import replies
 from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.ops import metrics
 
 log = structlog.get_logger("sendguard.transaction")
 
@@ -138,14 +139,17 @@ class Pipeline:
         started = time.perf_counter()
         structlog.contextvars.bind_contextvars(transaction_id=envelope.transaction_id)
         findings: tuple[Finding, ...] = ()
-        try:
-            inspected = await self._inspect(envelope, data)
-        except InspectionError as exc:
-            reply, verdict = await self._fail_closed(envelope, data, exc)
-        else:
-            verdict, findings = inspected.verdict, inspected.findings
-            reply = await self._act(envelope, data, inspected, upstream or self.upstream)
-        _log_transaction(envelope, data, verdict, findings, reply, started)
+        with metrics.in_flight(len(data)):
+            try:
+                inspected = await self._inspect(envelope, data)
+            except InspectionError as exc:
+                inspect_ms = _ms_since(started)
+                reply, verdict = await self._fail_closed(envelope, data, exc)
+            else:
+                inspect_ms = _ms_since(started)
+                verdict, findings = inspected.verdict, inspected.findings
+                reply = await self._act(envelope, data, inspected, upstream or self.upstream)
+        _log_transaction(envelope, data, verdict, findings, reply, started, inspect_ms)
         self._audit(envelope, verdict, findings, reply)
         structlog.contextvars.unbind_contextvars("transaction_id")
         return reply
@@ -280,6 +284,7 @@ def _log_transaction(
     findings: tuple[Finding, ...],
     reply: Reply,
     started: float,
+    inspect_ms: float,
 ) -> None:
     log.info(
         "transaction",
@@ -294,5 +299,10 @@ def _log_transaction(
         findings=[f"{f.detector}/{f.code}:{f.count}" for f in findings],
         reply_code=reply.code,
         reply=reply.text[:120],
-        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        duration_ms=_ms_since(started),
+        inspect_ms=inspect_ms,
     )
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -123,6 +123,17 @@ class Settings(BaseSettings):
     """JSON lines for SIEMs; ``console`` for people."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    web_listen: Annotated[tuple[Listener, ...], NoDecode] = (Listener(host="127.0.0.1", port=8025),)
+    """HTTP listeners for ``/healthz``, ``/readyz`` and ``/metrics``. Default
+    ``127.0.0.1:8025``; empty = off."""
+
+    @field_validator("web_listen", mode="before")
+    @classmethod
+    def _split_web_listeners(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(Listener.parse(v) for v in value.split(",") if v.strip())
+        return value
+
     @field_validator("listen", mode="before")
     @classmethod
     def _split_listeners(cls, value: Any) -> Any:

@@ -18,6 +18,7 @@ import time
 
 import structlog
 
+from sendguard.ops.metrics import mark_process_dead
 from sendguard.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -80,6 +81,7 @@ def supervise(settings: Settings) -> int:
         except InterruptedError:
             continue
         children.discard(pid)
+        mark_process_dead(pid)
         code = os.waitstatus_to_exitcode(status)
         worst = max(worst, abs(code))
         if stopping:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import tempfile
 
 from sendguard.log import configure_logging
+from sendguard.ops import MULTIPROC_ENV
 from sendguard.settings import Settings, load_settings
 
 
@@ -42,6 +46,26 @@ async def _migrate(settings: Settings) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load settings and run until SIGTERM."""
+    metrics_dir = _multiprocess_metrics_dir()
+    try:
+        return _run(args)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _multiprocess_metrics_dir() -> str | None:
+    """A fresh directory for prometheus-client's multi-process mode, set in the environment
+    before anything imports it, so the relay processes' metrics add up at scrape time. An
+    admin's own ``PROMETHEUS_MULTIPROC_DIR`` is kept (and not removed)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    path = tempfile.mkdtemp(prefix="sendguard-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path
+
+
+def _run(args: argparse.Namespace) -> int:
     from sendguard.app import build_app, serve
     from sendguard.supervisor import supervise, worker_count
 

@@ -60,6 +60,13 @@ def parse_target(url: str) -> UpstreamTarget:
         raise ConfigError(f"upstream port is not a number: {exc}") from exc
     if not parts.hostname:
         raise ConfigError("upstream URL has no host, e.g. smtp+starttls://smtp.office365.com:587")
+    if parts.hostname.rstrip(".").endswith(".invalid") or parts.hostname == "invalid":
+        # RFC 2606's never-resolving name: the deploy recipes ship it as a placeholder, so a
+        # relay started before the admin set the real upstream refuses to start, loudly.
+        raise ConfigError(
+            f"upstream host {parts.hostname!r} is a placeholder: set SENDGUARD_UPSTREAM to your"
+            " real outgoing server (e.g. smtp+starttls://smtp.office365.com:587)"
+        )
     scheme: Scheme = parts.scheme  # type: ignore[assignment]  # checked against _DEFAULT_PORTS
     return UpstreamTarget(
         scheme=scheme,

@@ -401,6 +401,15 @@ class PostgresStore(StoreBase):
             rows = await cur.fetchall()
         return [audit_from_row(row) for row in rows]
 
+    async def depth(self) -> tuple[dict[str, int], dt.datetime | None]:
+        """Entries by state, and when the oldest held entry was queued."""
+        async with self._tx() as conn:
+            counts = await conn.execute("SELECT state, COUNT(*) FROM queue_entry GROUP BY state")
+            rows = await counts.fetchall()
+            cur = await conn.execute("SELECT MIN(created_at) FROM queue_entry WHERE state = 'held'")
+            oldest = await cur.fetchone()
+        return {str(s): int(n) for s, n in rows}, oldest[0] if oldest else None
+
     async def schema_version(self) -> int:
         """The migration version the database is at."""
         async with self._tx() as conn:

@@ -450,6 +450,20 @@ class SqliteStore(StoreBase):
         )
         return [audit_from_row(row) for row in rows]
 
+    async def depth(self) -> tuple[dict[str, int], dt.datetime | None]:
+        """Entries by state, and when the oldest held entry was queued."""
+
+        def read(cur: sqlite3.Cursor) -> tuple[list[Any], Any]:
+            counts = cur.execute("SELECT state, COUNT(*) FROM queue_entry GROUP BY state")
+            rows = counts.fetchall()
+            oldest = cur.execute("SELECT MIN(created_at) FROM queue_entry WHERE state = 'held'")
+            return rows, oldest.fetchone()[0]
+
+        rows, oldest = await self._call(self._read, read)
+        return {str(s): int(n) for s, n in rows}, dt.datetime.fromisoformat(
+            oldest
+        ) if oldest else None
+
     async def schema_version(self) -> int:
         """The migration version the database is at."""
         row = await self._call(

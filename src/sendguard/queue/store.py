@@ -237,6 +237,10 @@ class Store(Protocol):
         """Recompute the whole hash chain and report the first broken record."""
         ...
 
+    async def depth(self) -> tuple[dict[str, int], dt.datetime | None]:
+        """Entries by state, and when the oldest held entry was queued (metrics, readiness)."""
+        ...
+
     async def schema_version(self) -> int:
         """The migration version the database is at."""
         ...

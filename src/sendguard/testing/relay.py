@@ -48,6 +48,7 @@ async def running_relay(**overrides: Any) -> AsyncIterator[App]:
     """
     with tempfile.TemporaryDirectory(prefix="sendguard-test-") as tmp:
         overrides.setdefault("listen", "127.0.0.1:0")
+        overrides.setdefault("web_listen", "")  # off unless the test asks (tests share ports)
         overrides.setdefault("workers", 1)
         overrides.setdefault("store", f"sqlite:///{tmp}/queue.db")
         if "policy_dir" not in overrides:
@@ -66,7 +67,11 @@ class RelayProcess:
     def __init__(self, env: Mapping[str, str], *, cwd: Path, args: tuple[str, ...] = ()) -> None:
         if "SENDGUARD_POLICY_DIR" not in env and not (cwd / "policies").exists():
             write_policy(cwd / "policies")
-        defaults = {"SENDGUARD_LISTEN": "127.0.0.1:0", "SENDGUARD_WORKERS": "1"}
+        defaults = {
+            "SENDGUARD_LISTEN": "127.0.0.1:0",
+            "SENDGUARD_WEB_LISTEN": "",
+            "SENDGUARD_WORKERS": "1",
+        }
         self.env = {**os.environ, **defaults, **env}
         self.cwd = cwd
         self.args = args
@@ -96,6 +101,16 @@ class RelayProcess:
                 )
             time.sleep(0.05)
         raise TimeoutError(f"relay did not start: {self.log_path.read_text()}")
+
+    def wait_for(self, event_name: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The first log event of that name, waiting for it (e.g. ``web_listening``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events():
+                if event.get("event") == event_name:
+                    return event
+            time.sleep(0.05)
+        raise TimeoutError(f"no {event_name} event: {self.log_path.read_text()}")
 
     def events(self) -> list[dict[str, Any]]:
         """Every JSON log event so far."""
