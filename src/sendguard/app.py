@@ -84,7 +84,12 @@ class App:
         worker = Worker(
             self.store,
             self.upstream,
-            Notifier(self.upstream, self.settings.notify, hostname=self.settings.hostname),
+            Notifier(
+                self.upstream,
+                self.settings.notify,
+                hostname=self.settings.hostname,
+                policy=lambda: self.policy.current,
+            ),
             self.settings.queue,
             node_id=f"{self.settings.hostname}:{os.getpid()}",
             prepare=self._prepare_release,
@@ -186,6 +191,7 @@ def build_app(settings: Settings) -> App:
         ),
         authenticator=_authenticator(settings, upstream),
         capabilities=upstream,
+        people=lambda: policy.current.people,
     )
     tls = tls_context(
         str(settings.tls_cert) if settings.tls_cert else None,
