@@ -85,10 +85,22 @@ class App:
         self.inspector.pool = self.pool
         await self.inspector.warm_up()
         await self._probe()
+        notifier = Notifier(
+            self.upstream,
+            self.settings.notify,
+            hostname=self.settings.hostname,
+            policy=lambda: self.policy.current,
+        )
+        if self.settings.notify.enabled and notifier.from_address() is None:
+            log.warning(
+                "notice_sender_unknown",
+                hint="notices are not sent until SENDGUARD_NOTIFY__FROM_ADDRESS or the"
+                " policy's internal_domains is set",
+            )
         worker = Worker(
             self.store,
             self.upstream,
-            Notifier(self.upstream, self.settings.notify, hostname=self.settings.hostname),
+            notifier,
             self.settings.queue,
             node_id=f"{self.settings.hostname}:{os.getpid()}",
             prepare=self._prepare_release,
@@ -207,6 +219,7 @@ def build_app(settings: Settings) -> App:
         ),
         authenticator=_authenticator(settings, upstream),
         capabilities=upstream,
+        people=lambda: policy.current.people,
     )
     tls = tls_context(
         str(settings.tls_cert) if settings.tls_cert else None,

@@ -35,7 +35,18 @@ class Envelope:
     """Peer IP of the submitting client (after PROXY protocol, if any)."""
     client_helo: str = ""
     auth_user: str | None = None
+    """The SMTP AUTH login, None when the client did not authenticate (trusted network)."""
     received_at: datetime | None = None
+    sender_identity: str | None = None
+    """Who the policy and the notices take the sender to be when the client authenticated:
+    the login's own address from ``[people]`` ("" when it has none). None without AUTH,
+    where the envelope sender stands for it (see `sender`)."""
+
+    @property
+    def sender(self) -> str:
+        """The sender address that sender groups match: the login's own address for
+        authenticated mail (never a MAIL FROM the client chose), else the envelope sender."""
+        return self.mail_from if self.sender_identity is None else self.sender_identity
 
 
 # --------------------------------------------------------------------------- mail view

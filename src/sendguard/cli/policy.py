@@ -66,6 +66,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain.add_argument(
         "--rcpt", action="append", required=True, help="envelope recipient (repeat)"
     )
+    explain.add_argument(
+        "--auth-user",
+        metavar="LOGIN",
+        help="the client authenticated as LOGIN: sender groups use its own address ([people])",
+    )
+    explain.add_argument(
+        "--client", metavar="IP", default="", help="client IP address (for rules' clients)"
+    )
     explain.add_argument("--json", action="store_true", help="print the JSON report")
     explain.add_argument("--policy-dir", type=Path, help="policy directory")
     explain.add_argument("--offline", action="store_true", help="skip network (DNS) detectors")
@@ -111,7 +119,14 @@ def run_explain(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sendguard: cannot read {args.message}: {exc.strerror}", file=sys.stderr)
         return 2
-    envelope = Envelope(mail_from=args.mail_from, rcpt_tos=tuple(args.rcpt))
+    envelope = loaded.people.bind(
+        Envelope(
+            mail_from=args.mail_from,
+            rcpt_tos=tuple(args.rcpt),
+            client_address=args.client,
+            auth_user=args.auth_user,
+        )
+    )
     try:
         inspection = inspect_sync(
             envelope, data, loaded, ParseLimits.model_validate({}), offline=args.offline
@@ -123,9 +138,10 @@ def run_explain(args: argparse.Namespace) -> int:
         )
         return 1
     if args.json:
-        print(json.dumps(report(inspection).model_dump(mode="json"), ensure_ascii=False, indent=2))
+        document = report(inspection, envelope, loaded.people).model_dump(mode="json")
+        print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
-        print(render_text(inspection, envelope, loaded.enabled_detectors()))
+        print(render_text(inspection, envelope, loaded.enabled_detectors(), loaded.people))
         for line in rewrite_preview(data, inspection, envelope, loaded.organisation):
             print(line)
     return 0

@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -29,6 +30,7 @@ from sendguard.intake.data import has_long_line
 from sendguard.intake.server import RelaySMTP
 from sendguard.model import Envelope, Reply
 from sendguard.parse.addresses import parse_addr_spec
+from sendguard.policy.people import People, build_people
 from sendguard.settings import IPNetwork
 
 log = structlog.get_logger(__name__)
@@ -70,10 +72,14 @@ class RelayHandler:
         options: IntakeOptions,
         authenticator: Authenticator | None = None,
         capabilities: Any = None,
+        people: Callable[[], People] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.options = options
         self.authenticator = authenticator
+        # Read at every MAIL and DATA: the policy (and so [people]) reloads at run time.
+        # Without one, no login may send as anything (fail closed).
+        self.people = people or _nobody
         # An object with supports_8bitmime / supports_smtputf8 (the upstream), read at each
         # EHLO so the relay never advertises what the upstream cannot carry.
         self.capabilities = capabilities
@@ -161,14 +167,32 @@ class RelayHandler:
                     return str(replies.MESSAGE_TOO_BIG)
             elif upper not in _MAIL_PARAMS:
                 return str(replies.UNSUPPORTED_PARAMETER)
+        sender = ""
         if address:
             try:
-                parse_addr_spec(address, field="envelope")
+                sender = parse_addr_spec(address, field="envelope").addr_spec
             except ValueError as exc:
                 return str(replies.bad_address(str(exc)))
+        if session.authenticated and not self._may_send_as(session, sender):
+            return str(replies.SENDER_NOT_OWNED)
         envelope.mail_from = address
         envelope.mail_options.extend(o for o in mail_options if not o.upper().startswith("SIZE="))
         return str(replies.SENDER_OK)
+
+    def _may_send_as(self, session: Session, sender: str) -> bool:
+        """Postfix's ``reject_sender_login_mismatch``: an authenticated login may use only the
+        MAIL FROM addresses ``[people]`` gives it (never the null sender; see docs/policy.md)."""
+        identity = session.auth_data if isinstance(session.auth_data, Identity) else None
+        if identity is not None and self.people().may_send_as(identity.login, sender):
+            return True
+        # The attempted address is an envelope fact, logged as `transaction` logs mail_from.
+        log.warning(
+            "sender_login_mismatch",
+            user=identity.login if identity else None,
+            mail_from=sender,
+            client=str(peer_address(session.peer)),
+        )
+        return False
 
     async def handle_RCPT(
         self,
@@ -213,6 +237,7 @@ class RelayHandler:
             client_helo=session.host_name or "",
             auth_user=identity.login if identity else None,
             received_at=datetime.now(UTC),
+            sender_identity=self.people().identity(identity.login) if identity else None,
         )
         upstream = identity.upstream if identity else None
         # The connection's own flag (the handler keeps no state): SIGTERM waits for it.
@@ -236,6 +261,11 @@ class RelayHandler:
             detail=str(error)[:200],
         )
         return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
+
+
+def _nobody() -> People:
+    """[people] with nobody listed and no internal domain: no login may send as anything."""
+    return build_people({}, ())
 
 
 def _refused(message: str | None = None) -> AuthResult:

@@ -14,6 +14,7 @@ RELAY_DENIED = Reply(
     550,
     "5.7.1 Relaying denied: authenticate (AUTH after STARTTLS) or connect from a trusted network",
 )
+SENDER_NOT_OWNED = Reply(553, "5.7.1 Sender address rejected: not owned by the authenticated user")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3 Too many recipients for one message")
 NO_RECIPIENTS = Reply(503, "5.5.1 Need RCPT before DATA")
 BARE_LINE_ENDING = Reply(

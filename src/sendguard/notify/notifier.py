@@ -5,11 +5,18 @@ here touches the store. Notices go to the upstream directly (never back through 
 so they are never inspected or held) from the configured address, and carry
 ``X-Sendguard-Notification: yes`` and ``Auto-Submitted`` so mail loops and auto-replies
 stop. Each method returns the upstream's reply; the worker retries a 4xx.
+
+Notices name rule ids, recipients and reviewers, so they go only to someone inside: the
+authenticated login's own address (``[people]``, never a MAIL FROM the client chose), or,
+for mail without AUTH, an envelope sender on an internal domain. Anything else is not sent
+and ``notice_not_sent`` says why. Notices come from ``notify.from_address``, by default
+``postmaster@`` the first internal domain of the policy (never a made-up host name).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -22,6 +29,8 @@ from sendguard.model import Envelope, Reply
 from sendguard.notify.dsn import build_dsn
 from sendguard.notify.render import render, reviewers_of
 from sendguard.notify.settings import NotifySettings
+from sendguard.policy.load import LoadedPolicy
+from sendguard.policy.scope import is_internal
 from sendguard.queue.store import Entry, NoticeKind
 
 log = structlog.get_logger(__name__)
@@ -32,11 +41,43 @@ class Notifier:
     """Composes and sends every notice about a queue entry."""
 
     def __init__(
-        self, upstream: Upstream, settings: NotifySettings, *, hostname: str | None = None
+        self,
+        upstream: Upstream,
+        settings: NotifySettings,
+        *,
+        hostname: str | None = None,
+        policy: Callable[[], LoadedPolicy] | None = None,
     ) -> None:
         self._upstream = upstream
         self._settings = settings
         self._hostname = hostname or os.uname().nodename
+        # The serving policy (it reloads): internal domains and [people]. Without one nothing
+        # counts as internal, so only notices with an explicit address can go out.
+        self._policy = policy
+
+    def from_address(self) -> str | None:
+        """Where notices come from: the setting, else ``postmaster@`` the first internal
+        domain of the policy; None when neither is known (then no notice is sent)."""
+        if self._settings.from_address:
+            return self._settings.from_address
+        loaded = self._policy() if self._policy else None
+        domains = loaded.policy.organisation.internal_domains if loaded else ()
+        return f"postmaster@{domains[0]}" if domains else None
+
+    def sender_address(self, entry: Entry) -> tuple[str | None, str]:
+        """Where the sender's notice goes, or None and why it may not be sent."""
+        env = entry.envelope
+        loaded = self._policy() if self._policy else None
+        if env.auth_user is not None:
+            own = env.sender_identity
+            if own is None:  # stored before logins were bound: ask [people] now
+                own = loaded.people.identity(env.auth_user) if loaded else ""
+            return (own, "") if own else (None, "login-without-own-address")
+        if not env.mail_from:
+            return None, "null-sender"
+        if loaded is not None and is_internal(env.mail_from, loaded.organisation):
+            return env.mail_from, ""
+        return None, "external-sender"
 
     async def send(self, kind: NoticeKind, entry: Entry) -> Reply:
         """Send notice `kind` about `entry` (what the worker's outbox calls); never raises."""
@@ -98,11 +139,17 @@ class Notifier:
         )
         return await self._send(envelope, data, kind="bounce", queue_id=entry.id)
 
-    def compose(self, kind: NoticeKind, entry: Entry, to: tuple[str, ...]) -> bytes:
-        """The complete notice message (CRLF), without sending it."""
+    def compose(
+        self, kind: NoticeKind, entry: Entry, to: tuple[str, ...], *, sender: str | None = None
+    ) -> bytes:
+        """The complete notice message (CRLF), without sending it; From: is ``sender`` or
+        `from_address`."""
         text = render(kind, entry, self._settings)
         msg = EmailMessage(policy=SMTP)
-        msg["From"] = Address(self._settings.from_name, addr_spec=self._settings.from_address)
+        from_address = sender or self.from_address()
+        if from_address is None:
+            raise ValueError("no notice sender: set notify.from_address or internal_domains")
+        msg["From"] = Address(self._settings.from_name, addr_spec=from_address)
         msg["To"] = ", ".join(to)
         msg["Subject"] = text.subject
         msg["Message-ID"] = make_msgid(domain=self._hostname)
@@ -113,22 +160,25 @@ class Notifier:
         return msg.as_bytes()
 
     async def _to_sender(self, kind: NoticeKind, entry: Entry) -> Reply:
-        sender = entry.envelope.mail_from
-        if not sender:
+        address, why = self.sender_address(entry)
+        if address is None:
+            if why != "null-sender":
+                log.info("notice_not_sent", kind=kind, queue_id=entry.id, reason=why)
             return NOTHING_TO_SEND
-        return await self._deliver(kind, entry, (sender,))
+        return await self._deliver(kind, entry, (address,))
 
     async def _deliver(self, kind: NoticeKind, entry: Entry, to: tuple[str, ...]) -> Reply:
         if not self._settings.enabled:
             return NOTHING_TO_SEND
+        sender = self.from_address()
+        if sender is None:
+            log.error("notice_not_sent", kind=kind, queue_id=entry.id, reason="no-from-address")
+            return NOTHING_TO_SEND
         envelope = Envelope(
-            mail_from=self._settings.from_address,
-            rcpt_tos=to,
-            transaction_id=f"notice-{kind}-{entry.id}",
+            mail_from=sender, rcpt_tos=to, transaction_id=f"notice-{kind}-{entry.id}"
         )
-        return await self._send(
-            envelope, self.compose(kind, entry, to), kind=kind, queue_id=entry.id
-        )
+        data = self.compose(kind, entry, to, sender=sender)
+        return await self._send(envelope, data, kind=kind, queue_id=entry.id)
 
     async def _send(self, envelope: Envelope, data: bytes, *, kind: str, queue_id: str) -> Reply:
         try:

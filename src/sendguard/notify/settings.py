@@ -22,9 +22,10 @@ class NotifySettings(BaseModel):
 
     enabled: bool = True
     """Send notices at all. Default on; off only for testing a deployment."""
-    from_address: str = "sendguard@localhost"
-    """Envelope sender and From: of notices. Default ``sendguard@localhost``; set it to an
-    address of your domain that the upstream accepts (e.g. ``sendguard@corp.example``)."""
+    from_address: str | None = None
+    """Envelope sender and From: of notices. Default: ``postmaster@`` the first internal
+    domain of the policy (a real mailbox of the organisation: replies reach a person); set it
+    to another address of your domain that the upstream accepts (``sendguard@corp.example``)."""
     from_name: str = "sendguard 送信ガード"
     """Display name in From:."""
     bounce_from_name: str = "Mail Delivery System"
@@ -42,13 +43,18 @@ class NotifySettings(BaseModel):
 
     @field_validator("from_address")
     @classmethod
-    def _check_address(cls, value: str) -> str:
+    def _check_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # unset: postmaster@ the first internal domain
         try:
             address = Address(addr_spec=value)
         except (HeaderParseError, ValueError, IndexError) as exc:
             raise ValueError(
                 f"{value!r} is not a mail address like sendguard@corp.example"
             ) from exc
-        if not address.domain:
-            raise ValueError(f"{value!r} needs a domain, like sendguard@corp.example")
+        if "." not in address.domain.strip("."):
+            # localhost or a bare host name: replies to notices would reach nobody.
+            raise ValueError(
+                f"{value!r} needs a domain of your organisation, like sendguard@corp.example"
+            )
         return value

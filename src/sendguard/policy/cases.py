@@ -37,6 +37,10 @@ class Case(BaseModel):
     """Envelope recipients."""
     rcpt_from_headers: StrictBool = False
     """Also take every To/Cc/Bcc address of the message as an envelope recipient."""
+    auth_user: str | None = None
+    """The client authenticated as this login (sender groups then use its own address)."""
+    client: str = ""
+    """Client IP address, for rules with ``clients``."""
     expect: ActionName
     """Expected final action."""
     rule: str | None = None
@@ -102,7 +106,17 @@ def run_case(path: Path, case: Case, policy: LoadedPolicy, *, offline: bool) -> 
     if case.rcpt_from_headers:
         mail = parse_message(data, limits)
         rcpts += [a.addr_spec for a in (*mail.to, *mail.cc, *mail.bcc)]
-    envelope = Envelope(mail_from=case.mail_from, rcpt_tos=tuple(dict.fromkeys(rcpts)))
+    envelope = policy.people.bind(
+        Envelope(
+            mail_from=case.mail_from,
+            rcpt_tos=tuple(dict.fromkeys(rcpts)),
+            client_address=case.client,
+            auth_user=case.auth_user,
+        )
+    )
+    if case.auth_user is not None and not policy.people.may_send_as(case.auth_user, case.mail_from):
+        got = f"refused at MAIL: {case.auth_user} may not send as <{case.mail_from}>"
+        return CaseResult(path, case, False, got)
     try:
         inspection = inspect_sync(envelope, data, policy, limits, offline=offline)
     except SendguardError as exc:

@@ -11,8 +11,10 @@ and listed in `Verdict.warned` but never act. Pure: no I/O, no logging.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sendguard.model import (
     Action,
@@ -26,7 +28,13 @@ from sendguard.model import (
     Verdict,
 )
 from sendguard.policy.load import LoadedPolicy
-from sendguard.policy.schema import SEVERITY_ORDER, ConditionGroup, FindingCondition, Rule
+from sendguard.policy.schema import (
+    SEVERITY_ORDER,
+    ClientMatch,
+    ConditionGroup,
+    FindingCondition,
+    Rule,
+)
 from sendguard.policy.scope import is_internal, sender_groups
 
 ACTIONS: dict[str, Action] = {action.label: action for action in Action}
@@ -43,6 +51,19 @@ class _Context:
     groups: frozenset[str]
     internal: int
     external: int
+    client: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    login: str | None = None
+    """The SMTP AUTH login (case-folded), None without AUTH."""
+
+    @property
+    def sender(self) -> str:
+        """Who sender groups were matched for, as reasons say it."""
+        return f"sender (login {self.login})" if self.login is not None else "sender"
+
+    @property
+    def client_label(self) -> str:
+        where = str(self.client) if self.client is not None else "(address unknown)"
+        return f"client {where} " + (f"with AUTH as {self.login}" if self.login else "without AUTH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +81,12 @@ def evaluate(
     ctx = _Context(
         findings=tuple(findings),
         attachment_labels=frozenset(p.label for p in mail.parts if p.is_attachment),
-        groups=sender_groups(envelope.mail_from, policy.groups),
+        # Authenticated mail: the login's own address, never the MAIL FROM it chose.
+        groups=sender_groups(envelope.sender, policy.groups),
         internal=internal,
         external=len(envelope.rcpt_tos) - internal,
+        client=_ip(envelope.client_address),
+        login=envelope.auth_user.casefold() if envelope.auth_user is not None else None,
     )
     results = tuple(_match_rule(rule, ctx) for rule in policy.policy.rules)
     return _decide(policy, results, ctx.findings)
@@ -80,13 +104,19 @@ def _match_rule(rule: Rule, ctx: _Context) -> RuleResult:
         inside = sorted(ctx.groups & set(rule.senders))
         names = ", ".join(rule.senders)
         parts.append(
-            _Outcome(True, (f"sender is in group {inside[0]}",))
+            _Outcome(True, (f"{ctx.sender} is in group {inside[0]}",))
             if inside
-            else _Outcome(False, (f"sender is not in group(s) {names}",))
+            else _Outcome(False, (f"{ctx.sender} is not in group(s) {names}",))
         )
     excluded = sorted(ctx.groups & set(rule.except_senders))
     if excluded:
-        parts.append(_Outcome(False, (f"sender is in excepted group {excluded[0]}",)))
+        parts.append(_Outcome(False, (f"{ctx.sender} is in excepted group {excluded[0]}",)))
+    if rule.clients:
+        parts.append(_clients(rule.clients, ctx))
+    spared = [i for i, m in enumerate(rule.except_clients) if _client_fits(m, ctx)]
+    if spared:
+        match = _describe_client(rule.except_clients[spared[0]])
+        parts.append(_Outcome(False, (f"{ctx.client_label} is excepted ({match})",)))
     parts.append(_recipient_scope(rule.recipients, ctx))
     if rule.when is not None:
         parts.append(_group(rule.when, ctx))
@@ -100,6 +130,59 @@ def _match_rule(rule: Rule, ctx: _Context) -> RuleResult:
         reasons=tuple(r for p in parts for r in p.reasons),
         findings=_unique(f for p in parts for f in p.findings) if matched else (),
     )
+
+
+def _clients(matches: tuple[ClientMatch, ...], ctx: _Context) -> _Outcome:
+    """The rule's ``clients``: one of them must fit the client."""
+    for match in matches:
+        if _client_fits(match, ctx):
+            return _Outcome(
+                True, (f"{ctx.client_label} matches clients ({_describe_client(match)})",)
+            )
+    wanted = " | ".join(_describe_client(m) for m in matches)
+    return _Outcome(False, (f"{ctx.client_label} is not one of the clients ({wanted})",))
+
+
+def _client_fits(match: ClientMatch, ctx: _Context) -> bool:
+    """Every key given holds: AUTH or not, the login, the network."""
+    if match.authenticated is not None and match.authenticated != (ctx.login is not None):
+        return False
+    if match.logins and ctx.login not in match.logins:
+        return False
+    if match.networks:
+        ip = ctx.client
+        return ip is not None and any(
+            ip.version == net.version and ip in net for net in map(_net, match.networks)
+        )
+    return True
+
+
+def _describe_client(match: ClientMatch) -> str:
+    """``networks 10.0.20.0/24; authenticated = false`` — the match as people read it."""
+    parts = []
+    if match.networks:
+        parts.append("networks " + ", ".join(match.networks))
+    if match.logins:
+        parts.append("logins " + ", ".join(match.logins))
+    if match.authenticated is not None:
+        parts.append(f"authenticated = {'true' if match.authenticated else 'false'}")
+    return "; ".join(parts)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0]) if text else None
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@lru_cache(maxsize=256)
+def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Networks are validated (canonical) strings in the policy; parsed once each."""
+    return ipaddress.ip_network(text)
 
 
 def _recipient_scope(scope: str, ctx: _Context) -> _Outcome:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sendguard.inspect import Inspection
 from sendguard.model import Action, Envelope, Finding, Organisation, RuleResult
+from sendguard.policy.people import People
 
 
 class _Out(BaseModel):
@@ -67,6 +68,14 @@ class ExplainReport(_Out):
     """Warn-mode rules that would have acted."""
     policy_version: str
     """sha256 of the policy files."""
+    auth_user: str | None = None
+    """The login given with ``--auth-user``; null without AUTH."""
+    sender: str = ""
+    """The sender that sender groups were matched for: the login's own address with
+    ``--auth-user`` ("" when it has none), else the envelope sender."""
+    sender_allowed: bool | None = None
+    """With ``--auth-user``: may the login use this MAIL FROM? false = the relay refuses it
+    at MAIL (``553 5.7.1``) before any rule runs. null without AUTH."""
 
 
 def finding_report(finding: Finding) -> FindingReport:
@@ -82,10 +91,19 @@ def finding_report(finding: Finding) -> FindingReport:
     )
 
 
-def report(inspection: Inspection) -> ExplainReport:
-    """The JSON-ready report of an inspection."""
+def report(
+    inspection: Inspection, envelope: Envelope | None = None, people: People | None = None
+) -> ExplainReport:
+    """The JSON-ready report of an inspection (with the sender binding when given)."""
     verdict = inspection.verdict
+    login = envelope.auth_user if envelope else None
+    allowed = (
+        people.may_send_as(login, envelope.mail_from) if envelope and login and people else None
+    )
     return ExplainReport(
+        auth_user=login,
+        sender=envelope.sender if envelope else "",
+        sender_allowed=allowed,
         action=verdict.action.label,
         rule=verdict.rule_id,
         reason=verdict.reason,
@@ -125,11 +143,35 @@ def _rule_lines(result: RuleResult) -> list[str]:
     return lines
 
 
-def render_text(inspection: Inspection, envelope: Envelope, detector_ids: Sequence[str]) -> str:
-    """The human explanation: findings per detector, rules hit/miss, the decision."""
+def _client_lines(envelope: Envelope, people: People | None) -> list[str]:
+    """Who the client is and whom sender groups were matched for."""
+    where = envelope.client_address or "(not given: --client)"
+    if envelope.auth_user is None:
+        return [f"Client: {where} without AUTH; sender groups use the envelope sender"]
+    login = envelope.auth_user
+    lines = [
+        f"Client: {where} with AUTH as {login}; sender groups and notices use its own"
+        f" address <{envelope.sender}>" + ("" if envelope.sender else " (none in [people])")
+    ]
+    if people is not None and not people.may_send_as(login, envelope.mail_from):
+        lines.append(
+            f"Sender binding: {login} may not use MAIL FROM <{envelope.mail_from}>; the relay"
+            " refuses it at MAIL (553 5.7.1) before any rule runs"
+        )
+    return lines
+
+
+def render_text(
+    inspection: Inspection,
+    envelope: Envelope,
+    detector_ids: Sequence[str],
+    people: People | None = None,
+) -> str:
+    """The human explanation: client, findings per detector, rules hit/miss, the decision."""
     verdict = inspection.verdict
     out = [
         f"Envelope: from <{envelope.mail_from}> to {len(envelope.rcpt_tos)} recipient(s)",
+        *_client_lines(envelope, people),
         f"Policy version: {verdict.trace.policy_version[:16]}",
         *(f"Note: {note}" for note in inspection.notes),
         "",

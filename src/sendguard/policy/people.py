@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from sendguard.model import Envelope
 
 Role = Literal["sender", "reviewer", "admin"]
 """``sender``: may send (the default); ``reviewer``: may sign in to review; ``admin``: may
@@ -87,6 +89,20 @@ class People:
     def may_send_as(self, login: str, mail_from: str) -> bool:
         """Postfix's sender-login check: may ``login`` use ``mail_from`` as MAIL FROM?"""
         return self.person(login).may_send_as(mail_from.casefold())
+
+    def identity(self, login: str) -> str:
+        """Who an authenticated login is to the policy and the notices: its own address, ""
+        when it has none (only ``@domain`` wildcards). The other addresses the login may use
+        never count: an exemption or a group belongs to a person, not to every mailbox that
+        person may send from (a secretary sending as the president is still the secretary)."""
+        return self.person(login).own_address or ""
+
+    def bind(self, envelope: Envelope) -> Envelope:
+        """The envelope with `Envelope.sender_identity` filled in for an authenticated login
+        (unchanged without AUTH: the envelope sender then stands for the sender)."""
+        if envelope.auth_user is None:
+            return envelope
+        return replace(envelope, sender_identity=self.identity(envelope.auth_user))
 
     def by_address(self, address: str) -> tuple[Person, ...]:
         """Listed people one of whose full addresses is ``address``."""

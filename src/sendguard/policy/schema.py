@@ -8,6 +8,7 @@ typo can never silently disable a rule. The language is documented in ``docs/pol
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -227,6 +228,72 @@ Condition = Annotated[
 ConditionGroup.model_rebuild()
 
 
+# --------------------------------------------------------------------------- clients
+
+
+def _network(value: str) -> str:
+    """A CIDR (``10.0.20.0/24``, ``2001:db8::/32``) or one address, in canonical form."""
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        return str(ipaddress.ip_network(text, strict=True))
+    except ValueError as exc:
+        try:
+            near = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a network; write a CIDR such as 10.0.20.0/24 or one"
+                " address such as 10.0.20.5"
+            ) from exc
+        raise ValueError(f"{value!r} has host bits set; did you mean {near}?") from exc
+
+
+def _login(value: str) -> str:
+    text = value.strip().casefold()
+    if not text or len(text) > 254 or any(c.isspace() or c in ':%!"' for c in text):
+        raise ValueError(
+            f"login {value!r} may not be empty or contain spaces, ':', '%', '!' or '\"'"
+        )
+    return text
+
+
+def _as_tables(value: Any) -> Any:
+    """Accept one table where a list of tables is expected (``clients = { … }``)."""
+    return (value,) if isinstance(value, dict) else value
+
+
+class ClientMatch(_Strict):
+    """One kind of client (``clients`` / ``except_clients``): holds when every key given holds."""
+
+    networks: Annotated[
+        tuple[Annotated[str, AfterValidator(_network)], ...], BeforeValidator(_as_tuple)
+    ] = ()
+    """The client's IP address lies in one of these CIDRs (or is one of these addresses)."""
+    logins: Annotated[
+        tuple[Annotated[str, AfterValidator(_login)], ...], BeforeValidator(_as_tuple)
+    ] = ()
+    """The client authenticated (SMTP AUTH) as one of these logins (case-insensitive)."""
+    authenticated: StrictBool | None = None
+    """``true``: the client authenticated; ``false``: it did not (a trusted-network client
+    such as a printer or a script)."""
+
+    @model_validator(mode="after")
+    def _sensible(self) -> ClientMatch:
+        if not (self.networks or self.logins or self.authenticated is not None):
+            raise ValueError(
+                "a client match needs at least one of networks, logins, authenticated"
+                ' (e.g. { networks = ["10.0.20.0/24"], authenticated = false })'
+            )
+        if self.logins and self.authenticated is False:
+            raise ValueError(
+                "logins with authenticated = false can never hold: a login exists only after"
+                " AUTH; drop one of them"
+            )
+        return self
+
+
+ClientMatches = Annotated[tuple[ClientMatch, ...], BeforeValidator(_as_tables)]
+
+
 # --------------------------------------------------------------------------- rules
 
 # Which action parameters make sense for which action; anything else is refused at load.
@@ -267,6 +334,11 @@ class Rule(_Strict):
     """Sender group names; when given, the rule applies only to these senders."""
     except_senders: Names = ()
     """Sender group names the rule never applies to."""
+    clients: ClientMatches = ()
+    """Kinds of client (network, login, AUTH or not); when given, the rule applies only to
+    mail from a client that matches one of them. One table or a list of tables."""
+    except_clients: ClientMatches = ()
+    """Kinds of client the rule never applies to."""
     recipients: RecipientScope = "any"
     """Envelope recipient scope: ``any``, ``any-external``, ``all-external``, ``all-internal``."""
     when: ConditionGroup | None = None

@@ -55,7 +55,8 @@ def postgres_schema() -> Iterator[str]:
 def sample_envelope(
     mail_from: str = "tanaka@corp.example", *rcpts: str, auth_user: str | None = "tanaka"
 ) -> Envelope:
-    """An envelope as the relay would have validated it."""
+    """An envelope as the relay would have validated it (an authenticated login's own
+    address is its MAIL FROM here)."""
     return Envelope(
         mail_from=mail_from,
         rcpt_tos=rcpts or ("customer@client.example",),
@@ -64,6 +65,7 @@ def sample_envelope(
         client_helo="pc-tanaka",
         auth_user=auth_user,
         received_at=dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC),
+        sender_identity=mail_from if auth_user is not None else None,
     )
 
 

@@ -7,9 +7,11 @@ import email
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import get_args
 
 import pytest
+from structlog.testing import capture_logs
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
 from sendguard.model import Envelope, HoldParams
@@ -17,6 +19,7 @@ from sendguard.notify.dsn import build_dsn, status_of
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.render import render
 from sendguard.notify.settings import NotifySettings
+from sendguard.policy.load import LoadedPolicy, load_policy
 from sendguard.queue.store import Entry, NoticeKind
 from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
 from sendguard.testing.upstream import RecordingUpstream
@@ -177,3 +180,101 @@ def test_from_address_must_be_a_mail_address() -> None:
 
     with pytest.raises(ValidationError, match="'nobody' is not a mail address"):
         NotifySettings(from_address="nobody")
+
+
+# --------------------------------------------------------------------------- who is told
+
+
+@pytest.fixture
+def corp_policy(tmp_path: Path) -> LoadedPolicy:
+    """A policy whose internal domains are corp.example (first) and corp2.example."""
+    (tmp_path / "p.toml").write_text(
+        '[organisation]\ninternal_domains = ["corp.example", "corp2.example"]\n'
+        '[people.suzuki]\naddresses = ["@corp.example"]\n',
+        encoding="utf-8",
+    )
+    return load_policy(tmp_path)
+
+
+async def _held_notice_to(
+    upstream: RecordingUpstream,
+    envelope: Envelope,
+    *,
+    policy: LoadedPolicy | None,
+    settings: NotifySettings = SETTINGS,
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(MAIL FROM, recipients) of what a held notice for `envelope` sent."""
+    client = SmtpUpstream(parse_target(upstream.url), SmtpOptions(local_hostname="relay.test"))
+    notifier = Notifier(client, settings, hostname="relay.test", policy=lambda: policy)  # type: ignore[arg-type,return-value]
+    try:
+        assert (await notifier.notify_held(_entry(envelope=envelope))).ok
+    finally:
+        await client.close()
+    return [(m.mail_from, m.rcpt_tos) for m in upstream.messages]
+
+
+@pytest.mark.parametrize(
+    ("envelope", "expected", "why"),
+    [
+        # A login's notice goes to its own address, whatever MAIL FROM it used.
+        (Envelope("eigyo@corp.example", ("a@client.example",), auth_user="tanaka",
+                  sender_identity="tanaka@corp.example"), "tanaka@corp.example", None),
+        # Stored before logins were bound: [people] of the policy in force says who it is.
+        (Envelope("eigyo@corp.example", ("a@client.example",), auth_user="tanaka"),
+         "tanaka@corp.example", None),
+        # A login without an own address (only @domain) is told nothing.
+        (Envelope("x@corp.example", ("a@client.example",), auth_user="suzuki"), None,
+         "login-without-own-address"),
+        # Without AUTH: an internal MAIL FROM is told, an outside one never.
+        (Envelope("sato@corp2.example", ("a@client.example",)), "sato@corp2.example", None),
+        (Envelope("boss@partner.example", ("a@client.example",)), None, "external-sender"),
+    ],
+)  # fmt: skip
+async def test_sender_notices_go_only_to_insiders(
+    upstream: RecordingUpstream,
+    corp_policy: LoadedPolicy,
+    envelope: Envelope,
+    expected: str | None,
+    why: str | None,
+) -> None:
+    """Rule ids, recipients and reviewers never reach an outside address."""
+    with capture_logs() as logs:
+        sent = await _held_notice_to(upstream, envelope, policy=corp_policy)
+    assert sent == ([("sendguard@corp.example", (expected,))] if expected else [])
+    reasons = [e["reason"] for e in logs if e["event"] == "notice_not_sent"]
+    assert reasons == ([why] if why else [])
+
+
+async def test_notices_come_from_postmaster_of_the_first_internal_domain(
+    upstream: RecordingUpstream, corp_policy: LoadedPolicy
+) -> None:
+    """Without from_address the notice comes from postmaster@corp.example (From: too)."""
+    envelope = Envelope("sato@corp.example", ("a@client.example",))
+    sent = await _held_notice_to(upstream, envelope, policy=corp_policy, settings=NotifySettings())
+    assert sent == [("postmaster@corp.example", ("sato@corp.example",))]
+    assert _parse(upstream.messages[0].data)["From"].addresses[0].addr_spec == (
+        "postmaster@corp.example"
+    )
+
+
+async def test_no_notice_without_any_address_of_the_organisation(
+    upstream: RecordingUpstream,
+) -> None:
+    """No from_address and no policy to take a domain from: nothing is sent, an error says why
+    (never a made-up sendguard@localhost)."""
+    envelope = Envelope("sato@corp.example", ("a@client.example",), auth_user="sato",
+                        sender_identity="sato@corp.example")  # fmt: skip
+    with capture_logs() as logs:
+        sent = await _held_notice_to(upstream, envelope, policy=None, settings=NotifySettings())
+    assert sent == []
+    assert [e["reason"] for e in logs if e["event"] == "notice_not_sent"] == ["no-from-address"]
+
+
+@pytest.mark.parametrize("value", ["sendguard@localhost", "sendguard@relay"])
+def test_from_address_must_be_of_a_real_domain(value: str) -> None:
+    """A host-only domain would make replies to notices go nowhere."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs a domain of your organisation"):
+        NotifySettings(from_address=value)
+    assert NotifySettings(from_address="").from_address is None  # empty = unset

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sendguard.errors import PolicyError
+from sendguard.model import Envelope
 from sendguard.policy.load import load_policy
 from sendguard.policy.people import People, build_people
 
@@ -87,3 +88,23 @@ def test_a_login_listed_in_two_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "b.toml").write_text('[people.Tanaka]\nrole = "sender"\n', "utf-8")
     with pytest.raises(PolicyError, match="already defined"):
         load_policy(tmp_path)
+
+
+def test_identity_is_the_own_address_and_bind_fills_it_for_logins_only() -> None:
+    """The policy and the notices see a login as its own address; mail without AUTH keeps
+    its MAIL FROM; a login with only wildcards has no identity (no group, no notice)."""
+    people = build_people(
+        {
+            "hisho": (("hisho@example.co.jp", "shacho@example.co.jp"), "sender"),
+            "batch": (("@batch.example.co.jp",), "sender"),
+        },
+        ("example.co.jp",),
+    )
+    assert people.identity("HISHO") == "hisho@example.co.jp"
+    assert people.identity("sato") == "sato@example.co.jp"
+    assert people.identity("batch") == ""
+    as_president = Envelope("shacho@example.co.jp", ("a@b.example",), auth_user="hisho")
+    assert people.bind(as_president).sender == "hisho@example.co.jp"
+    trusted = Envelope("shacho@example.co.jp", ("a@b.example",))
+    assert people.bind(trusted) is trusted and trusted.sender == "shacho@example.co.jp"
+    assert people.bind(Envelope("j@batch.example.co.jp", (), auth_user="batch")).sender == ""

@@ -111,6 +111,10 @@ def test_explain_json_for_each_action(
         "rules",
         "warned",
         "policy_version",
+        # Added (schema version 1 only ever gains keys): the sender binding of --auth-user.
+        "auth_user",
+        "sender",
+        "sender_allowed",
     }
     for item in document["findings"]:
         assert set(item) == {
