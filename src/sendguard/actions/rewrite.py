@@ -45,9 +45,10 @@ log = structlog.get_logger(__name__)
 UNDISCLOSED = "undisclosed-recipients:;"
 _MAX_ADDRESSES = 100_000  # far above any intake limit: never truncate what we must hide
 _BCC_FIELDS = frozenset({"bcc", "resent-bcc"})
-# Cheap C-level look-outs, so a message without Bcc is never split into fields or copied.
-_HEADER_END = re.compile(rb"\n\r?\n")
-_BCC_LINE = re.compile(rb"^(?:resent-)?bcc[ \t]*:", re.I | re.M)
+# Cheap C-level look-outs, so a message without Bcc is never split into fields or copied
+# (a leading literal newline lets `re` skip ahead; the first line is matched on its own).
+_BCC_FIRST = re.compile(rb"(?:resent-)?bcc[ \t]*:", re.I)
+_BCC_LINE = re.compile(rb"\n(?:resent-)?bcc[ \t]*:", re.I)
 
 
 class Judged(Protocol):
@@ -74,9 +75,11 @@ def remove_bcc(data: bytes) -> tuple[bytes, int]:
     Continuation lines leave with their field; every other byte is kept, and a message
     without such a field is returned as the very same object.
     """
-    match = _HEADER_END.search(data)
-    end = match.start() + 1 if match else len(data)
-    if _BCC_LINE.search(data, 0, end) is None:
+    end = data.find(b"\n\r\n")
+    end = len(data) if end < 0 else end
+    lf_only = data.find(b"\n\n", 0, end)  # a message with bare LF line endings
+    end = end if lf_only < 0 else lf_only
+    if _BCC_FIRST.match(data) is None and _BCC_LINE.search(data, 0, end) is None:
         return data, 0
     drop = [f for f in split_headers(data).fields if f.name.lower() in _BCC_FIELDS]
     if not drop:
