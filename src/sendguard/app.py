@@ -136,7 +136,10 @@ class App:
     def _prepare_release(self, entry: Entry) -> tuple[Outgoing, ...]:
         """A released delay/hold gets the edits its stored verdict asked for (e.g. To/Cc → Bcc)."""
         organisation = self.policy.current.organisation
-        return apply_stored_verdict(entry.data, entry.verdict, entry.envelope, organisation)
+        keep_bcc = self.settings.bcc_header == "keep"
+        return apply_stored_verdict(
+            entry.data, entry.verdict, entry.envelope, organisation, keep_bcc=keep_bcc
+        )
 
     def reload(self) -> None:
         """SIGHUP: reload policies now (a broken file keeps the last good policy serving)."""
@@ -196,7 +199,8 @@ def build_app(settings: Settings) -> App:
 
     def prepare(data: bytes, inspected: Inspected, envelope: Envelope) -> tuple[Outgoing, ...]:
         organisation = getattr(inspected, "organisation", policy.current.organisation)
-        return apply_verdict(data, inspected, envelope, organisation)
+        keep_bcc = settings.bcc_header == "keep"
+        return apply_verdict(data, inspected, envelope, organisation, keep_bcc=keep_bcc)
 
     def reject(verdict: Verdict, reference: str) -> Reply:
         soft = settings.soft_reject or policy.current.policy.settings.soft_reject
@@ -216,6 +220,7 @@ def build_app(settings: Settings) -> App:
             max_recipients=settings.max_recipients,
             max_message_size=settings.max_message_size,
             line_policy=settings.line_policy,
+            routing_addresses=settings.routing_addresses,
         ),
         authenticator=_authenticator(settings, upstream),
         capabilities=upstream,

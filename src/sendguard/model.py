@@ -51,7 +51,9 @@ class Envelope:
 
 # --------------------------------------------------------------------------- mail view
 
-HeaderField = Literal["from", "to", "cc", "bcc", "reply-to", "sender", "envelope"]
+HeaderField = Literal[
+    "from", "to", "cc", "bcc", "reply-to", "sender", "resent-to", "resent-cc", "envelope"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,9 @@ class Mail:
     cc: tuple[Address, ...] = ()
     bcc: tuple[Address, ...] = ()
     reply_to: tuple[Address, ...] = ()
+    resent_to: tuple[Address, ...] = ()
+    """Resent-To (RFC 5322 §3.6.6): a re-sent message shows these to every recipient too."""
+    resent_cc: tuple[Address, ...] = ()
     message_id: str = ""
     parts: tuple[Part, ...] = ()
     problems: tuple[Problem, ...] = ()
@@ -153,8 +158,8 @@ class Mail:
 
     @property
     def visible_recipients(self) -> tuple[Address, ...]:
-        """Addresses every recipient can see (To and Cc)."""
-        return self.to + self.cc
+        """Addresses every recipient can see: To, Cc, Resent-To and Resent-Cc."""
+        return self.to + self.cc + self.resent_to + self.resent_cc
 
 
 # --------------------------------------------------------------------------- organisation

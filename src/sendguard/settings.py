@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     """Recipients per transaction (Postfix's default); more get 452 at RCPT."""
     line_policy: Literal["reject", "normalise"] = "reject"
     """Bare CR or LF inside DATA: ``reject`` (550, like sendmail 8.18) or ``normalise`` to CRLF."""
+    routing_addresses: Literal["reject", "external"] = "reject"
+    """RCPT TO with ``%``, ``!`` or a quoted ``@``/``%`` in the local part (``user%b.example@ours``,
+    which a stock Postfix delivers to ``b.example``): ``reject`` (553 5.1.3 at RCPT) or
+    ``external`` (accept, and count it as an outside recipient everywhere)."""
+    bcc_header: Literal["remove", "keep"] = "remove"
+    """A ``Bcc:``/``Resent-Bcc:`` field left in a submitted message: ``remove`` it before
+    relaying (as Postfix's cleanup does; logged) or ``keep`` it as the client sent it."""
     smtp_timeout: float = 300.0
     """Idle seconds before a client connection is dropped (RFC 5321 §4.5.3.2.7)."""
     scan_budget: float = 30.0

@@ -77,3 +77,19 @@ def test_broken_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("SENDGUARD_CONFIG", str(config))
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings()
+
+
+def test_address_settings_default_to_the_safe_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing addresses are refused and Bcc fields removed unless the admin says otherwise;
+    a typo in either value is an error, never a silent default."""
+    monkeypatch.delenv("SENDGUARD_ROUTING_ADDRESSES", raising=False)
+    monkeypatch.delenv("SENDGUARD_BCC_HEADER", raising=False)
+    s = load_settings()
+    assert (s.routing_addresses, s.bcc_header) == ("reject", "remove")
+    monkeypatch.setenv("SENDGUARD_ROUTING_ADDRESSES", "external")
+    monkeypatch.setenv("SENDGUARD_BCC_HEADER", "keep")
+    s = load_settings()
+    assert (s.routing_addresses, s.bcc_header) == ("external", "keep")
+    monkeypatch.setenv("SENDGUARD_ROUTING_ADDRESSES", "allow")
+    with pytest.raises(ConfigError, match="routing_addresses"):
+        load_settings()

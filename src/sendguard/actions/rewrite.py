@@ -1,9 +1,11 @@
-"""Act on a verdict's header edits: tag headers and the To/Cc → Bcc rewrite.
+"""Act on a verdict's header edits: Bcc removal, tag headers and the To/Cc → Bcc rewrite.
 
 Called by `sendguard.pipeline` for pass/tag/rewrite verdicts and by the queue worker when a
 held or delayed message (whose verdict may carry a rewrite) is released. The envelope is
 the truth: every envelope recipient still receives the message; only what the headers show
-changes. External addresses leave To/Cc (and a stray Bcc field is dropped); To becomes
+changes. First, a ``Bcc:``/``Resent-Bcc:`` field the client left in the message is removed
+(Postfix's cleanup does the same; ``bcc_header=keep`` keeps it), whatever the verdict.
+External addresses leave To/Cc and Resent-To/Resent-Cc; To becomes
 ``undisclosed-recipients:;`` or the sender when nobody visible is left, or, in ``split``
 mode, each external recipient gets a copy showing only their own address. Bytes outside the
 changed fields are identical; new fields are prepended.
@@ -11,8 +13,11 @@ changed fields are identical; new fields are prepended.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
+
+import structlog
 
 from sendguard.actions.headers import (
     HeaderBlock,
@@ -35,8 +40,15 @@ from sendguard.model import (
 from sendguard.parse.addresses import parse_address_header
 from sendguard.policy.scope import is_internal
 
+log = structlog.get_logger(__name__)
+
 UNDISCLOSED = "undisclosed-recipients:;"
 _MAX_ADDRESSES = 100_000  # far above any intake limit: never truncate what we must hide
+_BCC_FIELDS = frozenset({"bcc", "resent-bcc"})
+# Cheap C-level look-outs, so a message without Bcc is never split into fields or copied
+# (a leading literal newline lets `re` skip ahead; the first line is matched on its own).
+_BCC_FIRST = re.compile(rb"(?:resent-)?bcc[ \t]*:", re.I)
+_BCC_LINE = re.compile(rb"\n(?:resent-)?bcc[ \t]*:", re.I)
 
 
 class Judged(Protocol):
@@ -57,13 +69,47 @@ class Outgoing:
     data: bytes
 
 
+def remove_bcc(data: bytes) -> tuple[bytes, int]:
+    """*data* without its top-level Bcc:/Resent-Bcc: fields, and how many were removed.
+
+    Continuation lines leave with their field; every other byte is kept, and a message
+    without such a field is returned as the very same object.
+    """
+    end = data.find(b"\n\r\n")
+    end = len(data) if end < 0 else end
+    lf_only = data.find(b"\n\n", 0, end)  # a message with bare LF line endings
+    end = end if lf_only < 0 else lf_only
+    if _BCC_FIRST.match(data) is None and _BCC_LINE.search(data, 0, end) is None:
+        return data, 0
+    drop = [f for f in split_headers(data).fields if f.name.lower() in _BCC_FIELDS]
+    if not drop:
+        return data, 0
+    out = bytearray()
+    pos = 0
+    for field in drop:
+        out += data[pos : field.start]
+        pos = field.end
+    out += data[pos:]
+    return bytes(out), len(drop)
+
+
 def apply_verdict(
-    data: bytes, inspection: Judged, envelope: Envelope, organisation: Organisation
+    data: bytes,
+    inspection: Judged,
+    envelope: Envelope,
+    organisation: Organisation,
+    *,
+    keep_bcc: bool = False,
 ) -> tuple[Outgoing, ...]:
-    """The copies to deliver for a verdict; PASS returns the original bytes untouched."""
+    """The copies to deliver for a verdict; PASS returns the original bytes untouched,
+    except for a Bcc:/Resent-Bcc: field, which is removed unless *keep_bcc*."""
     verdict = inspection.verdict
     if verdict.action is Action.REJECT:
         raise ValueError("a rejected message is never delivered")
+    if not keep_bcc:
+        data, removed = remove_bcc(data)
+        if removed:
+            log.info("bcc_header_removed", fields=removed)
     tags = verdict.tag_headers
     if verdict.action is Action.TAG and not tags:
         tags = (("X-Sendguard-Verdict", f"tag; rule={verdict.rule_id or 'none'}"),)
@@ -93,10 +139,15 @@ class _Stored:
 
 
 def apply_stored_verdict(
-    data: bytes, verdict: Verdict, envelope: Envelope, organisation: Organisation
+    data: bytes,
+    verdict: Verdict,
+    envelope: Envelope,
+    organisation: Organisation,
+    *,
+    keep_bcc: bool = False,
 ) -> tuple[Outgoing, ...]:
     """For the queue worker releasing a delay/hold: the copies its stored verdict asks for."""
-    return apply_verdict(data, _Stored(verdict), envelope, organisation)
+    return apply_verdict(data, _Stored(verdict), envelope, organisation, keep_bcc=keep_bcc)
 
 
 class _Editor:
@@ -131,6 +182,22 @@ class _Editor:
             len(to) + len(cc) + len(bcc) - len(self.kept_to) - len(self.kept_cc) + self.unreadable
         )
         self.names = {a.addr_spec.lower(): a.display_name for a in (*to, *cc)}
+        # Resent-To/Resent-Cc are shown to every recipient too: each such field keeps only
+        # its internal addresses, in place (a message resent twice has one per block).
+        self.resent: dict[int, bytes] = {}
+        for field in self.block.fields:
+            name = field.name.lower()
+            if name not in ("resent-to", "resent-cc"):
+                continue
+            before = self.unreadable
+            found = self._addresses([field], "resent-to" if name == "resent-to" else "resent-cc")
+            kept = [a for a in found if is_internal(a.addr_spec, organisation)]
+            dropped = len(found) - len(kept) + self.unreadable - before
+            if dropped:
+                self.removed += dropped
+                items = [format_mailbox(a.display_name, a.addr_spec) for a in kept]
+                label = "Resent-To" if name == "resent-to" else "Resent-Cc"
+                self.resent[field.start] = render_field(label, items, block.eol) if items else b""
 
     def _fields(self, name: str) -> list[RawField]:
         return [f for f in self.block.fields if f.name.lower() == name]
@@ -158,7 +225,7 @@ class _Editor:
             to_items = [format_mailbox(a.display_name, a.addr_spec) for a in self.kept_to]
             if not to_items:
                 to_items = [self._placeholder()]
-        if own is None and self.removed == 0 and not self.bcc_fields:
+        if own is None and self.removed == 0 and not self.bcc_fields and not self.resent:
             return self.data  # nothing outside is visible: leave the bytes alone
         new_to = render_field("To", to_items, eol)
         cc_items = [format_mailbox(a.display_name, a.addr_spec) for a in self.kept_cc]
@@ -166,6 +233,7 @@ class _Editor:
         replace: dict[int, bytes] = {
             f.start: b"" for f in (*self.to_fields, *self.cc_fields, *self.bcc_fields)
         }
+        replace.update(self.resent)
         if self.to_fields:
             replace[self.to_fields[0].start] = new_to
             if self.cc_fields:

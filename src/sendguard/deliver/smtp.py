@@ -191,6 +191,9 @@ async def _transaction(
     mail_options = [o for o in envelope.mail_options if o.upper().startswith(_CARRIED_OPTIONS)]
     utf8 = any(o.upper() == "SMTPUTF8" for o in mail_options)
     encoding = "utf-8" if utf8 else "ascii"
+    refusal = _unsendable(envelope, utf8)
+    if refusal is not None:
+        return refusal, True  # nothing was sent: the session stays clean
     stage = "MAIL"
     try:
         async with _cleanup_on_cancel(smtp):
@@ -217,6 +220,27 @@ async def _transaction(
         log.warning("upstream_failed", stage=stage, error=type(exc).__name__)
         return _reply_for_exception(exc), False
     return Reply(response.code, response.message), True
+
+
+def _unsendable(envelope: Envelope, utf8: bool) -> Reply | None:
+    """A permanent refusal for an address that cannot go on the wire, before anything is sent.
+
+    Intake refuses such addresses at RCPT; this is the last line, for mail accepted before
+    that check or by another path (a held message released later). Without it aiosmtplib
+    raises UnicodeEncodeError, which would be a 451 retried until the message expires.
+    """
+    for address in (envelope.mail_from, *envelope.rcpt_tos):
+        if address.isascii():
+            continue
+        if not utf8:
+            log.warning("upstream_address_not_ascii")
+            return Reply(553, "5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)")
+        try:
+            address.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: bytes that were never UTF-8
+            log.warning("upstream_address_not_utf8")
+            return Reply(553, "5.6.7 Address is not valid UTF-8")
+    return None
 
 
 async def send_data(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sendguard.model import Address, Organisation
+from sendguard.parse.addresses import is_routing_address
 
 CONSUMER_DOMAINS: frozenset[str] = frozenset(
     {
@@ -44,14 +45,19 @@ def is_external_list(address: Address, organisation: Organisation) -> bool:
 
 
 def is_internal(address: Address, organisation: Organisation) -> bool:
-    """Internal = an internal domain or its subdomain, and not a list with outside members."""
-    if is_external_list(address, organisation):
+    """Internal = an internal domain or its subdomain, and not a list with outside members
+    nor a routing address (``user%b.example@ours``: a stock upstream delivers it to
+    ``b.example``). `sendguard.policy.scope.is_internal` answers the same."""
+    if is_external_list(address, organisation) or is_routing_address(address.local_part):
         return False
     return in_domains(address.domain, organisation.internal_domains)
 
 
 def is_partner(address: Address, organisation: Organisation) -> bool:
-    """A partner domain (or subdomain): external, but a known correspondent."""
+    """A partner domain (or subdomain): external, but a known correspondent. A routing
+    address at a partner domain goes somewhere else, so it is not the partner."""
+    if is_routing_address(address.local_part):
+        return False
     return in_domains(address.domain, organisation.partner_domains)
 
 

@@ -2,7 +2,9 @@
 
 Reads `Mail.problems` (filled by `sendguard.parse`: encrypted ZIP — the PPAP pattern —,
 encrypted Office/PDF, a limit hit, malformed or unsupported content, an extraction timeout)
-and any `Part.encrypted` the parser did not already report as a problem.
+and any `Part.encrypted` the parser did not already report as a problem. A malformed
+To/Cc/Resent-To/Resent-Cc entry is not an attachment: `visible-recipients` reports it
+(code ``malformed``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
 from sendguard.model import Finding, Mail, Problem, Severity
+from sendguard.parse.headers import is_visible_address_problem
 
 _SEVERITY: MappingProxyType[str, Severity] = MappingProxyType(
     {
@@ -50,7 +53,7 @@ class UninspectableAttachment(ContentDetector):
 
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """Findings with code = problem kind and params ``reason`` = problem code."""
-        problems = list(mail.problems)
+        problems = [p for p in mail.problems if not is_visible_address_problem(p)]
         reported = {p.where for p in problems if p.kind == "encrypted"}
         for part in mail.parts:
             if part.encrypted and part.label not in reported:

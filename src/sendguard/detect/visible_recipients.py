@@ -1,9 +1,11 @@
 """`visible-recipients`: the Bcc mistake — outside addresses every recipient can read.
 
-Compares the To/Cc headers of the parsed `Mail` with the envelope: visible external
-addresses matter only when the mail actually leaves the organisation (some envelope
-recipient is external). A newsletter sent correctly via Bcc (``To: undisclosed-recipients:;``
-or ``To:`` the sender) shows no outside address and yields nothing.
+Compares the To/Cc (and Resent-To/Resent-Cc) headers of the parsed `Mail` with the
+envelope: visible external addresses matter only when the mail actually leaves the
+organisation (some envelope recipient is external). A newsletter sent correctly via Bcc
+(``To: undisclosed-recipients:;`` or ``To:`` the sender) shows no outside address and yields
+nothing. An entry our strict parser cannot read may still show an outside address to a
+person, so it is reported too (``malformed``), never skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pydantic
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
 from sendguard.detect.domains import is_internal, party
 from sendguard.model import Address, Finding, Mail
+from sendguard.parse.headers import is_visible_address_problem
 
 
 class VisibleRecipientsSettings(DetectorSettings):
@@ -39,19 +42,41 @@ def _distinct(addresses: tuple[Address, ...]) -> list[Address]:
 
 
 class VisibleRecipients(ContentDetector):
-    """External addresses and organisations visible in To/Cc."""
+    """External addresses and organisations visible in To/Cc, and unreadable To/Cc entries."""
 
     id: ClassVar[str] = "visible-recipients"
     description: ClassVar[str] = "External addresses visible to other recipients in To/Cc"
     Settings: ClassVar[type[pydantic.BaseModel]] = VisibleRecipientsSettings
-    codes: ClassVar[tuple[str, ...]] = ("external-visible", "organisations-visible")
+    codes: ClassVar[tuple[str, ...]] = ("external-visible", "organisations-visible", "malformed")
 
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
-        """`external-visible` and `organisations-visible` findings."""
-        settings = self.settings_as(VisibleRecipientsSettings)
+        """`external-visible`, `organisations-visible` and `malformed` findings."""
         org = ctx.organisation
         if all(is_internal(a, org) for a in ctx.recipients):
             return []  # nobody outside receives it, so nobody outside sees the headers
+        return [*self._visible(mail, ctx), *self._malformed(mail)]
+
+    def _malformed(self, mail: Mail) -> list[Finding]:
+        problems = [p for p in mail.problems if is_visible_address_problem(p)]
+        if not problems:
+            return []
+        return [
+            Finding(
+                detector=self.id,
+                code="malformed",
+                message="{count} To/Cc entries could not be read as addresses",
+                count=len(problems),
+                severity="medium",
+                params={"count": len(problems)},
+                # The parser's reasons ("bad domain"): ASCII and free of the address itself.
+                evidence=tuple(sorted({p.detail for p in problems}))[:10],
+                where=tuple(sorted({p.where for p in problems})),
+            )
+        ]
+
+    def _visible(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
+        settings = self.settings_as(VisibleRecipientsSettings)
+        org = ctx.organisation
         visible = [a for a in _distinct(mail.visible_recipients) if not is_internal(a, org)]
         if not visible:
             return []

@@ -29,7 +29,7 @@ from sendguard.intake.auth import Authenticator, Identity, fail_delay
 from sendguard.intake.data import has_long_line
 from sendguard.intake.server import RelaySMTP
 from sendguard.model import Envelope, Reply
-from sendguard.parse.addresses import parse_addr_spec
+from sendguard.parse.addresses import is_routing_address, parse_addr_spec
 from sendguard.policy.people import People, build_people
 from sendguard.settings import IPNetwork
 
@@ -61,6 +61,7 @@ class IntakeOptions:
     line_policy: Literal["reject", "normalise"] = "reject"
     advertise_8bitmime: bool = True
     advertise_smtputf8: bool = True
+    routing_addresses: Literal["reject", "external"] = "reject"
 
 
 class RelayHandler:
@@ -209,12 +210,37 @@ class RelayHandler:
             return str(replies.UNSUPPORTED_PARAMETER)
         if len(envelope.rcpt_tos) >= self.options.max_recipients:
             return str(replies.TOO_MANY_RECIPIENTS)
-        try:
-            parse_addr_spec(address, field="envelope")
-        except ValueError as exc:
-            return str(replies.bad_address(str(exc)))
+        refusal = self._recipient_refusal(session, envelope, address)
+        if refusal is not None:
+            return str(refusal)
         envelope.rcpt_tos.append(address)
         return str(replies.RECIPIENT_OK)
+
+    def _recipient_refusal(
+        self, session: Session, envelope: SmtpEnvelope, address: str
+    ) -> Reply | None:
+        """Why this RCPT address must not reach the upstream, or None to accept it.
+
+        Everything the upstream could fail on or route elsewhere is refused here, at RCPT,
+        so it is never a 451 after DATA: a non-ASCII address without SMTPUTF8 (on both
+        sides), bad syntax, and routing addresses unless `routing_addresses` is "external".
+        """
+        if not address.isascii():
+            if not envelope.smtp_utf8:
+                return replies.NON_ASCII_ADDRESS
+            if not self._supports("supports_smtputf8", self.options.advertise_smtputf8):
+                return replies.NON_ASCII_UPSTREAM
+        try:
+            parsed = parse_addr_spec(address, field="envelope")
+        except ValueError as exc:
+            return replies.bad_address(str(exc))
+        if is_routing_address(parsed.local_part):
+            client = str(peer_address(session.peer))
+            if self.options.routing_addresses == "reject":
+                log.warning("routing_address_refused", client=client)
+                return replies.ROUTING_ADDRESS
+            log.info("routing_address_external", client=client)
+        return None
 
     # ------------------------------------------------------------------ message
 

@@ -30,6 +30,19 @@ SHUTTING_DOWN = Reply(421, "4.3.2 Service shutting down, try again later")
 AUTH_TEMPFAIL = Reply(454, "4.7.0 Temporary authentication failure, try again later")
 
 
+ROUTING_ADDRESS = Reply(
+    553,
+    "5.1.3 Address with routing characters (% ! or a quoted @) is not accepted; "
+    "write the recipient's own address",
+)
+NON_ASCII_ADDRESS = Reply(
+    553, "5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531); use the ASCII (xn--) form"
+)
+NON_ASCII_UPSTREAM = Reply(
+    553, "5.6.7 Non-ASCII address: the upstream does not support SMTPUTF8; use the ASCII form"
+)
+
+
 def bad_address(reason: str) -> Reply:
     """553 for an address our own strict parser refused; the reason is ASCII and data-free."""
     return Reply(553, f"5.1.3 Bad address syntax: {reason}")

@@ -87,6 +87,8 @@ def _mail(data: bytes, headers: Headers, addresses: HeaderAddresses, ctx: Contex
         cc=_field(addresses, "cc"),
         bcc=_field(addresses, "bcc"),
         reply_to=_field(addresses, "reply-to"),
+        resent_to=_field(addresses, "resent-to"),
+        resent_cc=_field(addresses, "resent-cc"),
         message_id=headers.first("message-id").strip(),
         parts=tuple(ctx.parts),
         problems=tuple(ctx.problems),

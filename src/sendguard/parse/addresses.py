@@ -99,10 +99,23 @@ def _literal(text: str) -> str:
         raise ValueError("bad address literal") from None
 
 
-def _hostname(text: str) -> tuple[str, str]:
-    """Validate a domain; return (lower-case A-label, lower-case U-label)."""
+def _hostname(text: str, *, canonical: bool = False) -> tuple[str, str]:
+    """Validate a domain; return (lower-case A-label, lower-case U-label).
+
+    UTS 46 maps what a person might type (``例え。jp`` with an ideographic full stop,
+    full-width letters) to the real name. That is right for reading headers; an envelope
+    domain (*canonical*) must already be written in that form, since the upstream gets
+    the text as written and need not map it the same way.
+    """
     if not text or text.endswith(".") or text.startswith("."):
         raise ValueError("bad domain")
+    if canonical and not text.isascii():
+        try:
+            mapped = idna.uts46_remap(text, std3_rules=True, transitional=False)
+        except (idna.IDNAError, UnicodeError):
+            raise ValueError("invalid idn domain") from None
+        if mapped != text.lower():
+            raise ValueError("domain not in canonical form (labels are separated by '.')")
     try:
         ascii_name = (
             text.lower() if text.isascii() else idna.encode(text, uts46=True).decode("ascii")
@@ -129,7 +142,9 @@ def parse_addr_spec(
 
     Raises `ValueError` with a short ASCII reason for anything RFC 5321/5322 (with RFC 6531
     UTF-8 local parts) does not allow: controls, spaces outside quotes, empty parts,
-    over-long parts, bad IDN labels. *display_name* and *group* are copied onto the result.
+    over-long parts, bad IDN labels. With ``field="envelope"`` (the default) a non-ASCII
+    domain must also be in canonical form (no ``。`` for ``.``, no full-width letters).
+    *display_name* and *group* are copied onto the result.
     """
     if not text:
         raise ValueError("empty address")
@@ -144,7 +159,7 @@ def parse_addr_spec(
     if domain_text.startswith("[") and domain_text.endswith("]"):
         domain = domain_unicode = registrable = _literal(domain_text)
     else:
-        domain, domain_unicode = _hostname(domain_text)
+        domain, domain_unicode = _hostname(domain_text, canonical=field == "envelope")
         registrable = registrable_domain(domain)
     addr_spec = f"{local}@{domain}"
     if len(addr_spec.encode("utf-8")) > _MAX_PATH:
@@ -159,6 +174,27 @@ def parse_addr_spec(
         field=field,
         group=group,
     )
+
+
+_ROUTING = frozenset("%!@")
+
+
+def is_routing_address(local_part: str) -> bool:
+    """True for a local part that old routing conventions turn into another destination.
+
+    ``user%b.example@ours`` (the percent hack), ``b.example!user@ours`` (UUCP bang path)
+    and ``"user@b.example"@ours`` (a quoted ``@``, which Postfix's default
+    ``resolve_dequoted_address`` routes) all reach ``user@b.example`` through a stock
+    Postfix although the domain after the last ``@`` is ours. Quotes and backslashes are
+    removed and the text NFKC-normalised (``％`` is ``%``) before looking; such an address
+    is never internal (`sendguard.policy.scope`, `sendguard.detect.domains`).
+    """
+    text = local_part
+    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return not _ROUTING.isdisjoint(text)
 
 
 # --------------------------------------------------------------------------- header values

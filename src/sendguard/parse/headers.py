@@ -25,7 +25,16 @@ ADDRESS_FIELDS: tuple[tuple[str, HeaderField], ...] = (
     ("cc", "cc"),
     ("bcc", "bcc"),
     ("reply-to", "reply-to"),
+    ("resent-to", "resent-to"),
+    ("resent-cc", "resent-cc"),
 )
+VISIBLE_FIELDS: frozenset[str] = frozenset({"to", "cc", "resent-to", "resent-cc"})
+"""Address fields every recipient reads; a malformed one is a `visible-recipients` finding."""
+
+
+def is_visible_address_problem(problem: Problem) -> bool:
+    """A To/Cc/Resent-To/Resent-Cc entry our strict parser could not read."""
+    return problem.kind == "malformed" and problem.where in VISIBLE_FIELDS
 
 
 @dataclass(frozen=True, slots=True)

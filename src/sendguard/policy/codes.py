@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 FINDING_CODES: Mapping[str, frozenset[str]] = {
     "external-recipients": frozenset({"external", "partner", "external-list"}),
-    "visible-recipients": frozenset({"external-visible", "organisations-visible"}),
+    "visible-recipients": frozenset({"external-visible", "organisations-visible", "malformed"}),
     "lookalike-domain": frozenset({"lookalike"}),
     "unresolvable-domain": frozenset({"nxdomain", "no-mail-host", "dns-error"}),
     "personal-data": frozenset(

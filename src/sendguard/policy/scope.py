@@ -2,8 +2,10 @@
 
 Shared by `sendguard.policy.evaluate` (recipient scope and sender groups of a rule) and
 `sendguard.actions.rewrite` (which addresses leave To/Cc), so both agree on what "external"
-means: a domain that is not one of ours (subdomains included), or a mailing list with
-outside members even on our own domain.
+means: a domain that is not one of ours (subdomains included), a mailing list with
+outside members even on our own domain, or a routing address (``user%b.example@ours``,
+``b.example!user@ours``, ``"user@b.example"@ours``) that a stock upstream delivers elsewhere.
+`sendguard.detect.domains.is_internal` answers the same for the same address.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sendguard.model import Organisation
+from sendguard.parse.addresses import is_routing_address
 from sendguard.policy.load import GroupMembers
 
 
@@ -37,10 +40,13 @@ def in_domains(domain: str, domains: frozenset[str]) -> bool:
 
 
 def is_internal(address: str, organisation: Organisation) -> bool:
-    """True for an address on one of our domains that is not a list with outside members."""
+    """True for an address on one of our domains that is not a list with outside members
+    and not a routing address (`is_routing_address`)."""
     local, domain = split_address(address)
     if not local or not domain:
         return False  # unknown shape: treat as external, the safe side
+    if is_routing_address(local):
+        return False  # the upstream may route it outside: never "ours"
     if f"{local}@{domain}" in organisation.external_lists:
         return False
     return in_domains(domain, organisation.internal_domains)

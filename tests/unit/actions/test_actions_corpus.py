@@ -20,7 +20,7 @@ REWRITE = Inspection(Mail(), (), Verdict(action=Action.REWRITE, rule_id="r", rew
 # A field with obsolete space before the colon; continuation lines start with white space,
 # and a stray line without a colon counts with the field above it.
 ADDRESS_FIELDS = re.compile(
-    rb"^(?:to|cc|bcc)[ \t]*:[^\n]*\n(?:(?:[ \t][^\n]*|[^\n:\r][^\n:]*)\n)*", re.I | re.M
+    rb"^(?:resent-)?(?:to|cc|bcc)[ \t]*:[^\n]*\n(?:(?:[ \t][^\n]*|[^\n:\r][^\n:]*)\n)*", re.I | re.M
 )
 
 
@@ -36,7 +36,8 @@ def test_corpus_is_present() -> None:
 
 @pytest.mark.parametrize("path", MESSAGES, ids=lambda p: p.relative_to(CORPUS).as_posix())
 def test_rewrite_changes_only_address_fields(path: Path) -> None:
-    """Outside To/Cc/Bcc every byte is kept; no outside address is left in those fields."""
+    """Outside To/Cc/Bcc (and their Resent- forms) every byte is kept; no outside address is
+    left in those fields."""
     data = re.sub(rb"(?<!\r)\n", b"\r\n", path.read_bytes())
     env = Envelope("tanaka@example.co.jp", ("someone@client.example",))
     [out] = apply_verdict(data, REWRITE, env, ORG)

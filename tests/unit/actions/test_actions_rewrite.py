@@ -284,3 +284,62 @@ def test_released_hold_gets_its_stored_rewrite() -> None:
     outs = apply_stored_verdict(data, verdict, env, ORG)
     assert [o.rcpt_tos for o in outs] == [("a@client.example",), ("b@other.example",)]
     assert parsed(outs[1].data)["To"] == "b@other.example"
+
+
+BCC = "Bcc: boss@example.co.jp,\r\n secret@rival.example"
+
+
+@pytest.mark.parametrize("action", [Action.PASS, Action.TAG, Action.HOLD, Action.DELAY])
+def test_bcc_field_is_removed_and_nothing_else_changes(action: Action) -> None:
+    """Whatever the verdict (held mail is prepared by this same function at release), a Bcc
+    field (with its continuation line) leaves; every other byte stays."""
+    data = message("a@client.example.com", extra=BCC)
+    env = Envelope(SENDER, ("a@client.example.com", "boss@example.co.jp"))
+    [out] = apply_verdict(data, inspection(action), env, ORG)
+    body = out.data.split(b"\r\n", 1)[1] if action is Action.TAG else out.data
+    assert body == without(data, "Bcc")
+    assert b"rival.example" not in out.data
+    assert out.rcpt_tos == env.rcpt_tos
+
+
+def test_resent_bcc_and_odd_spellings_are_removed_too() -> None:
+    """``BCc :`` (obsolete space) and Resent-Bcc go, as Postfix's cleanup drops them."""
+    data = message("a@client.example.com", extra="BCc : x@rival.example\r\nResent-Bcc: y@z.example")
+    [out] = apply_verdict(data, inspection(Action.PASS), Envelope(SENDER, ("a@b.example",)), ORG)
+    assert out.data == message("a@client.example.com")
+
+
+def test_keep_bcc_keeps_the_message_byte_identical() -> None:
+    """With ``keep_bcc`` the Bcc field stays and PASS hands back the original object."""
+    data = message("a@client.example.com", extra=BCC)
+    env = Envelope(SENDER, ("a@client.example.com",))
+    [out] = apply_verdict(data, inspection(Action.PASS), env, ORG, keep_bcc=True)
+    assert out.data is data
+    [held] = apply_stored_verdict(data, Verdict(action=Action.HOLD), env, ORG, keep_bcc=True)
+    assert held.data == data
+    [released] = apply_stored_verdict(data, Verdict(action=Action.HOLD), env, ORG)
+    assert released.data == without(data, "Bcc")
+
+
+def test_bcc_in_the_body_is_not_touched() -> None:
+    """Only the top-level header block is edited: a quoted ``Bcc:`` line in the body stays."""
+    data = message("a@client.example.com", body="Bcc: quoted@rival.example\r\n")
+    [out] = apply_verdict(data, inspection(Action.PASS), Envelope(SENDER, ("a@b.example",)), ORG)
+    assert out.data is data
+
+
+def test_rewrite_hides_outside_addresses_in_resent_fields() -> None:
+    """Resent-To/Resent-Cc are visible like To/Cc: the rewrite keeps only colleagues there."""
+    resent = (
+        "Resent-From: tanaka@example.co.jp\r\n"
+        "Resent-To: Suzuki <suzuki@example.co.jp>, a@client.example.com\r\n"
+        "Resent-Cc: b@other.example"
+    )
+    data = message("suzuki@example.co.jp", extra=resent)
+    env = Envelope(SENDER, ("suzuki@example.co.jp", "a@client.example.com", "b@other.example"))
+    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    msg = parsed(out.data)
+    assert msg["Resent-To"] == "Suzuki <suzuki@example.co.jp>"
+    assert msg["Resent-Cc"] is None
+    assert b"client.example.com" not in header_block(out.data)
+    assert b"removed=2" in out.data.split(b"\r\n", 1)[0]

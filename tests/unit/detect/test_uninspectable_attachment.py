@@ -40,3 +40,17 @@ def test_encrypted_part_without_problem_is_reported_once() -> None:
 def test_fully_read_mail_yields_nothing() -> None:
     """No problems, no findings."""
     assert UninspectableAttachment().detect(Mail(), CTX) == []
+
+
+def test_malformed_visible_recipients_are_not_attachment_problems() -> None:
+    """A broken To/Cc/Resent-To entry is reported by visible-recipients, not here; a broken
+    From still is."""
+    mail = Mail(
+        problems=(
+            Problem("malformed", "address-syntax", "to", "bad domain"),
+            Problem("malformed", "address-syntax", "resent-cc", "bad domain"),
+            Problem("malformed", "address-syntax", "from", "bad domain"),
+        )
+    )
+    found = UninspectableAttachment().detect(mail, CTX)
+    assert [f.where for f in found] == [("from",)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sendguard.detect.visible_recipients import VisibleRecipients
-from sendguard.model import Mail
+from sendguard.model import Mail, Problem
 
 from .helpers import SENDER, addr, addrs, context
 
@@ -53,3 +53,32 @@ def test_internal_delivery_does_not_expose_outside_addresses() -> None:
     """When every envelope recipient is internal, nobody outside sees the headers."""
     mail = Mail(to=addrs(CUSTOMERS[:3]))
     assert VisibleRecipients().detect(mail, context(["boss@example-corp.co.jp"])) == []
+
+
+def test_resent_to_and_cc_are_visible_recipients() -> None:
+    """Outside addresses in Resent-To/Resent-Cc are shown to every recipient: counted."""
+    outside = ["a@abc.co.jp", "b@xyz.co.jp"]
+    mail = Mail(
+        to=(addr(SENDER),),
+        resent_to=addrs(outside[:1], "resent-to"),
+        resent_cc=addrs(outside[1:], "resent-cc"),
+    )
+    found = {f.code: f for f in VisibleRecipients().detect(mail, context(outside))}
+    assert found["external-visible"].count == 2
+    assert found["external-visible"].where == ("resent-cc", "resent-to")
+    assert found["organisations-visible"].count == 2
+
+
+def test_malformed_to_or_cc_is_its_own_finding_when_mail_leaves() -> None:
+    """Unreadable To/Cc entries are `malformed` (with the parser's reasons), only when the
+    mail goes outside; malformed From is not a visible-recipients matter."""
+    problems = (
+        Problem("malformed", "address-syntax", "to", "bad domain"),
+        Problem("malformed", "address-syntax", "cc", "space inside address"),
+        Problem("malformed", "address-syntax", "from", "bad domain"),
+    )
+    mail = Mail(problems=problems)
+    [finding] = VisibleRecipients().detect(mail, context(["a@abc.co.jp"]))
+    assert (finding.code, finding.count, finding.where) == ("malformed", 2, ("cc", "to"))
+    assert finding.evidence == ("bad domain", "space inside address")
+    assert VisibleRecipients().detect(mail, context([SENDER])) == []

@@ -6,7 +6,12 @@ import time
 
 import pytest
 
-from sendguard.parse.addresses import parse_addr_spec, parse_address_header, registrable_domain
+from sendguard.parse.addresses import (
+    is_routing_address,
+    parse_addr_spec,
+    parse_address_header,
+    registrable_domain,
+)
 
 
 def _header(value: str, limit: int = 100) -> tuple[list[str], list[str]]:
@@ -135,3 +140,73 @@ def test_malformed_element_does_not_hide_the_others() -> None:
     specs, codes = _header("a@x.org, Big Bug bb@bug.com, <b@x.org")
     assert specs == ["a@x.org"]
     assert codes == ["address-syntax", "address-syntax"]
+
+
+@pytest.mark.parametrize(
+    ("local", "routing"),
+    [
+        ("user%b.example", True),
+        ("b.example!user", True),
+        ('"user@b.example"', True),
+        ('"user%b.example"', True),
+        ('"b.example!user"', True),
+        ('"user\\@b.example"', True),
+        ("user％b.example", True),  # full-width percent: NFKC makes it %
+        ("user", False),
+        ("first.last+tag", False),
+        ('"john smith"', False),
+        ("田中", False),
+    ],
+)
+def test_routing_local_parts(local: str, routing: bool) -> None:
+    """`%`, `!` and a quoted `@`/`%`/`!` make a routing address; ordinary parts do not."""
+    assert is_routing_address(local) is routing
+
+
+def test_quoted_at_keeps_its_quotes_and_is_routing() -> None:
+    """The canonical local part of ``"user@b.example"@x`` stays quoted and is a routing one."""
+    address = parse_addr_spec('"user@b.example"@ichiban-shoji.co.jp')
+    assert address.local_part == '"user@b.example"'
+    assert address.domain == "ichiban-shoji.co.jp"
+    assert is_routing_address(address.local_part)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "user@ichiban-shoji\u3002co\u3002jp",  # ideographic full stop
+        "user@ichiban-shoji\uff0eco\uff0ejp",  # full-width full stop
+        "user@ichiban-shoji\uff61co\uff61jp",  # half-width ideographic full stop
+        "user@\uff45xample.co.jp",  # full-width e
+    ],
+)
+def test_envelope_domain_must_be_canonical_headers_may_map(text: str) -> None:
+    """In the envelope a domain must be written as it is sent; a header is read as meant."""
+    with pytest.raises(ValueError, match="canonical"):
+        parse_addr_spec(text, field="envelope")
+    assert parse_addr_spec(text, field="to").domain.endswith(".co.jp")
+
+
+def test_canonical_idn_envelope_domain_is_accepted() -> None:
+    """A U-label domain in canonical form is a valid envelope domain (with SMTPUTF8)."""
+    assert parse_addr_spec("田中@例え.テスト", field="envelope").domain == "xn--r8jz45g.xn--zckzah"
+
+
+def test_mail_view_exposes_resent_to_and_cc() -> None:
+    """Resent-To/Resent-Cc are read into the mail view and count as visible recipients."""
+    from sendguard.parse import ParseLimits, parse_message
+
+    data = (
+        b"From: a@example.co.jp\r\nTo: b@example.co.jp\r\n"
+        b"Resent-From: a@example.co.jp\r\nResent-To: X <x@outside.example>\r\n"
+        b"Resent-Cc: y@outside.example, broken@@outside.example\r\n\r\nbody\r\n"
+    )
+    mail = parse_message(data, ParseLimits())
+    assert [a.addr_spec for a in mail.resent_to] == ["x@outside.example"]
+    assert [(a.addr_spec, a.field) for a in mail.resent_cc] == [("y@outside.example", "resent-cc")]
+    assert {a.addr_spec for a in mail.visible_recipients} == {
+        "b@example.co.jp",
+        "x@outside.example",
+        "y@outside.example",
+    }
+    assert [(p.kind, p.where) for p in mail.problems] == [("malformed", "resent-cc")]

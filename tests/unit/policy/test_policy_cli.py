@@ -128,7 +128,7 @@ def test_explain_json_for_each_action(
         }
     for item in document["rules"]:
         assert set(item) == {"id", "matched", "action", "mode", "reasons"}
-    assert len(report.rules) == 8 + (2 if extra else 0)
+    assert len(report.rules) == 9 + (2 if extra else 0)
     assert report.reason.isascii()
 
 
@@ -188,7 +188,7 @@ def test_check_shipped_policy_is_valid(capsys: pytest.CaptureFixture[str]) -> No
     """The shipped default policy passes check and lists its rules."""
     assert run("check", SHIPPED) == 0
     out = capsys.readouterr().out
-    assert out.startswith("policy OK: 1 file(s), 8 rule(s)")
+    assert out.startswith("policy OK: 1 file(s), 9 rule(s)")
     assert "  hold-nonexistent-domain: hold (warn mode)" in out
 
 
@@ -209,7 +209,7 @@ def test_policy_test_passes_on_the_shipped_cases(capsys: pytest.CaptureFixture[s
     code = run("test", SHIPPED)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.rstrip().endswith("9 passed, 0 failed")
+    assert out.rstrip().endswith("11 passed, 0 failed")
 
 
 def test_policy_test_fails_on_a_wrong_expectation(
@@ -227,7 +227,7 @@ def test_policy_test_fails_on_a_wrong_expectation(
         "FAIL  wrong.toml: lookalike must pass: expected pass, got hold (hold-lookalike-domain)"
         in out
     )
-    assert out.rstrip().endswith("9 passed, 1 failed")
+    assert out.rstrip().endswith("11 passed, 1 failed")
 
 
 def test_policy_test_invalid_case_file(
