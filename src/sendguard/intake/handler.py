@@ -168,6 +168,12 @@ class RelayHandler:
                     return str(replies.MESSAGE_TOO_BIG)
             elif upper not in _MAIL_PARAMS:
                 return str(replies.UNSUPPORTED_PARAMETER)
+        if not address.isascii():
+            # Refused here, like a non-ASCII RCPT: never a 553 (or worse) only after DATA.
+            if "SMTPUTF8" not in (o.upper() for o in mail_options):
+                return str(replies.NON_ASCII_ADDRESS)
+            if not self._supports("supports_smtputf8", self.options.advertise_smtputf8):
+                return str(replies.NON_ASCII_UPSTREAM)
         sender = ""
         if address:
             try:

@@ -79,8 +79,9 @@ class RelayProcess:
         self.port = 0
         self.log_path = cwd / f"relay-{time.monotonic_ns()}.log"
 
-    def start(self, timeout: float = 15.0) -> RelayProcess:
-        """Start and wait until the relay logs that it listens."""
+    def start(self, timeout: float = 90.0) -> RelayProcess:
+        """Start and wait until the relay logs that it listens; a relay that does not start in
+        time is killed (a loaded CI machine can take many seconds to import and fork)."""
         self._log = open(self.log_path, "wb")  # noqa: SIM115  # closed in stop()
         self.proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
             [sys.executable, "-m", "sendguard", "serve", *self.args],
@@ -100,6 +101,8 @@ class RelayProcess:
                     f"relay exited {self.proc.returncode}: {self.log_path.read_text()}"
                 )
             time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait(10)
         raise TimeoutError(f"relay did not start: {self.log_path.read_text()}")
 
     def wait_for(self, event_name: str, timeout: float = 15.0) -> dict[str, Any]:
