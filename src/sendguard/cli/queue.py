@@ -24,6 +24,7 @@ from typing import Any
 from sendguard.errors import ConfigError, PolicyError, ReviewError, StoreError
 from sendguard.model import Finding
 from sendguard.policy.load import load_policy
+from sendguard.queue.existing import require_existing
 from sendguard.queue.store import STATES, Entry, Store, open_configured_store
 from sendguard.review.actor import Actor, os_actor
 from sendguard.review.details import EntryDetails
@@ -101,14 +102,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def open_cli_store(url: str | None, settings: Settings | None = None) -> Awaitable[Store]:
+async def open_cli_store(url: str | None, settings: Settings | None = None) -> Store:
     """The store named by ``--store`` or the settings, with the configured key and calendar.
 
     Never creates one: a missing SQLite file or an unmigrated PostgreSQL schema is refused
     with where it looked (only ``serve`` creates the store).
     """
     settings = settings or load_settings()
-    return open_configured_store(url or settings.store, settings.queue, create=False)
+    store_url = url or settings.store
+    await require_existing(store_url)
+    return await open_configured_store(store_url, settings.queue)
 
 
 def cli_actor(settings: Settings, name: str | None) -> Actor:

@@ -281,18 +281,13 @@ async def open_store(
     key: bytes | None = None,
     settings: QueueSettings | None = None,
     clock: Clock = utcnow,
-    create: bool = True,
 ) -> Store:
     """Open (and migrate) the store at `url`: ``sqlite:///PATH`` or ``postgresql://…``.
 
     `key` turns on AES-256-GCM encryption of message bytes; `settings` gives hold expiry
-    and the business calendar (defaults otherwise); `clock` is for tests. With
-    ``create=False`` (the CLI) a store that does not exist yet is refused, not created:
-    only ``serve`` creates one.
+    and the business calendar (defaults otherwise); `clock` is for tests.
     """
     settings = settings or QueueSettings()
-    if not create:
-        await _require_existing(url)
     if url.startswith("sqlite:"):
         from sendguard.queue.sqlite import SqliteStore
 
@@ -304,47 +299,6 @@ async def open_store(
     raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://…")
 
 
-async def open_configured_store(
-    store_url: str, settings: QueueSettings, *, create: bool = True
-) -> Store:
+async def open_configured_store(store_url: str, settings: QueueSettings) -> Store:
     """Open the store with the key and calendar from `settings` (what `serve` and the CLI use)."""
-    return await open_store(store_url, key=settings.key, settings=settings, create=create)
-
-
-_WHERE_HINT = (
-    "set SENDGUARD_STORE or --store to the relay's store, or SENDGUARD_CONFIG to its "
-    "settings file (default /etc/sendguard/sendguard.toml), or run this from the relay's "
-    "working directory"
-)
-
-
-async def _require_existing(url: str) -> None:
-    """`StoreError` unless `url` names a store `serve` has already created."""
-    if url.startswith("sqlite:"):
-        from sendguard.queue.sqlite import sqlite_path
-
-        path = sqlite_path(url).absolute()
-        if not path.is_file():
-            raise StoreError(
-                f"no queue store at {path} (sendguard serve creates it); {_WHERE_HINT}"
-            )
-    elif url.startswith(("postgresql:", "postgres:")):
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            info = conninfo_to_dict(url)
-            where = f"database {info.get('dbname', '?')} on {info.get('host', 'localhost')}"
-        except psycopg.Error:
-            where = "the PostgreSQL store"
-        try:
-            async with await psycopg.AsyncConnection.connect(url, connect_timeout=15) as conn:
-                cur = await conn.execute("SELECT to_regclass('schema_version') IS NOT NULL")
-                row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from exc
-        if not (row and row[0]):
-            raise StoreError(
-                f"{where} has no sendguard queue schema (sendguard serve creates it; check "
-                f"the search_path in the URL); {_WHERE_HINT}"
-            )
+    return await open_store(store_url, key=settings.key, settings=settings)

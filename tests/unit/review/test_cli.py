@@ -362,3 +362,20 @@ def test_audit_verify_exits_1_on_tampering(url: str, cli: Cli) -> None:
     code, _, err = cli("audit", "verify", "--store", url)
     assert code == 1
     assert "BROKEN at record 2" in err
+
+
+@pytest.mark.postgres
+def test_an_unmigrated_postgres_schema_is_refused_not_migrated(cli: Cli) -> None:
+    """A PostgreSQL schema serve never migrated is refused (no tables are created in it);
+    once serve has created the store the same command works."""
+    from sendguard.queue.testing import postgres_schema
+
+    with postgres_schema() as pg:
+        code, _, err = cli("queue", "list", "--store", pg)
+        assert code == 1
+        assert "has no sendguard queue tables in its search_path" in err
+        code, _, err = cli("queue", "list", "--store", pg)
+        assert "has no sendguard queue tables" in err  # still none: nothing was created
+        _enqueue(pg)
+        code, out, _ = cli("queue", "list", "--store", pg)
+        assert code == 0 and "held" in out
