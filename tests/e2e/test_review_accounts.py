@@ -190,8 +190,8 @@ async def _create(url: str) -> None:
 
 def test_second_approval_needs_a_second_listed_reviewer(relay: Relay) -> None:
     """approvals = 2: the reviewer who approved cannot approve again by naming someone else
-    with --actor (on main: `--actor random-intern` released it), nor can an account that
-    [people] does not list, whatever $USER says; a second reviewer releases it."""
+    with --actor (when it was free text, `--actor random-intern` released the mail), nor can
+    an account that [people] does not list, whatever $USER says; a second reviewer can."""
     hold = HoldParams(
         reviewers=("boss@corp.example", "security@corp.example"), approvals_required=2
     )
@@ -252,7 +252,7 @@ def test_root_is_one_admin_and_sudo_is_the_invoking_account(relay: Relay) -> Non
 
 
 def test_release_all_shows_and_asks_before_releasing(relay: Relay) -> None:
-    """`release ALL` with no terminal and no --yes releases nothing (on main it released
+    """`release ALL` with no terminal and no --yes releases nothing (it used to release
     every held message, the My Number one included); it lists what it would release; with
     --yes the admin releases them."""
     my_number = relay.enqueue(HoldParams(reviewers=("security@corp.example",)), rcpts=3)
@@ -285,7 +285,7 @@ def test_cancel_is_the_senders(relay: Relay) -> None:
 
 def test_queue_commands_elsewhere_never_create_a_store(relay: Relay) -> None:
     """Run from another directory without the relay's settings: refused with the absolute
-    path it looked at (on main: a new empty database and "queue is empty")."""
+    path it looked at (it used to leave a new empty database and "queue is empty")."""
     elsewhere = relay.home / "elsewhere"
     elsewhere.mkdir(mode=0o777)
     elsewhere.chmod(0o777)

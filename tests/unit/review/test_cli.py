@@ -142,7 +142,7 @@ def test_user_variables_do_not_change_who_acts(
 
 def test_actor_is_for_admins_and_counts_their_own_identity(url: str, cli: Cli) -> None:
     """approvals=2: a reviewer's second release under another --actor is refused (the
-    hole on main: one person, two approvals); an unlisted account is refused; the admin's
+    old hole: one person, two approvals); an unlisted account is refused; the admin's
     --actor is recorded and counts once; a second reviewer releases."""
     entry = _enqueue(url, hold=HoldParams(reviewers=("boss@corp.example",), approvals_required=3))
     _, out, _ = cli("queue", "release", entry.id, "--store", url, user="daemon")
