@@ -1,9 +1,12 @@
 """Settings for one sendguard node: environment ``SENDGUARD_*``, an optional TOML file, CLI flags.
 
-Precedence (highest first): CLI flags, environment, the settings file named by
-``SENDGUARD_CONFIG`` or ``--config``, the defaults below. Nested groups use ``__`` in the
-environment (``SENDGUARD_LIMITS__MAX_MIME_DEPTH=32``). Policy (what to do with mail) is not
-here: it lives in the policy directory and is reloaded without a restart.
+Precedence (highest first): CLI flags, environment, the settings file, the defaults below.
+The settings file is the one ``SENDGUARD_CONFIG`` names, else ``/etc/sendguard/sendguard.toml``
+when it exists (packaged installs); ``SENDGUARD_CONFIG=`` (empty) reads no file. ``serve``
+and the ``queue``/``audit`` commands find it the same way, so they open the same store.
+Nested groups use ``__`` in the environment (``SENDGUARD_LIMITS__MAX_MIME_DEPTH=32``).
+Policy (what to do with mail) is not here: it lives in the policy directory and is reloaded
+without a restart.
 """
 
 from __future__ import annotations
@@ -173,15 +176,27 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _TomlFileSource(settings_cls))
 
 
+DEFAULT_CONFIG = Path("/etc/sendguard/sendguard.toml")
+"""The settings file read when ``SENDGUARD_CONFIG`` is not set and this file exists."""
+
+
+def config_path() -> Path | None:
+    """The settings file in use: ``SENDGUARD_CONFIG``, else `DEFAULT_CONFIG` if it exists."""
+    named = os.environ.get("SENDGUARD_CONFIG")
+    if named is not None:
+        return Path(named) if named else None
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
-    """The optional settings file named by ``SENDGUARD_CONFIG`` (keys as in the environment)."""
+    """The optional settings file (`config_path`; keys as in the environment)."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("SENDGUARD_CONFIG")
-        if not path:
+        path = config_path()
+        if path is None:
             return {}
         try:
             with open(path, "rb") as fh:

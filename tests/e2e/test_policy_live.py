@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from sendguard.cli.main import main as cli
+from sendguard.review.testing import me_listed
 from sendguard.testing.attachments import Attachment, build_message, nested_zip_bomb
 from sendguard.testing.relay import running_relay, write_policy
 from sendguard.testing.upstream import RecordingUpstream
@@ -82,9 +83,13 @@ def _sent_to(upstream: RecordingUpstream, rcpt: str) -> list[bytes]:
 
 
 @pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    """The test policy in its own directory."""
-    return write_policy(tmp_path / "policies", POLICY)
+def policy_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test policy in its own directory; the review CLI reads it too, and its [people]
+    makes the account running the tests an admin (who may act for "boss")."""
+    directory = write_policy(tmp_path / "policies", POLICY + me_listed("admin"))
+    monkeypatch.setenv("SENDGUARD_POLICY_DIR", str(directory))
+    monkeypatch.setenv("SENDGUARD_CONFIG", "")
+    return directory
 
 
 async def test_forty_customers_in_to_are_moved_to_bcc(
@@ -229,7 +234,7 @@ async def test_zip_bomb_is_held_while_other_clients_are_served(
 
 
 async def test_held_rewrite_is_applied_once_at_release(
-    upstream: RecordingUpstream, tmp_path: Path
+    upstream: RecordingUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A hold that also rewrites and tags: the queue keeps the original, the release edits once."""
     tagging = (
@@ -242,7 +247,9 @@ action = "tag"
 when.any = [{ detector = "external-recipients" }]
 """
     )
-    policy = write_policy(tmp_path / "p", tagging)
+    policy = write_policy(tmp_path / "p", tagging + me_listed("admin"))
+    monkeypatch.setenv("SENDGUARD_POLICY_DIR", str(policy))
+    monkeypatch.setenv("SENDGUARD_CONFIG", "")
     store = f"sqlite:///{tmp_path}/q.db"
     customers = [("", f"c{i}@client{i}.example") for i in range(12)] + [("", "z@gmial.com")]
     data = build_message(from_=("田中", SENDER), to=customers)

@@ -93,3 +93,26 @@ def test_address_settings_default_to_the_safe_side(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SENDGUARD_ROUTING_ADDRESSES", "allow")
     with pytest.raises(ConfigError, match="routing_addresses"):
         load_settings()
+
+
+def test_etc_settings_file_is_the_default_and_can_be_switched_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without SENDGUARD_CONFIG the packaged file (/etc/sendguard/sendguard.toml, here a
+    stand-in) is read when it exists; SENDGUARD_CONFIG names another; empty reads none."""
+    from sendguard import settings as settings_module
+
+    packaged = tmp_path / "etc.toml"
+    packaged.write_text('store = "sqlite:////var/lib/sendguard/sendguard.db"\n')
+    other = tmp_path / "other.toml"
+    other.write_text('store = "sqlite:////srv/other.db"\n')
+    monkeypatch.delenv("SENDGUARD_STORE", raising=False)
+    monkeypatch.delenv("SENDGUARD_CONFIG", raising=False)
+    monkeypatch.setattr(settings_module, "DEFAULT_CONFIG", tmp_path / "absent.toml")
+    assert load_settings().store == "sqlite:///./var/sendguard.db"
+    monkeypatch.setattr(settings_module, "DEFAULT_CONFIG", packaged)
+    assert load_settings().store == "sqlite:////var/lib/sendguard/sendguard.db"
+    monkeypatch.setenv("SENDGUARD_CONFIG", str(other))
+    assert load_settings().store == "sqlite:////srv/other.db"
+    monkeypatch.setenv("SENDGUARD_CONFIG", "")
+    assert load_settings().store == "sqlite:///./var/sendguard.db"

@@ -1,8 +1,13 @@
 """`sendguard queue list|show|release|reject|cancel|delete|purge`: reviewers' and senders' CLI.
 
 A thin shell over `sendguard.review.service.ReviewService`: every decision is checked and
-audited there. The acting person (``--actor``, default ``$SUDO_USER`` or ``$USER``) is
-recorded with each decision. Exit status: 0 done, 1 refused or not found, 2 bad settings.
+audited there. Who acts is the operating-system account running the command (the account
+behind ``sudo``), mapped to a person by the policy's ``[people]`` table
+(`sendguard.review.actor`); ``--actor NAME`` only records whom an admin acts for. Settings
+are found as ``serve`` finds them (``SENDGUARD_CONFIG``, else /etc/sendguard/sendguard.toml),
+and a store that does not exist is refused, never created. ``release ALL`` and ``purge`` show
+what they will do and ask first (``--yes`` for scripts). Exit status: 0 done, 1 refused or
+not found, 2 bad settings, policy or usage.
 """
 
 from __future__ import annotations
@@ -10,29 +15,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import getpass
 import json
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sendguard.errors import ReviewError, StoreError
+from sendguard.errors import ConfigError, PolicyError, ReviewError, StoreError
 from sendguard.model import Finding
-from sendguard.queue.settings import QueueSettings
+from sendguard.policy.load import load_policy
+from sendguard.queue.existing import require_existing
 from sendguard.queue.store import STATES, Entry, Store, open_configured_store
+from sendguard.review.actor import Actor, os_actor
 from sendguard.review.details import EntryDetails
-from sendguard.review.service import ALL, ReviewService
-from sendguard.settings import load_settings
+from sendguard.review.service import ALL, ReleaseResult, ReviewService
+from sendguard.settings import Settings, load_settings
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def default_actor() -> str:
-    """Who is acting: the user behind sudo, else the login name."""
-    return os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -44,13 +44,29 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def common_options() -> argparse.ArgumentParser:
-    """``--store`` and ``--actor``, shared by the queue and audit commands."""
+    """``--store``, shared by the queue and audit commands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", help="store URL (default SENDGUARD_STORE / settings)")
     common.add_argument(
-        "--actor", default=None, help="who is acting, recorded in the audit log ($SUDO_USER/$USER)"
+        "--store", help="store URL (default: SENDGUARD_STORE / the settings file, as serve)"
     )
     return common
+
+
+def actor_options() -> argparse.ArgumentParser:
+    """``--actor``, for the commands that decide (admins only)."""
+    opts = argparse.ArgumentParser(add_help=False)
+    opts.add_argument(
+        "--actor",
+        default=None,
+        metavar="NAME",
+        help="admins only: record that you act for NAME (the audit names both); everyone "
+        "else acts as the account running the command",
+    )
+    return opts
+
+
+def _yes_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--yes", action="store_true", help=f"{what} without asking (scripts)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("queue", help="review held and delayed mail", description=__doc__)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     common = [common_options()]
+    deciding = [common_options(), actor_options()]
     ls = actions.add_parser("list", parents=common, help="list queued mail (oldest first)")
     ls.add_argument("--state", choices=STATES, help="only entries in this state")
     ls.add_argument("--json", action="store_true", help="JSON lines, one entry per line")
@@ -65,26 +82,50 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = actions.add_parser("show", parents=common, help="envelope, headers, findings, files")
     show.add_argument("id")
     show.add_argument("--json", action="store_true", help="one JSON object")
-    rel = actions.add_parser("release", parents=common, help="release (approve) held mail")
+    rel = actions.add_parser("release", parents=deciding, help="release (approve) held mail")
     rel.add_argument("ids", nargs="+", metavar="ID", help="queue ids, or the literal ALL")
-    rej = actions.add_parser("reject", parents=common, help="reject held mail (sender is told)")
+    _yes_option(rel, "release ALL")
+    rej = actions.add_parser("reject", parents=deciding, help="reject held mail (sender is told)")
     rej.add_argument("id")
     rej.add_argument("--reason", required=True, help="why; sent to the sender")
-    can = actions.add_parser("cancel", parents=common, help="cancel your own delayed mail")
+    can = actions.add_parser("cancel", parents=deciding, help="cancel your own delayed mail")
     can.add_argument("id")
-    dele = actions.add_parser("delete", parents=common, help="delete an entry (no notice)")
+    dele = actions.add_parser(
+        "delete", parents=deciding, help="delete an entry (admins; no notice)"
+    )
     dele.add_argument("id")
-    purge = actions.add_parser("purge", parents=common, help="remove old finished entries")
+    purge = actions.add_parser(
+        "purge", parents=deciding, help="remove old finished entries (admins)"
+    )
     purge.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
+    _yes_option(purge, "purge")
     p.set_defaults(func=run)
 
 
-def open_cli_store(url: str | None) -> Awaitable[Store]:
-    """The store named by ``--store`` or the settings, with the configured key and calendar."""
-    settings = load_settings()
-    queue = getattr(settings, "queue", None)
-    queue_settings = queue if isinstance(queue, QueueSettings) else QueueSettings()
-    return open_configured_store(url or settings.store, queue_settings)
+async def open_cli_store(url: str | None, settings: Settings | None = None) -> Store:
+    """The store named by ``--store`` or the settings, with the configured key and calendar.
+
+    Never creates one: a missing SQLite file or an unmigrated PostgreSQL schema is refused
+    with where it looked (only ``serve`` creates the store).
+    """
+    settings = settings or load_settings()
+    store_url = url or settings.store
+    await require_existing(store_url)
+    return await open_configured_store(store_url, settings.queue)
+
+
+def cli_actor(settings: Settings, name: str | None) -> Actor:
+    """The verified actor running this command, from the OS account and the policy's
+    ``[people]``; ``--actor`` NAME only for admins. A policy that does not load is a
+    `ConfigError` (exit 2)."""
+    try:
+        people = load_policy(settings.policy_dir).people
+    except PolicyError as exc:
+        raise ConfigError(
+            f"cannot read who may review: the policy in {settings.policy_dir.absolute()} does "
+            f"not load ({exc}); set SENDGUARD_POLICY_DIR or SENDGUARD_CONFIG as for serve"
+        ) from exc
+    return os_actor(people).acting_for(name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,11 +136,14 @@ def run(args: argparse.Namespace) -> int:
 async def with_store(
     args: argparse.Namespace, action: Callable[[Store, argparse.Namespace], Awaitable[int]]
 ) -> int:
-    """Open the store, run `action`, close; refusals and store errors exit 1 with a message."""
-    args.actor = args.actor or default_actor()
+    """Load settings (and, for a decision, the verified actor), open the store, run `action`,
+    close; refusals and store errors exit 1 with a message, bad settings raise (exit 2)."""
+    args.settings = load_settings()
     try:
-        store = await open_cli_store(args.store)
-    except StoreError as exc:
+        if "actor" in vars(args):
+            args.who = cli_actor(args.settings, args.actor)
+        store = await open_cli_store(args.store, args.settings)
+    except (ReviewError, StoreError) as exc:
         return _fail(exc)
     try:
         return await action(store, args)
@@ -107,6 +151,24 @@ async def with_store(
         return _fail(exc)
     finally:
         await store.close()
+
+
+def _service(store: Store, args: argparse.Namespace) -> ReviewService:
+    return ReviewService(store, default_reviewers=args.settings.notify.reviewers)
+
+
+def confirm(question: str, *, yes: bool) -> bool:
+    """Ask `question` (y/N) on a terminal; `yes` skips asking. Without a terminal and
+    without `yes` this refuses (`ReviewError`) instead of guessing."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ReviewError(f"{question} — not confirmed: there is no terminal to ask on; add --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _fail(exc: Exception) -> int:
@@ -137,7 +199,7 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 
 async def _list(store: Store, args: argparse.Namespace) -> int:
-    entries = await ReviewService(store).list(state=args.state, limit=args.limit)
+    entries = await _service(store, args).list(state=args.state, limit=args.limit)
     for entry in entries:
         if args.json:
             print(json.dumps(entry_json(entry), ensure_ascii=False))
@@ -158,7 +220,7 @@ def _summary_line(entry: Entry) -> str:
 
 
 async def _show(store: Store, args: argparse.Namespace) -> int:
-    details = await ReviewService(store).show(args.id)
+    details = await _service(store, args).show(args.id)
     if args.json:
         print(json.dumps(_details_json(details), ensure_ascii=False, indent=2))
     else:
@@ -240,42 +302,87 @@ def _finding_lines(finding: Finding) -> str:
     return "\n".join(lines)
 
 
+def _plan_line(entry: Entry, planned: ReleaseResult) -> str:
+    line = (
+        f"  {entry.id}  {entry.envelope.mail_from or '<>'}  rule={entry.verdict.rule_id or '-'}"
+        f"  {len(entry.envelope.rcpt_tos)} rcpt  → "
+    )
+    if planned.entry is None:
+        return line + f"skipped: {planned.error}"
+    if planned.outcome == "released":
+        return line + "released"
+    have, need = len(planned.entry.approvals), planned.entry.verdict.hold.approvals_required
+    return line + f"approved ({have}/{need} approvals)"
+
+
 async def _release(store: Store, args: argparse.Namespace) -> int:
-    ids = ALL if args.ids == [ALL] else args.ids
-    results = await ReviewService(store).release(ids, args.actor)
+    service, actor = _service(store, args), args.who
+    ids: list[str] = args.ids
+    skipped = 0
+    if ids == [ALL]:
+        held = await service.list(state="held")
+        if not held:
+            print("no held entries")
+            return 0
+        plan = service.plan_release(held, actor)
+        print(f"release ALL as {actor.name}: {len(held)} held message(s)")
+        print("\n".join(_plan_line(e, p) for e, p in zip(held, plan, strict=True)))
+        ids = [p.queue_id for p in plan if p.entry is not None]
+        skipped = len(plan) - len(ids)
+        if not ids:
+            print(f"sendguard: none of them may be released by {actor.login}", file=sys.stderr)
+            return 1
+        if not confirm(f"Release (or approve) these {len(ids)} message(s)?", yes=args.yes):
+            print("nothing released", file=sys.stderr)
+            return 1
+        # Exactly what was shown, not whatever was held since; each is decided again.
+    results = await service.release(ids, actor)
     for result in results:
         if result.entry is None:
             print(f"sendguard: {result.error}", file=sys.stderr)  # the error names the id
         elif result.outcome == "released":
-            print(f"{result.queue_id}: released by {args.actor}")
+            print(f"{result.queue_id}: released by {actor.name}")
         else:
             have, need = len(result.entry.approvals), result.entry.verdict.hold.approvals_required
-            print(f"{result.queue_id}: approved by {args.actor} ({have}/{need} approvals)")
-    if ids == ALL and not results:
-        print("no held entries")
-    return 1 if any(r.entry is None for r in results) else 0
+            print(f"{result.queue_id}: approved by {actor.name} ({have}/{need} approvals)")
+    return 1 if skipped or any(r.entry is None for r in results) else 0
 
 
 async def _reject(store: Store, args: argparse.Namespace) -> int:
-    entry = await ReviewService(store).reject(args.id, args.actor, args.reason)
-    print(f"{entry.id}: rejected by {args.actor}")
+    entry = await _service(store, args).reject(args.id, args.who, args.reason)
+    print(f"{entry.id}: rejected by {args.who.name}")
     return 0
 
 
 async def _cancel(store: Store, args: argparse.Namespace) -> int:
-    entry = await ReviewService(store).cancel(args.id, args.actor)
+    entry = await _service(store, args).cancel(args.id, args.who)
     print(f"{entry.id}: cancelled; it will not be sent")
     return 0
 
 
 async def _delete(store: Store, args: argparse.Namespace) -> int:
-    await ReviewService(store).delete(args.id, args.actor)
+    await _service(store, args).delete(args.id, args.who)
     print(f"{args.id}: deleted")
     return 0
 
 
 async def _purge(store: Store, args: argparse.Namespace) -> int:
-    count = await ReviewService(store).purge(args.older_than, args.actor)
+    service = _service(store, args)
+    before = service.purge_cutoff(args.older_than)
+    doomed = await service.purgeable(before, args.who)
+    if not doomed:
+        print("nothing to purge")
+        return 0
+    states: dict[str, int] = {}
+    for entry in doomed:
+        states[entry.state] = states.get(entry.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    print(f"purge would remove {len(doomed)} finished entries ({summary}) last changed before "
+          f"{before.astimezone():%Y-%m-%d %H:%M:%S %Z}")  # fmt: skip
+    if not confirm(f"Remove these {len(doomed)} entries for good?", yes=args.yes):
+        print("nothing purged", file=sys.stderr)
+        return 1
+    count = await service.purge(before, args.who)
     print(f"purged {count} finished entries")
     return 0
 

@@ -1,9 +1,10 @@
 """The review service: the one place reviewers and senders act on queued mail.
 
 The `sendguard queue` CLI uses it now; the web page and signed links in notices will use
-it later. Every decision goes through `Store.apply` with a rule from `review.rules`, so it
-is checked under a row lock and audited in the same transaction; the worker then delivers
-what was released.
+it later. Each caller verifies who is acting and passes that `Actor`
+(`sendguard.review.actor`), never a typed name. Every decision goes through `Store.apply`
+with a rule from `review.rules`, so it is checked under a row lock and audited in the same
+transaction; the worker then delivers what was released.
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sendguard.errors import NotFound, ReviewError, StoreError
-from sendguard.queue.store import Clock, Conflict, Decide, Entry, State, Store, utcnow
+from sendguard.queue.store import (
+    FINISHED,
+    Clock,
+    Conflict,
+    Decide,
+    Entry,
+    State,
+    Store,
+    utcnow,
+)
 from sendguard.review import rules
+from sendguard.review.actor import Actor
 from sendguard.review.details import EntryDetails, describe
 
 ALL: Literal["ALL"] = "ALL"
@@ -40,11 +51,15 @@ class ReleaseResult:
 
 
 class ReviewService:
-    """List, show and decide on queued mail on behalf of an actor."""
+    """List, show and decide on queued mail; every decision names a verified `Actor`."""
 
-    def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, store: Store, *, clock: Clock = utcnow, default_reviewers: Sequence[str] = ()
+    ) -> None:
+        """`default_reviewers` review holds whose rule names none (``notify.reviewers``)."""
         self._store = store
         self._clock = clock
+        self._default_reviewers = tuple(default_reviewers)
 
     async def list(self, *, state: State | None = None, limit: int | None = None) -> list[Entry]:
         """Entries (without message bytes), oldest first, optionally of one state."""
@@ -55,7 +70,7 @@ class ReviewService:
         return describe(await self._store.get(queue_id))
 
     async def release(
-        self, ids: Sequence[str] | Literal["ALL"], actor: str
+        self, ids: Sequence[str] | Literal["ALL"], actor: Actor
     ) -> builtins.list[ReleaseResult]:
         """Release (or approve) each id; bulk release of every held entry only with ``ALL``."""
         if ids == ALL:
@@ -74,7 +89,8 @@ class ReviewService:
         for queue_id in targets:
             try:
                 entry = await self._decide(
-                    queue_id, lambda e: rules.release(e, actor, self._clock())
+                    queue_id,
+                    lambda e: rules.release(e, actor, self._clock(), self._default_reviewers),
                 )
             except (ReviewError, StoreError) as exc:
                 results.append(ReleaseResult(queue_id, None, str(exc)))
@@ -82,26 +98,55 @@ class ReviewService:
                 results.append(ReleaseResult(queue_id, entry))
         return results
 
-    async def reject(self, queue_id: str, actor: str, reason: str) -> Entry:
-        """Refuse a held or delayed message; the sender is told `reason`."""
-        return await self._decide(queue_id, lambda e: rules.reject(e, actor, reason, self._clock()))
+    def plan_release(self, entries: Sequence[Entry], actor: Actor) -> builtins.list[ReleaseResult]:
+        """What releasing `entries` (as read now) would do, changing nothing: the basis of
+        a confirmation such as ``release ALL``'s. `release` decides again under the lock."""
+        now = self._clock()
+        plan = []
+        for entry in entries:
+            try:
+                decided = rules.release(entry, actor, now, self._default_reviewers).entry
+            except ReviewError as exc:
+                plan.append(ReleaseResult(entry.id, None, str(exc)))
+            else:
+                plan.append(ReleaseResult(entry.id, decided))
+        return plan
 
-    async def cancel(self, queue_id: str, actor: str) -> Entry:
-        """The sender withdraws its own delayed message."""
+    async def reject(self, queue_id: str, actor: Actor, reason: str) -> Entry:
+        """Refuse a held or delayed message; the sender is told `reason`."""
+        return await self._decide(
+            queue_id,
+            lambda e: rules.reject(e, actor, reason, self._clock(), self._default_reviewers),
+        )
+
+    async def cancel(self, queue_id: str, actor: Actor) -> Entry:
+        """The sender (or an admin) withdraws a delayed message."""
         return await self._decide(queue_id, lambda e: rules.cancel(e, actor, self._clock()))
 
-    async def delete(self, queue_id: str, actor: str) -> None:
-        """Remove an entry without notifying anyone (audited); not while it is delivering."""
+    async def delete(self, queue_id: str, actor: Actor) -> None:
+        """Remove an entry without notifying anyone (admins; audited); not while delivering."""
+        rules.require_admin(actor, "delete queued mail")
         try:
-            await self._store.delete(queue_id, actor=actor)
+            await self._store.delete(queue_id, actor=actor.name)
         except Conflict as exc:
             raise ReviewError(str(exc)) from exc
 
-    async def purge(self, older_than: dt.timedelta, actor: str) -> int:
-        """Remove finished entries last changed more than `older_than` ago; return how many."""
+    def purge_cutoff(self, older_than: dt.timedelta) -> dt.datetime:
+        """The time before which finished entries are purged for `older_than`."""
         if older_than < dt.timedelta(0):
             raise ReviewError("purge age must not be negative")
-        return await self._store.purge(before=self._clock() - older_than, actor=actor)
+        return self._clock() - older_than
+
+    async def purgeable(self, before: dt.datetime, actor: Actor) -> builtins.list[Entry]:
+        """The finished entries `purge(before, …)` would remove (without message bytes)."""
+        rules.require_admin(actor, "purge the queue")
+        found = await self._store.list(states=FINISHED, updated_before=before)
+        return [e for e in found if e.updated_at < before]  # purge's bound is strict
+
+    async def purge(self, before: dt.datetime, actor: Actor) -> int:
+        """Remove finished entries last changed before `before` (admins); return how many."""
+        rules.require_admin(actor, "purge the queue")
+        return await self._store.purge(before=before, actor=actor.name)
 
     async def _decide(self, queue_id: str, decide: Decide) -> Entry:
         try:

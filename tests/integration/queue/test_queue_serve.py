@@ -23,6 +23,7 @@ from queue_helpers import (  # type: ignore[import-not-found]
 from sendguard.queue.store import Entry, open_store
 from sendguard.queue.testing import postgres_schema
 from sendguard.review.service import ReviewService
+from sendguard.review.testing import actor, me_listed
 from sendguard.testing.relay import RelayProcess, write_policy
 from sendguard.testing.upstream import RecordingUpstream
 
@@ -53,7 +54,7 @@ async def serving(
 ) -> AsyncIterator[list[RelayProcess]]:
     """`nodes` × `sendguard serve` holding external mail into one `store`, started side by
     side; SIGKILLed when the block ends."""
-    write_policy(cwd / "policies", HOLD_EXTERNAL)
+    write_policy(cwd / "policies", HOLD_EXTERNAL + me_listed("admin"))  # for the CLI
     settings: Mapping[str, str] = {
         "SENDGUARD_UPSTREAM": upstream,
         "SENDGUARD_STORE": store,
@@ -108,7 +109,8 @@ async def test_kill_9_loses_no_acknowledged_message_and_finishes_a_delivery(
             assert first is not None
             acked[0] = first
             upstream.hang_next("RCPT", 60)
-            (released,) = await ReviewService(store).release([_queue_id(first)], "boss")
+            boss = actor("boss", "boss@corp.example")
+            (released,) = await ReviewService(store).release([_queue_id(first)], boss)
             assert released.entry is not None
 
             async def client(start: int) -> None:
@@ -145,15 +147,16 @@ async def test_kill_9_loses_no_acknowledged_message_and_finishes_a_delivery(
 async def test_two_serve_nodes_on_postgres_deliver_a_cli_release_exactly_once(
     tmp_path: Path, upstream: RecordingUpstream
 ) -> None:
-    """Hold 20 messages through node A; `sendguard queue release ALL` from the CLI; both
-    nodes' workers run; the upstream gets each message exactly once."""
+    """Hold 20 messages through node A; `sendguard queue release ALL --yes` from the CLI (an
+    admin, in the relay's directory); both nodes' workers run; the upstream gets each
+    message exactly once."""
     with postgres_schema() as url:
         async with serving(tmp_path, upstream.url, url, nodes=2) as [a, _]:
             replies = await asyncio.gather(*(submit(a.port, n) for n in range(20)))
             assert all(r is not None and "held by rule hold-external" in r for r in replies)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "sendguard", "queue", "release", "ALL",
-                "--actor", "boss", "--store", url, stdout=asyncio.subprocess.PIPE,
+                sys.executable, "-m", "sendguard", "queue", "release", "ALL", "--yes",
+                "--actor", "boss", "--store", url, stdout=asyncio.subprocess.PIPE, cwd=tmp_path,
             )  # fmt: skip
             out, _ = await proc.communicate()
             assert proc.returncode == 0
