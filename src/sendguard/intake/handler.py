@@ -306,7 +306,8 @@ def _client(server: SMTP) -> str:
 
 async def _hang_up(server: SMTP, reply: Reply) -> None:
     """Answer `reply` (a 421) and close the connection."""
-    await server.push(str(reply))
+    with contextlib.suppress(ConnectionError):  # the client may have gone already
+        await server.push(str(reply))
     if server.transport is not None:
         server.transport.close()
 
