@@ -178,9 +178,8 @@ class LoginGuard:
 
     def fingerprint(self, login: str) -> str:
         """A keyed hash of a login that may be a password: correlates attempts in this process."""
-        return hmac.new(self._key, login.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[
-            :16
-        ]
+        digest = hmac.new(self._key, login.encode("utf-8", "replace"), hashlib.sha256)
+        return digest.hexdigest()[:16]
 
     # ------------------------------------------------------------------ the queue of checks
 
