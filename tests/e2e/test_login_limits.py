@@ -21,7 +21,7 @@ import structlog
 from sendguard.app import App
 from sendguard.intake.auth import UsersFile
 from sendguard.intake.guard import LoginLimits
-from sendguard.testing.relay import running_relay
+from sendguard.testing.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
 from sendguard.testing.tls import CertPair
 from sendguard.testing.upstream import RecordingUpstream
 
@@ -226,3 +226,38 @@ async def test_logs_name_known_users_and_never_a_password_typed_as_user(
     assert "user" not in failed[1] and len(failed[1]["user_hash"]) == 16
     assert typed not in repr(logs)
     assert "wrong-password-1" not in repr(logs)
+
+
+async def test_passthrough_logs_name_people_and_hash_strangers(
+    certs: CertPair, tmp_path: Path
+) -> None:
+    """In pass-through the relay has no users file: a login the policy's [people] lists is
+    named in the logs, any other failed login is a keyed hash."""
+    policy = write_policy(
+        tmp_path / "policies",
+        INSPECT_ONLY_POLICY + '\n[people."carol@example.jp"]\naddresses = ["carol@example.jp"]\n',
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with (
+            RecordingUpstream(tls=certs, users={"carol@example.jp": "s3cret-pass"}) as up,
+            running_relay(
+                upstream=up.url,
+                upstream_ca_file=certs.cert,
+                trusted_networks="",
+                auth_mode="passthrough",
+                tls_cert=certs.cert,
+                tls_key=certs.key,
+                policy_dir=policy,
+                auth_limits=LoginLimits(fail_delay=0.01),
+            ) as app,
+        ):
+            client = await connect(app.bound[0][1], certs, GUESSER)
+            codes = [
+                await auth_plain(client, "carol@example.jp", "guess-1"),
+                await auth_plain(client, "s3cret-pass", "carol@example.jp"),
+            ]
+            client.close()
+    assert codes == [535, 535]
+    failed = [e for e in logs if e["event"] == "auth_failed"]
+    assert [e.get("user") for e in failed] == ["carol@example.jp", None]
+    assert "s3cret-pass" not in repr(logs) and "guess-1" not in repr(logs)
