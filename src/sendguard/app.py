@@ -79,7 +79,8 @@ class App:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
         registrable_domain("example.co.jp")  # load the public suffix list before any client
         self.store = await open_configured_store(self.settings.store, self.settings.queue)
-        self.pipeline.queue = self.store if self.queue_upstream else _Unqueueable(self.store)
+        unqueueable = self.queue_upstream is None
+        self.pipeline.queue = _Unqueueable(self.store) if unqueueable else self.store
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
