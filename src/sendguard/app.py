@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
 from sendguard.actions import apply_stored_verdict, apply_verdict, reject_reply
-from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_upstream
-from sendguard.errors import ConfigError
+from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_queue_upstream, open_upstream
+from sendguard.errors import ConfigError, StoreError
 from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
+from sendguard.intake.guard import LoginGuard
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.intake.server import Intake, RelaySMTP, tls_context
 from sendguard.model import Envelope, Reply, Verdict
@@ -32,6 +34,7 @@ from sendguard.parse.addresses import registrable_domain
 from sendguard.parse.pool import ExtractionPool
 from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
+from sendguard.policy.load import LoadedPolicy
 from sendguard.queue.store import Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
 from sendguard.settings import Settings
@@ -39,6 +42,7 @@ from sendguard.settings import Settings
 log = structlog.get_logger(__name__)
 
 _STOP_STEP_TIMEOUT = 10.0
+AnyUpstream = MaildirUpstream | SmtpUpstream
 
 
 async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
@@ -65,6 +69,9 @@ class App:
     pipeline: Pipeline
     intake: Intake
     store: Store | None = None
+    queue_upstream: AnyUpstream | None = None
+    """Carries released mail, notices and bounces; None in pass-through without
+    ``queue_upstream``, where nothing may be queued (`_Unqueueable`)."""
     pool: ExtractionPool | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
     web_bound: list[tuple[str, int]] = field(default_factory=list)
@@ -75,7 +82,8 @@ class App:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
         registrable_domain("example.co.jp")  # load the public suffix list before any client
         self.store = await open_configured_store(self.settings.store, self.settings.queue)
-        self.pipeline.queue = self.store
+        unqueueable = self.queue_upstream is None
+        self.pipeline.queue = _Unqueueable(self.store) if unqueueable else self.store
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
@@ -85,27 +93,31 @@ class App:
         self.inspector.pool = self.pool
         await self.inspector.warm_up()
         await self._probe()
-        notifier = Notifier(
-            self.upstream,
-            self.settings.notify,
-            hostname=self.settings.hostname,
-            policy=lambda: self.policy.current,
-        )
-        if self.settings.notify.enabled and notifier.from_address() is None:
-            log.warning(
-                "notice_sender_unknown",
-                hint="notices are not sent until SENDGUARD_NOTIFY__FROM_ADDRESS or the"
-                " policy's internal_domains is set",
+        if self.queue_upstream is None:
+            # Entries already in the store wait for a node that can deliver them.
+            log.warning("queue_worker_disabled", reason="passthrough without queue_upstream")
+        else:
+            notifier = Notifier(
+                self.queue_upstream,
+                self.settings.notify,
+                hostname=self.settings.hostname,
+                policy=lambda: self.policy.current,
             )
-        worker = Worker(
-            self.store,
-            self.upstream,
-            notifier,
-            self.settings.queue,
-            node_id=f"{self.settings.hostname}:{os.getpid()}",
-            prepare=self._prepare_release,
-        )
-        self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
+            if self.settings.notify.enabled and notifier.from_address() is None:
+                log.warning(
+                    "notice_sender_unknown",
+                    hint="notices are not sent until SENDGUARD_NOTIFY__FROM_ADDRESS or the"
+                    " policy's internal_domains is set",
+                )
+            worker = Worker(
+                self.store,
+                self.queue_upstream,
+                notifier,
+                self.settings.queue,
+                node_id=f"{self.settings.hostname}:{os.getpid()}",
+                prepare=self._prepare_release,
+            )
+            self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
         self.bound = await self.intake.start(self.settings.listen)
         if self.settings.web_listen:
@@ -124,14 +136,9 @@ class App:
         return self.upstream.probe if isinstance(self.upstream, SmtpUpstream) else None
 
     async def _probe(self) -> None:
-        if not isinstance(self.upstream, SmtpUpstream):
-            return
-        # Bounded: a dead upstream must not keep the relay from listening (it will 451).
-        try:
-            reply = await asyncio.wait_for(self.upstream.probe(), timeout=5)
-        except TimeoutError:
-            reply = Reply(451, "4.4.2 upstream probe timed out")
-        log.info("upstream_probed", upstream=str(self.upstream.target), reply=str(reply))
+        """Say in the log whether the upstream(s) answer — the queue's logs in with its account."""
+        queue = self.queue_upstream if self.queue_upstream is not self.upstream else None
+        await asyncio.gather(_probe(self.upstream, "live"), _probe(queue, "queue"))
 
     def _prepare_release(self, entry: Entry) -> tuple[Outgoing, ...]:
         """A released delay/hold gets the edits its stored verdict asked for (e.g. To/Cc → Bcc)."""
@@ -157,6 +164,8 @@ class App:
         if self.ops is not None:
             steps.append(("web", self.ops.stop()))
         steps.append(("upstream", self.upstream.close()))
+        if self.queue_upstream is not None and self.queue_upstream is not self.upstream:
+            steps.append(("queue upstream", self.queue_upstream.close()))
         if self.pool is not None:
             steps.append(("pool", self.pool.close()))
         if self.store is not None:
@@ -169,8 +178,82 @@ class App:
         log.info("shutdown_finished")
 
 
+async def _probe(upstream: AnyUpstream | None, role: str) -> None:
+    if not isinstance(upstream, SmtpUpstream):
+        return
+    # Bounded: a dead upstream must not keep the relay from listening (it will 451).
+    try:
+        reply = await asyncio.wait_for(upstream.probe(), timeout=5)
+    except TimeoutError:
+        reply = Reply(451, "4.4.2 upstream probe timed out")
+    log.info("upstream_probed", role=role, upstream=str(upstream.target), reply=str(reply))
+
+
+class _Unqueueable:
+    """The store as the live path sees it when nothing could deliver queued mail (pass-through
+    without ``queue_upstream``): a hold or delay — a rule added by a reload, ``on_error=hold``
+    — is answered 451 and the client keeps the message. Never accepted and then lost."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def enqueue(
+        self,
+        *,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        state: Literal["held", "delayed"],
+        release_at: dt.datetime | None = None,
+    ) -> Entry:
+        log.error("queue_upstream_missing", action=state, rule=verdict.rule_id)
+        raise StoreError(
+            f"{state} mail could never be delivered: pass-through has no queue upstream "
+            "(set SENDGUARD_QUEUE_UPSTREAM)"
+        )
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None = None,
+        transaction_id: str | None = None,
+        details: Mapping[str, object],
+    ) -> None:
+        await self.store.audit(
+            event, actor=actor, queue_id=queue_id, transaction_id=transaction_id, details=details
+        )
+
+
+def queueing_causes(loaded: LoadedPolicy, on_error: str) -> list[str]:
+    """What can put mail in the queue: enforced hold/delay rules, and ``on_error=hold``."""
+    causes = [
+        f"rule {rule.id} ({rule.action})"
+        for rule in loaded.policy.rules
+        if rule.enabled and rule.mode == "enforce" and rule.action in ("hold", "delay")
+    ]
+    if on_error == "hold":
+        causes.append("SENDGUARD_ON_ERROR=hold")
+    return causes
+
+
+def _require_queue_upstream(settings: Settings, policy: PolicyHolder) -> None:
+    """Pass-through without a queue upstream may not start with a policy that queues mail."""
+    causes = queueing_causes(policy.current, settings.on_error)
+    if causes:
+        shown = ", ".join(causes[:5]) + (f" and {len(causes) - 5} more" if len(causes) > 5 else "")
+        raise ConfigError(
+            f"auth_mode=passthrough can hold or delay mail ({shown}), but nothing could deliver "
+            "it later: the users' passwords are never stored. Set SENDGUARD_QUEUE_UPSTREAM to "
+            "an account that may send as every sender (e.g. smtp+starttls://relay%40example.co.jp"
+            ":PASSWORD@smtp.office365.com:587 with SendAs rights, or a Microsoft 365 connector); "
+            "it carries held, delayed and released mail, notices and bounces"
+        )
+
+
 def _authenticator(
-    settings: Settings, upstream: MaildirUpstream | SmtpUpstream
+    settings: Settings, upstream: AnyUpstream, policy: PolicyHolder
 ) -> Authenticator | None:
     if settings.auth_mode == "none":
         return None
@@ -180,16 +263,29 @@ def _authenticator(
             "AUTH is only offered after STARTTLS"
         )
     if settings.auth_mode == "local":
-        return UsersFile(settings.users_file)
+        return UsersFile(settings.users_file, threads=settings.auth_limits.workers)
     if not isinstance(upstream, SmtpUpstream):
         raise ConfigError("auth_mode=passthrough needs an SMTP upstream, not maildir")
-    return PassThrough(upstream)
+    if not upstream.target.encrypted and not settings.upstream_allow_plaintext:
+        raise ConfigError(
+            f"auth_mode=passthrough would send every user's password to {upstream.target} "
+            "without TLS: use smtp+starttls:// or smtps:// (SENDGUARD_UPSTREAM_ALLOW_PLAINTEXT"
+            "=true is for tests only)"
+        )
+
+    def listed(login: str) -> bool:
+        return login.strip().casefold() in policy.current.people.listed
+
+    return PassThrough(upstream, known=listed)
 
 
 def build_app(settings: Settings) -> App:
     """Build every part from the settings; nothing is opened or started yet."""
     upstream = open_upstream(settings)
+    queue_upstream = open_queue_upstream(settings, upstream)
     policy = PolicyHolder(settings.policy_dir)  # raises PolicyError: a broken policy never serves
+    if queue_upstream is None:
+        _require_queue_upstream(settings, policy)
     inspector = Inspector(
         policy=policy,
         limits=settings.limits,
@@ -222,9 +318,10 @@ def build_app(settings: Settings) -> App:
             line_policy=settings.line_policy,
             routing_addresses=settings.routing_addresses,
         ),
-        authenticator=_authenticator(settings, upstream),
+        authenticator=_authenticator(settings, upstream, policy),
         capabilities=upstream,
         people=lambda: policy.current.people,
+        guard=LoginGuard(settings.auth_limits),
     )
     tls = tls_context(
         str(settings.tls_cert) if settings.tls_cert else None,
@@ -254,6 +351,7 @@ def build_app(settings: Settings) -> App:
         inspector=inspector,
         pipeline=pipeline,
         intake=Intake(factory, reuse_port=settings.workers != 1),
+        queue_upstream=queue_upstream,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sendguard.errors import ConfigError
+from sendguard.intake.guard import LoginLimits
 from sendguard.notify.settings import NotifySettings
 from sendguard.parse.limits import ParseLimits
 from sendguard.queue.settings import QueueSettings
@@ -66,6 +67,14 @@ class Settings(BaseSettings):
     upstream: str = "maildir:./var/delivered"
     """Where mail goes: ``smtp://host:25``, ``smtp+starttls://user:pass@host:587``,
     ``smtps://host:465`` or ``maildir:DIR`` (the embedded default, for trying sendguard)."""
+    queue_upstream: str | None = None
+    """Where held, delayed and released mail, notices and bounces go (same URL forms): an
+    account with send-as rights for every sender, or a connector that relays by address.
+    Default: ``upstream``; required in ``passthrough`` when the policy can hold or delay,
+    because the users' own passwords are never stored."""
+    upstream_allow_plaintext: bool = False
+    """Let ``passthrough`` log in to an ``smtp://`` upstream without TLS, and a
+    ``queue_upstream`` send its password without TLS. For tests only."""
     upstream_ca_file: Path | None = None
     """CA bundle to verify the upstream's certificate; default: system store. Never unverified."""
     upstream_timeout: float = 60.0
@@ -88,6 +97,8 @@ class Settings(BaseSettings):
     authenticating to the upstream, whose session then carries that client's mail."""
     users_file: Path = Path("./var/users")
     """Users for ``auth_mode=local`` (``sendguard users add``)."""
+    auth_limits: LoginLimits = LoginLimits()
+    """Failed-login limits and the password-check queue (``SENDGUARD_AUTH_LIMITS__…``)."""
     max_message_size: int = 50 * 1024 * 1024
     """Bytes; larger messages get 552 at DATA. Default 50 MiB."""
     max_recipients: int = 1000

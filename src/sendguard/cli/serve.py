@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(SENDGUARD_UPSTREAM, default maildir:./var/delivered)",
     )
     p.add_argument(
+        "--queue-upstream",
+        help="upstream for held/released mail, notices and bounces "
+        "(SENDGUARD_QUEUE_UPSTREAM; default the upstream, required in pass-through)",
+    )
+    p.add_argument(
         "--trusted-networks", help="CIDRs allowed to relay without AUTH (default loopback)"
     )
     p.add_argument("--policy-dir", help="policy directory (default ./policies)")
@@ -72,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(
         listen=args.listen,
         upstream=args.upstream,
+        queue_upstream=args.queue_upstream,
         trusted_networks=args.trusted_networks,
         policy_dir=args.policy_dir,
         store=args.store,
@@ -82,8 +88,9 @@ def _run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     configure_logging(settings.log_format, settings.log_level)
-    # Build once before forking: a broken policy, users file or upstream URL is reported
-    # here, once, with exit code 2 — not as workers dying and being restarted.
+    # Build once before forking: a broken policy, users file or upstream URL, a plaintext
+    # pass-through upstream, or pass-through with a policy that can hold but no queue
+    # upstream is reported here, once, with exit code 2 — not as workers dying and restarting.
     build_app(settings)
     if worker_count(settings) > 1:
         # Migrate the store once, before the workers race to do it on a fresh database.

@@ -11,6 +11,7 @@ from typing import Protocol
 from sendguard.deliver.maildir import MaildirUpstream
 from sendguard.deliver.smtp import PinnedUpstream, SmtpOptions, SmtpUpstream
 from sendguard.deliver.target import UpstreamTarget, parse_target
+from sendguard.errors import ConfigError
 from sendguard.model import Envelope, Reply
 from sendguard.settings import Settings
 
@@ -21,6 +22,7 @@ __all__ = [
     "SmtpUpstream",
     "Upstream",
     "UpstreamTarget",
+    "open_queue_upstream",
     "open_upstream",
     "parse_target",
 ]
@@ -39,9 +41,9 @@ class Upstream(Protocol):
         ...
 
 
-def open_upstream(settings: Settings) -> MaildirUpstream | SmtpUpstream:
-    """Build the upstream named by ``SENDGUARD_UPSTREAM`` (no connection is made yet)."""
-    target = parse_target(settings.upstream)
+def open_upstream(settings: Settings, url: str | None = None) -> MaildirUpstream | SmtpUpstream:
+    """Build the upstream named by ``SENDGUARD_UPSTREAM`` (or `url`); nothing connects yet."""
+    target = parse_target(url or settings.upstream)
     if target.path is not None:
         return MaildirUpstream(target.path)
     return SmtpUpstream(
@@ -54,3 +56,24 @@ def open_upstream(settings: Settings) -> MaildirUpstream | SmtpUpstream:
             ca_file=settings.upstream_ca_file,
         ),
     )
+
+
+def open_queue_upstream(
+    settings: Settings, live: MaildirUpstream | SmtpUpstream
+) -> MaildirUpstream | SmtpUpstream | None:
+    """The upstream for queued mail, notices and bounces: ``SENDGUARD_QUEUE_UPSTREAM``, else
+    the live upstream — except in pass-through, where that one only carries each client's
+    own session and has no account of its own to send with (None: nothing can be queued)."""
+    if settings.queue_upstream:
+        target = parse_target(settings.queue_upstream)
+        plaintext = target.password is not None and not target.encrypted
+        if plaintext and not settings.upstream_allow_plaintext:
+            raise ConfigError(
+                f"queue_upstream {target} would send its password without TLS: use "
+                "smtp+starttls:// or smtps:// (SENDGUARD_UPSTREAM_ALLOW_PLAINTEXT=true "
+                "is for tests only)"
+            )
+        return open_upstream(settings, settings.queue_upstream)
+    if settings.auth_mode == "passthrough":
+        return None
+    return live

@@ -107,7 +107,9 @@ class SmtpUpstream:
         secret = SecretStr(password)
         try:
             smtp = await self._open(username, secret)
-        except aiosmtplib.SMTPAuthenticationError:
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if exc.code < 500:
+                raise  # a temporary refusal (454) says nothing about the password
             return None
         return PinnedUpstream(self, smtp, username, secret)
 

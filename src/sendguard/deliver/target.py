@@ -35,6 +35,11 @@ class UpstreamTarget:
         """True unless this is the embedded maildir."""
         return self.scheme != "maildir"
 
+    @property
+    def encrypted(self) -> bool:
+        """True when the session is TLS (``smtps``) or must upgrade (``smtp+starttls``)."""
+        return self.scheme in ("smtps", "smtp+starttls")
+
     def __str__(self) -> str:
         if self.scheme == "maildir":
             return f"maildir:{self.path}"

@@ -1,9 +1,11 @@
 """SMTP AUTH for clients: a local users file (argon2id) or pass-through to the upstream.
 
-Both checks are coroutines: argon2 is deliberately slow (tens of milliseconds) and runs in
-a thread, and pass-through opens a session to the upstream, so neither may block the loop
-(aiosmtpd's own `authenticator` hook is synchronous, which is why the handler implements
-``auth_PLAIN``/``auth_LOGIN`` itself and calls these).
+Both checks are coroutines: argon2 is deliberately slow (tens of milliseconds) and runs on
+a small thread pool of its own (so a flood of guesses cannot take the threads the rest of
+the relay uses), and pass-through opens a session to the upstream, so neither may block the
+loop (aiosmtpd's own `authenticator` hook is synchronous, which is why the handler implements
+``auth_PLAIN``/``auth_LOGIN`` itself and calls these). How many checks run at once, and in
+which order, is `sendguard.intake.guard.LoginGuard`'s business.
 
 The users file has one ``name:argon2-hash`` per line; it is written atomically with mode
 0600 by ``sendguard users add`` and read again when it changes.
@@ -14,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import aiosmtplib
 import argon2
 import structlog
 
@@ -25,9 +30,6 @@ from sendguard.deliver.smtp import PinnedUpstream, SmtpUpstream
 from sendguard.errors import ConfigError
 
 log = structlog.get_logger(__name__)
-
-_FAIL_DELAY = 1.0
-"""Seconds a failed attempt waits before answering: slows password guessing per connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +44,25 @@ class Authenticator(Protocol):
     """Checks one user name and password."""
 
     async def check(self, username: str, password: str) -> Identity | None:
-        """The identity, or None when the credentials are wrong."""
+        """The identity, or None when the credentials are wrong; OSError/TimeoutError when
+        the check itself could not be made (454, not counted as a failure)."""
+        ...
+
+    def knows(self, username: str) -> bool:
+        """True when `username` is a real login name (so logs may name it)."""
         ...
 
 
 class UsersFile:
     """Local users with argon2id hashes, reloaded when the file's mtime changes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, threads: int = 4) -> None:
         self.path = path
         self._hasher = argon2.PasswordHasher()
         self._mtime = -1.0
         self._users: dict[str, str] = {}
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
 
     def _load(self) -> dict[str, str]:
         try:
@@ -73,10 +82,17 @@ class UsersFile:
         return self._users
 
     async def check(self, username: str, password: str) -> Identity | None:
-        """Verify in a thread; a wrong or unknown user costs the same time."""
+        """Verify on this file's own threads; a wrong or unknown user costs the same time."""
         digest = self._load().get(username)
-        ok = await asyncio.to_thread(self._verify, digest, password)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="sendguard-auth")
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._pool, self._verify, digest, password)
         return Identity(login=username) if ok else None
+
+    def knows(self, username: str) -> bool:
+        """True when the users file has this name."""
+        return username in self._load()
 
     def _verify(self, digest: str | None, password: str) -> bool:
         try:
@@ -126,15 +142,21 @@ class UsersFile:
 class PassThrough:
     """The client's credentials are checked by logging in to the upstream with them."""
 
-    def __init__(self, upstream: SmtpUpstream) -> None:
+    def __init__(
+        self, upstream: SmtpUpstream, *, known: Callable[[str], bool] | None = None
+    ) -> None:
         self.upstream = upstream
+        self._known = known
 
     async def check(self, username: str, password: str) -> Identity | None:
         """Log in upstream; the resulting session will carry this client's mail."""
-        pinned = await self.upstream.authenticate(username, password)
+        try:
+            pinned = await self.upstream.authenticate(username, password)
+        except aiosmtplib.SMTPException as exc:
+            # Not an answer about the password (no STARTTLS, 4xx, dropped): 454, try later.
+            raise ConnectionError(f"upstream: {type(exc).__name__}") from exc
         return Identity(login=username, upstream=pinned) if pinned else None
 
-
-async def fail_delay() -> None:
-    """Wait before answering a failed attempt."""
-    await asyncio.sleep(_FAIL_DELAY)
+    def knows(self, username: str) -> bool:
+        """True when the policy's ``[people]`` lists this login."""
+        return self._known is not None and self._known(username)

@@ -9,8 +9,10 @@ syntax, parameters, recipient count) so that only validated addr-specs ever reac
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import re
 import uuid
 from collections.abc import Callable
@@ -25,8 +27,9 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from sendguard.deliver import Upstream
 from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
-from sendguard.intake.auth import Authenticator, Identity, fail_delay
+from sendguard.intake.auth import Authenticator, Identity
 from sendguard.intake.data import has_long_line
+from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelaySMTP
 from sendguard.model import Envelope, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
@@ -74,6 +77,7 @@ class RelayHandler:
         authenticator: Authenticator | None = None,
         capabilities: Any = None,
         people: Callable[[], People] | None = None,
+        guard: LoginGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.options = options
@@ -81,6 +85,8 @@ class RelayHandler:
         # Read at every MAIL and DATA: the policy (and so [people]) reloads at run time.
         # Without one, no login may send as anything (fail closed).
         self.people = people or _nobody
+        # Failed-login limits and the bounded queue of password checks (one per process).
+        self.guard = guard or LoginGuard()
         # An object with supports_8bitmime / supports_smtputf8 (the upstream), read at each
         # EHLO so the relay never advertises what the upstream cannot carry.
         self.capabilities = capabilities
@@ -111,6 +117,8 @@ class RelayHandler:
     # ------------------------------------------------------------------ auth
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._turned_away(server):
+            return AuthResult(success=False, handled=True)
         blob = await _initial_or_challenge(server, args, "")
         if blob is None:
             return AuthResult(success=False, handled=True)
@@ -120,6 +128,8 @@ class RelayHandler:
         return await self._check(server, fields[1], fields[2])
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._turned_away(server):
+            return AuthResult(success=False, handled=True)
         user = await _initial_or_challenge(server, args, "Username:")
         if user is None:
             return AuthResult(success=False, handled=True)
@@ -128,25 +138,76 @@ class RelayHandler:
             return AuthResult(success=False, handled=True)
         return await self._check(server, user, password)
 
+    async def _turned_away(self, server: SMTP) -> bool:
+        """An address that has used up its failures gets 421 before it can type anything."""
+        client = _client(server)
+        if self.authenticator is None or not self.guard.address_blocked(client):
+            return False
+        log.warning("auth_blocked", client=client, reason="address")
+        await _hang_up(server, replies.AUTH_ADDRESS_BLOCKED)
+        return True
+
     async def _check(self, server: SMTP, user: bytes, password: bytes) -> AuthResult:
         if self.authenticator is None:
             return _refused()
+        client = _client(server)
         try:
             name, secret = user.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
-            return _refused("501 5.5.2 Credentials are not UTF-8")
+            who = {"user_hash": self.guard.fingerprint(repr(user))}
+            return await self._failed(
+                server, client, None, who, "501 5.5.2 Credentials are not UTF-8"
+            )
+        who = self._who(name)
+        if self.guard.login_blocked(name, client):
+            log.warning("auth_blocked", client=client, reason="login", **who)
+            return await self._failed(server, client, None, who, str(replies.AUTH_LOGIN_BLOCKED))
         try:
-            identity = await self.authenticator.check(name, secret)
-        except (OSError, TimeoutError) as exc:
-            log.warning("auth_unavailable", user=name, error=type(exc).__name__)
+            async with self.guard.slot(client, name):
+                if self.guard.address_blocked(client):  # used up while this one waited
+                    log.warning("auth_blocked", client=client, reason="address", **who)
+                    await _hang_up(server, replies.AUTH_ADDRESS_BLOCKED)
+                    return AuthResult(success=False, handled=True)
+                identity = await self.authenticator.check(name, secret)
+        except GuardBusy:
+            log.warning("auth_busy", client=client, **who)
+            if self.guard.refused(server):
+                await _hang_up(server, replies.AUTH_TOO_MANY)
+                return AuthResult(success=False, handled=True)
             return _refused(str(replies.AUTH_TEMPFAIL))
-        peer = peer_address(server.session.peer if server.session else None)
+        except (OSError, TimeoutError) as exc:
+            log.warning("auth_unavailable", client=client, error=type(exc).__name__, **who)
+            return _refused(str(replies.AUTH_TEMPFAIL))
         if identity is None:
-            log.warning("auth_failed", user=name, client=str(peer))
-            await fail_delay()
-            return _refused()
-        log.info("auth_succeeded", user=name, client=str(peer))
+            return await self._failed(server, client, name, who)
+        self.guard.succeeded(client, name)
+        log.info("auth_succeeded", user=name, client=client)
         return AuthResult(success=True, auth_data=identity)
+
+    async def _failed(
+        self,
+        server: SMTP,
+        client: str,
+        login: str | None,
+        who: dict[str, str],
+        message: str | None = None,
+    ) -> AuthResult:
+        """Count a failure, wait (longer each time), then 535 — or 421 and hang up."""
+        failures, delay = self.guard.failed(server, client, login)
+        log.warning("auth_failed", client=client, failures=failures, **who)
+        await asyncio.sleep(delay)
+        if self.guard.connection_spent(server) or self.guard.address_blocked(client):
+            await _hang_up(server, replies.AUTH_TOO_MANY)
+            return AuthResult(success=False, handled=True)
+        return _refused(message)
+
+    def _who(self, name: str) -> dict[str, str]:
+        """How logs name a login: itself when known, else a keyed hash (it may be a password)."""
+        known = self.guard.known(name)
+        if not known and self.authenticator is not None:
+            with contextlib.suppress(Exception):  # a broken users file is reported by check()
+                known = self.authenticator.knows(name)
+        return {"user": name} if known else {"user_hash": self.guard.fingerprint(name)}
 
     # ------------------------------------------------------------------ envelope
 
@@ -298,6 +359,19 @@ class RelayHandler:
 def _nobody() -> People:
     """[people] with nobody listed and no internal domain: no login may send as anything."""
     return build_people({}, ())
+
+
+def _client(server: SMTP) -> str:
+    """The client's address as the login limits count it."""
+    return str(peer_address(server.session.peer if server.session else None))
+
+
+async def _hang_up(server: SMTP, reply: Reply) -> None:
+    """Answer `reply` (a 421) and close the connection."""
+    with contextlib.suppress(ConnectionError):  # the client may have gone already
+        await server.push(str(reply))
+    if server.transport is not None:
+        server.transport.close()
 
 
 def _refused(message: str | None = None) -> AuthResult:

@@ -28,6 +28,9 @@ TEMPFAIL_INTERNAL = Reply(451, "4.3.0 Internal error; message not accepted, try 
 TEMPFAIL_BUDGET = Reply(451, "4.3.0 Inspection did not finish in time; try again later")
 SHUTTING_DOWN = Reply(421, "4.3.2 Service shutting down, try again later")
 AUTH_TEMPFAIL = Reply(454, "4.7.0 Temporary authentication failure, try again later")
+AUTH_TOO_MANY = Reply(421, "4.7.0 Too many failed logins; closing connection")
+AUTH_ADDRESS_BLOCKED = Reply(421, "4.7.0 Too many failed logins from your address; try later")
+AUTH_LOGIN_BLOCKED = Reply(454, "4.7.0 Too many failed logins for this user; try again later")
 
 
 ROUTING_ADDRESS = Reply(
