@@ -23,10 +23,14 @@ import pytest
 from sendguard.app import App, build_app
 from sendguard.errors import ConfigError
 from sendguard.review.service import ReviewService
+from sendguard.review.testing import actor
 from sendguard.settings import load_settings
 from sendguard.testing.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
 from sendguard.testing.tls import CertPair
 from sendguard.testing.upstream import Received, RecordingUpstream
+
+boss = actor("boss", "boss@example.jp")
+"""A verified reviewer of the test policy's hold rule (reviewers = boss@example.jp)."""
 
 CAROL, CAROL_PASSWORD = "carol@example.jp", "s3cret-pass"
 RELAY, RELAY_PASSWORD = "relay@example.jp", "relay-account-pass"
@@ -126,7 +130,7 @@ async def test_held_message_and_its_notices_reach_an_upstream_that_requires_logi
         assert "held by rule hold-external" in reply
         await until(up, lambda got: len(got) >= 2)  # held notice to carol, reviewers' to boss
         assert app.store is not None
-        [released] = await ReviewService(app.store).release([queue_id(reply)], "boss")
+        [released] = await ReviewService(app.store).release([queue_id(reply)], boss)
         assert released.outcome == "released"
         got = await until(up, lambda got: any(m.mail_from == CAROL for m in got) and len(got) >= 4)
     [delivered] = [m for m in got if m.mail_from == CAROL]
@@ -151,7 +155,7 @@ async def test_bounce_of_a_released_message_goes_out_the_queue_upstream(
         await until(up, lambda got: len(got) >= 2)
         up.fail_next("RCPT", "550 5.1.1 no such user", rcpt="dave@partner.test")
         assert app.store is not None
-        await ReviewService(app.store).release([queue_id(reply)], "boss")
+        await ReviewService(app.store).release([queue_id(reply)], boss)
         got = await until(up, lambda got: any(m.mail_from in NULL_SENDER for m in got))
         entry = await app.store.get(queue_id(reply))
     [bounce] = [m for m in got if m.mail_from in NULL_SENDER]
