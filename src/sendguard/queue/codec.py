@@ -185,7 +185,8 @@ def corrupt_stand_in(row: tuple[Any, ...], problem: str) -> Entry:
         return default if value is None else value
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    stored = str(row[1])
+    # Already moved aside: the state it came from is in its own column.
+    stored = str(row[20] if str(row[1]) == "corrupt" else row[1])
     return Entry(
         id=str(row[0]),
         state="corrupt",
