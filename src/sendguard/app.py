@@ -203,8 +203,10 @@ class _Unqueueable:
         envelope: Envelope,
         data: bytes,
         verdict: Verdict,
-        state: Literal["held", "delayed"],
+        state: Literal["held", "delayed", "released"],
         release_at: dt.datetime | None = None,
+        delivered_to: tuple[str, ...] = (),
+        last_error: str = "",
     ) -> Entry:
         log.error("queue_upstream_missing", action=state, rule=verdict.rule_id)
         raise StoreError(

@@ -17,7 +17,10 @@
    edited (`sendguard.actions`), the envelope is unchanged; delay/hold → the store commits
    the message and only then do we answer 250; reject → 550 with the rule and a reference.
 4. Live mail is synchronous: the client's reply is the upstream's reply, so a 250 always
-   means the upstream (or our durable queue) has the message.
+   means the upstream (or our durable queue) has the message. A `split` rewrite sends one
+   copy per recipient: once a copy has gone, a later copy's failure is not the client's to
+   retry (it would resend the copies that went); the copies still missing are queued for
+   the worker and the client gets 250 after that commit (`_deliver_copies`).
 5. One `transaction` log event records the outcome (ids, sizes, action, rule, findings as
    detector/code/count — never content).
 """
@@ -84,10 +87,13 @@ class Queue(Protocol):
         envelope: Envelope,
         data: bytes,
         verdict: Verdict,
-        state: Literal["held", "delayed"],
+        state: Literal["held", "delayed", "released"],
         release_at: datetime | None = None,
+        delivered_to: tuple[str, ...] = (),
+        last_error: str = "",
     ) -> object:
-        """Commit a held/delayed message (with its audit event and notices); return the entry."""
+        """Commit a held/delayed message (with its audit event and notices); return the entry.
+        ``released`` with `delivered_to`: the rest of a split delivery, due at once."""
         ...
 
     async def audit(
@@ -218,7 +224,58 @@ class Pipeline:
             # applies the verdict's tags and rewrite exactly once (`App._prepare_release`).
             return await self._enqueue(envelope, data, verdict)
         copies = self.prepare(data, inspected, envelope)
-        return await _deliver_all(upstream, envelope, copies)
+        return await self._deliver_copies(upstream, envelope, data, verdict, copies)
+
+    async def _deliver_copies(
+        self,
+        upstream: Upstream,
+        envelope: Envelope,
+        data: bytes,
+        verdict: Verdict,
+        copies: tuple[Outgoing, ...],
+    ) -> Reply:
+        """Send each copy in turn and stop at the first failure.
+
+        Nothing sent yet: that failure is the client's reply (it retries or bounces the whole
+        message, and no one gets a copy twice). Some copies sent: the client must not resend,
+        so the original bytes and verdict are queued as ``released`` with the recipients done
+        in `delivered_to`; the worker re-applies the split and sends only the copies still
+        missing (retrying a 4xx, bouncing a 5xx to the sender). 250 only after that commit;
+        if the commit fails, 451 (a retry repeats the copies that went: duplicates rather than
+        a loss) and the log says so (`split_rest_not_queued`)."""
+        sent: list[str] = []
+        reply = Reply(250, "2.0.0 Ok")
+        for copy in copies:
+            reply = await upstream.send(_part(envelope, copy), copy.data)
+            if not reply.ok:
+                break
+            sent.extend(copy.rcpt_tos)
+        if reply.ok or not sent:
+            return reply
+        went = sum(1 for copy in copies if set(copy.rcpt_tos) <= set(sent))
+        counts = {"copies": len(copies), "sent": went, "upstream_code": reply.code}
+        if self.queue is None:  # no store to keep the rest in (not a configuration serve runs)
+            log.error("split_rest_not_queued", error="no queue store", **counts)
+            return reply
+        try:
+            entry = await self.queue.enqueue(
+                envelope=envelope, data=data, verdict=verdict, state="released",
+                delivered_to=tuple(sent), last_error=str(reply),
+            )  # fmt: skip
+        except StoreError as exc:
+            log.error("split_rest_not_queued", error=str(exc), **counts)
+            return Reply(
+                451,
+                f"4.3.0 {went} of {len(copies)} copies were delivered but the rest could not "
+                "be queued; a retry sends the delivered copies again",
+            )
+        queue_id = getattr(entry, "id", "?")
+        log.warning("split_rest_queued", queue_id=queue_id, **counts)
+        return Reply(
+            250,
+            f"2.0.0 Ok: {went} of {len(copies)} copies delivered, the rest queued as "
+            f"{queue_id} (upstream said {reply.code})",
+        )
 
     async def _enqueue(self, envelope: Envelope, data: bytes, verdict: Verdict) -> Reply:
         if self.queue is None:
@@ -259,22 +316,14 @@ class Pipeline:
         return replies.with_reference(reply, reference), verdict
 
 
-async def _deliver_all(
-    upstream: Upstream, envelope: Envelope, copies: tuple[Outgoing, ...]
-) -> Reply:
-    """Send each copy; the first failure is the client's reply (earlier copies may have gone)."""
-    reply = Reply(250, "2.0.0 Ok")
-    for copy in copies:
-        part = Envelope(
-            mail_from=envelope.mail_from,
-            rcpt_tos=copy.rcpt_tos,
-            mail_options=envelope.mail_options,
-            transaction_id=envelope.transaction_id,
-        )
-        reply = await upstream.send(part, copy.data)
-        if not reply.ok:
-            return reply
-    return reply
+def _part(envelope: Envelope, copy: Outgoing) -> Envelope:
+    """The envelope of one copy: the client's, with the copy's recipients."""
+    return Envelope(
+        mail_from=envelope.mail_from,
+        rcpt_tos=copy.rcpt_tos,
+        mail_options=envelope.mail_options,
+        transaction_id=envelope.transaction_id,
+    )
 
 
 def _log_transaction(

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     """Seconds to wait for the upstream's reply after the final dot (RFC 5321 §4.5.3.2.6)."""
     upstream_pool_size: int = 4
     """Idle upstream sessions kept for reuse."""
+    upstream_max_connections: int = Field(default=10, ge=1)
+    """Upstream sessions in use at once per process (live mail, released mail, notices);
+    more wait their turn in arrival order, for at most ``upstream_timeout``, then get 451."""
     trusted_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = (
         ipaddress.ip_network("127.0.0.0/8"),
         ipaddress.ip_network("::1/128"),

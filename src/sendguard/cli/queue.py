@@ -1,4 +1,4 @@
-"""`sendguard queue list|show|release|reject|cancel|delete|purge`: reviewers' and senders' CLI.
+"""`sendguard queue list|show|release|reject|cancel|delete|purge|recover`: reviewers' CLI.
 
 A thin shell over `sendguard.review.service.ReviewService`: every decision is checked and
 audited there. Who acts is the operating-system account running the command (the account
@@ -25,7 +25,7 @@ from sendguard.errors import ConfigError, PolicyError, ReviewError, StoreError
 from sendguard.model import Finding
 from sendguard.policy.load import load_policy
 from sendguard.queue.existing import require_existing
-from sendguard.queue.store import STATES, Entry, Store, open_configured_store
+from sendguard.queue.store import STATES, CorruptEntry, Entry, Store, open_configured_store
 from sendguard.review.actor import Actor, os_actor
 from sendguard.review.details import EntryDetails
 from sendguard.review.service import ALL, ReleaseResult, ReviewService
@@ -99,6 +99,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     purge.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
     _yes_option(purge, "purge")
+    rec = actions.add_parser(
+        "recover", parents=common, help="put a corrupt entry back once it can be read again"
+    )
+    rec.add_argument("id")
     p.set_defaults(func=run)
 
 
@@ -220,11 +224,34 @@ def _summary_line(entry: Entry) -> str:
 
 
 async def _show(store: Store, args: argparse.Namespace) -> int:
-    details = await _service(store, args).show(args.id)
+    try:
+        details = await _service(store, args).show(args.id)
+    except CorruptEntry as exc:
+        if exc.stand_in is None:
+            raise
+        return _show_corrupt(exc.stand_in, args)
     if args.json:
         print(json.dumps(_details_json(details), ensure_ascii=False, indent=2))
     else:
         print("\n".join(_details_lines(details)))
+    return 0
+
+
+def _show_corrupt(entry: Entry, args: argparse.Namespace) -> int:
+    """What can be shown of a row that cannot be decoded, and what to do about it."""
+    if args.json:
+        print(json.dumps(entry_json(entry), ensure_ascii=False, indent=2))
+        return 0
+    was = entry.quarantined_from or "?"
+    print("\n".join([
+        f"Queue id:   {entry.id}",
+        f"State:      corrupt (stored as {was})",
+        f"Problem:    {entry.reason}",
+        f"MAIL FROM:  <{entry.envelope.mail_from}>  rule={entry.verdict.rule_id or '-'}  "
+        f"{entry.size} bytes",
+        "Fix the cause (e.g. the encryption key), then: sendguard queue recover ID; "
+        "or remove it: sendguard queue delete ID",
+    ]))  # fmt: skip
     return 0
 
 
@@ -290,6 +317,8 @@ def _details_lines(details: EntryDetails) -> list[str]:
     ]  # fmt: skip
     if e.last_error:
         lines.append(f"Last error: {e.last_error} (attempts {e.attempts})")
+    if e.state == "corrupt":
+        lines.append(f"Corrupt:    {e.reason} (was {e.quarantined_from or '?'})")
     return lines
 
 
@@ -387,6 +416,12 @@ async def _purge(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _recover(store: Store, args: argparse.Namespace) -> int:
+    entry = await _service(store, args).recover(args.id, args.who)
+    print(f"{entry.id}: recovered to {entry.state} by {args.who.name}")
+    return 0
+
+
 _ACTIONS: dict[str, Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
     "list": _list,
     "show": _show,
@@ -395,4 +430,5 @@ _ACTIONS: dict[str, Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
     "cancel": _cancel,
     "delete": _delete,
     "purge": _purge,
+    "recover": _recover,
 }

@@ -53,6 +53,7 @@ def open_upstream(settings: Settings, url: str | None = None) -> MaildirUpstream
             timeout=settings.upstream_timeout,
             data_timeout=settings.upstream_data_timeout,
             pool_size=settings.upstream_pool_size,
+            max_connections=settings.upstream_max_connections,
             ca_file=settings.upstream_ca_file,
         ),
     )

@@ -9,6 +9,11 @@ Recipients are all-or-nothing: if the upstream refuses any recipient the transac
 reset and the refusal mirrored, so no recipient gets a copy the client believes failed.
 Sessions are reused; a session is returned to the pool only after a clean transaction, so
 a cancelled or failed exchange can never leave a half-written DATA on a pooled connection.
+
+At most `SmtpOptions.max_connections` transactions run at once per process (live mail,
+released mail and notices alike), so a burst of big messages cannot open unbounded sessions
+(and buffers) to the upstream. Waiters get a session in arrival order; one that waits longer
+than `SmtpOptions.timeout` gets 451 4.4.5 and the client retries later.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +47,9 @@ class SmtpOptions:
     data_timeout: float = 600.0
     pool_size: int = 4
     ca_file: Path | None = None
+    max_connections: int = 10
+    """Upstream transactions (so sessions) at once; waiters beyond it queue, first come first
+    served, for at most `timeout` seconds."""
 
 
 @dataclass(slots=True)
@@ -51,6 +60,60 @@ class _Capabilities:
     extra: set[str] = field(default_factory=set)
 
 
+class Busy(Exception):
+    """No upstream connection came free within the wait deadline."""
+
+
+class Slots:
+    """A FIFO counting limit: `hold()` waits its turn (strictly in arrival order, no barging)
+    for at most `wait` seconds, then raises `Busy`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, wait: float) -> AsyncIterator[None]:
+        """One slot for the duration of the block."""
+        await self._acquire(wait)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, wait: float) -> None:
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            await asyncio.wait_for(asyncio.shield(turn), timeout=wait)
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled():
+                self._release()  # handed over just as we gave up: pass it on
+            else:
+                turn.cancel()
+                self._waiters.remove(turn)
+            if isinstance(exc, TimeoutError):
+                raise Busy from exc
+            raise
+
+    def _release(self) -> None:
+        # The slot goes straight to the longest waiter, so a newcomer cannot overtake it.
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.in_use -= 1
+
+
+def _busy_reply(wait: float) -> Reply:
+    return Reply(451, f"4.4.5 upstream busy: no connection free within {wait:g}s, try later")
+
+
 class SmtpUpstream:
     """A pool of sessions to one SMTP upstream, authenticated with the relay's own account."""
 
@@ -59,6 +122,8 @@ class SmtpUpstream:
         self.options = options
         self._idle: list[aiosmtplib.SMTP] = []
         self._caps = _Capabilities()
+        self.slots = Slots(options.max_connections)
+        """Every session this process opens to the upstream holds one of these while in use."""
 
     @property
     def supports_8bitmime(self) -> bool:
@@ -73,14 +138,25 @@ class SmtpUpstream:
     async def probe(self) -> Reply:
         """Open one session to learn the upstream's extensions; keeps it for reuse."""
         try:
-            smtp = await self._open(self.target.username, self.target.password)
+            async with self.slots.hold(self.options.timeout):
+                smtp = await self._open(self.target.username, self.target.password)
+                self._release(smtp)
+        except Busy:
+            return _busy_reply(self.options.timeout)
         except Exception as exc:  # noqa: BLE001  # any failure is reported, the relay still starts
             return _reply_for_exception(exc)
-        self._release(smtp)
         return Reply(250, "2.0.0 upstream reachable")
 
     async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
         """Relay one message; the reply is the upstream's, or a 4xx we made for a failure."""
+        try:
+            async with self.slots.hold(self.options.timeout):
+                return await self._send(envelope, data)
+        except Busy:
+            log.warning("upstream_busy", limit=self.slots.limit, wait=self.options.timeout)
+            return _busy_reply(self.options.timeout)
+
+    async def _send(self, envelope: Envelope, data: bytes) -> Reply:
         for attempt in (1, 2):
             reused = bool(self._idle)
             try:
@@ -166,7 +242,18 @@ class PinnedUpstream:
         self._lock = asyncio.Lock()
 
     async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
-        """Relay through this client's session, reconnecting (and logging in again) if dropped."""
+        """Relay through this client's session, reconnecting (and logging in again) if dropped.
+
+        The transaction holds one of the parent's slots like any other; the logged-in session
+        stays open between this client's messages (outside the cap) until it disconnects."""
+        options = self._parent.options
+        try:
+            async with self._parent.slots.hold(options.timeout):
+                return await self._send(envelope, data)
+        except Busy:
+            return _busy_reply(options.timeout)
+
+    async def _send(self, envelope: Envelope, data: bytes) -> Reply:
         async with self._lock:
             try:
                 if self._smtp is None or not self._smtp.is_connected:

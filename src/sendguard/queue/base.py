@@ -19,7 +19,9 @@ from sendguard.queue.codec import (
     Sealer,
     aware,
     check_records,
+    corrupt_stand_in,
     dump_approvals,
+    entry_from_row,
     new_queue_id,
 )
 from sendguard.queue.settings import QueueSettings
@@ -27,7 +29,10 @@ from sendguard.queue.store import (
     AuditCheck,
     AuditRecord,
     Clock,
+    Conflict,
+    CorruptEntry,
     Decide,
+    Decision,
     Entry,
     Notice,
     NoticeKind,
@@ -51,6 +56,7 @@ UPDATE_COLUMNS = (
     "claimed_by",
     "claim_until",
     "delivered_to",
+    "quarantined_from",
 )
 """Columns `Store.apply` may change; identity, envelope, verdict and bytes never change."""
 
@@ -70,12 +76,21 @@ class StoreBase:
         envelope: Envelope,
         data: bytes,
         verdict: Verdict,
-        state: Literal["held", "delayed"],
+        state: Literal["held", "delayed", "released"],
         release_at: dt.datetime | None,
+        delivered_to: tuple[str, ...] = (),
+        last_error: str = "",
     ) -> Entry:
         """The entry as first stored, with its release or expiry time worked out."""
         now = self._clock()
         expires_at = None
+        if state == "released":  # the rest of a live split delivery: due at once
+            return Entry(
+                id=new_queue_id(now), state=state, envelope=envelope, data=data,
+                verdict=verdict, created_at=now, updated_at=now, size=len(data),
+                released_at=now, next_attempt_at=now, last_error=last_error[:500],
+                delivered_to=delivered_to,
+            )  # fmt: skip
         if state == "delayed" and release_at is None:
             release_at = now + dt.timedelta(minutes=verdict.delay_minutes)
         if state == "held":
@@ -117,15 +132,51 @@ class StoreBase:
         """Notifications a new entry asks for, per the rule's hold parameters."""
         hold = entry.verdict.hold
         kinds: list[NoticeKind] = []
+        if entry.state not in ("held", "delayed"):
+            return ()
         if hold.notify_sender and entry.envelope.mail_from:
             kinds.append("held" if entry.state == "held" else "delayed")
         if entry.state == "held" and hold.notify_reviewers:
             kinds.append("reviewers")
         return tuple(kinds)
 
+    def _decode(self, row: tuple[Any, ...], with_data: bool) -> Entry:
+        """The entry of a row (`ENTRY_COLUMNS`, then ``data``); `CorruptEntry` carrying a
+        stand-in when it cannot be decoded."""
+        try:
+            data = self._sealer.open(str(row[0]), row[-1]) if with_data else b""
+            return entry_from_row(row, data)
+        except CorruptEntry as exc:
+            stand_in = corrupt_stand_in(row, exc.problem)
+            raise CorruptEntry(exc.queue_id, exc.problem, stand_in) from exc
+
+    def _listed(self, row: tuple[Any, ...]) -> Entry:
+        """A row as `list` shows it: the entry, or its ``corrupt`` stand-in."""
+        try:
+            return entry_from_row(row)
+        except CorruptEntry as exc:
+            return corrupt_stand_in(row, exc.problem)
+
     async def apply(self, queue_id: str, decide: Decide) -> Entry:
         """Implemented by each backend."""
         raise NotImplementedError
+
+    async def recover(self, queue_id: str, *, actor: str) -> Entry:
+        """Put a ``corrupt`` entry that decodes again back where it was; a delivery that was
+        cut off goes back to ``released`` (due now), an entry of unknown origin to ``held``."""
+        now = self._clock()
+
+        def recover(current: Entry) -> Decision:
+            if current.state != "corrupt":
+                raise Conflict(f"queue entry {current.id} is {current.state}, not corrupt")
+            back = current.quarantined_from or "held"
+            changed = replace(current, state=back, quarantined_from=None, reason="",
+                              claimed_by=None, claim_until=None)  # fmt: skip
+            if back in ("delivering", "released"):
+                changed = replace(changed, state="released", next_attempt_at=now)
+            return Decision(changed, event="recovered", actor=actor)
+
+        return await self.apply(queue_id, recover)
 
     async def audit_records(
         self, *, after_seq: int = 0, since: dt.datetime | None = None, limit: int = 1000
@@ -172,18 +223,18 @@ def update_values(
         time(entry.released_at), entry.attempts, time(entry.next_attempt_at), entry.last_error,
         dump_approvals(entry.approvals), entry.decided_by, time(entry.decided_at), entry.reason,
         entry.claimed_by, time(entry.claim_until), dump_approvals(entry.delivered_to),
+        entry.quarantined_from,
     )  # fmt: skip
 
 
-def claimed(entry: Entry, node_id: str, now: dt.datetime, lease: float) -> Entry:
-    """The entry as `claim_due` just wrote it."""
-    return replace(
-        entry,
-        state="delivering",
-        claimed_by=node_id,
-        claim_until=now + dt.timedelta(seconds=lease),
-        updated_at=now,
-    )
+def claimed(entry: Entry, node_id: str, now: dt.datetime, until: dt.datetime) -> Entry:
+    """The entry as `claim_due` just wrote it (`until` on the database's clock)."""
+    return replace(entry, state="delivering", claimed_by=node_id, claim_until=until, updated_at=now)
+
+
+def corrupt_details(state: str, problem: str) -> dict[str, object]:
+    """The ``corrupt`` audit event's details (the problem names no content)."""
+    return {"from": state, "to": "corrupt", "problem": problem}
 
 
 def notice_from_row(row: tuple[Any, ...]) -> Notice:

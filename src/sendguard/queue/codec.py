@@ -1,7 +1,8 @@
 """How queue values become database columns and back, shared by both store backends.
 
 Envelope and verdict are stored as JSON (pydantic's adapters for the frozen model types, so
-the full trace round-trips); message bytes are optionally sealed with AES-256-GCM, bound to
+the full trace round-trips) and carry a blob schema version (``"v"``; a blob without one is
+version 1); message bytes are optionally sealed with AES-256-GCM, bound to
 the queue id so a ciphertext cannot be moved to another row; audit records are hashed in a
 canonical form so any later change breaks the chain.
 """
@@ -19,11 +20,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from sendguard.errors import StoreError
-from sendguard.model import Envelope, Verdict
-from sendguard.queue.store import STATES, AuditCheck, AuditRecord, Entry
+from sendguard.model import Action, Envelope, Verdict
+from sendguard.queue.store import STATES, AuditCheck, AuditRecord, CorruptEntry, Entry, State
 
 _ENVELOPE = TypeAdapter(Envelope)
 _VERDICT = TypeAdapter(Verdict)
@@ -32,13 +33,19 @@ _SEALED = b"\x01"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GENESIS = "0" * 64
 """`prev_hash` of the first audit record."""
+BLOB_VERSION = 2
+"""Schema version written into every envelope and verdict blob. 1: the bare JSON object (rows
+written before versions existed); 2: the same object with ``"v": 2`` as its first key."""
+_READABLE_BLOB_VERSIONS = (1, 2)
 
 ENTRY_COLUMNS = (
     "id, state, envelope, verdict, created_at, updated_at, size, release_at, expires_at, "
     "released_at, attempts, next_attempt_at, last_error, approvals, decided_by, decided_at, "
-    "reason, claimed_by, claim_until, delivered_to"
+    "reason, claimed_by, claim_until, delivered_to, quarantined_from, mail_from, rule_id"
 )
 """Columns in the order `entry_from_row` reads them (``data`` may follow as the last one)."""
+INSERT_COLUMNS = f"{ENTRY_COLUMNS}, auth_user, transaction_id, data"
+"""Columns `enqueue` writes, in order."""
 
 
 def new_queue_id(now: dt.datetime) -> str:
@@ -48,13 +55,43 @@ def new_queue_id(now: dt.datetime) -> str:
 
 
 def dump_envelope(envelope: Envelope) -> str:
-    """Envelope as JSON text."""
-    return _ENVELOPE.dump_json(envelope).decode()
+    """Envelope as versioned JSON text."""
+    return _versioned(_ENVELOPE.dump_json(envelope))
 
 
 def dump_verdict(verdict: Verdict) -> str:
-    """Verdict with its full trace as JSON text."""
-    return _VERDICT.dump_json(verdict).decode()
+    """Verdict with its full trace as versioned JSON text."""
+    return _versioned(_VERDICT.dump_json(verdict))
+
+
+def _versioned(body: bytes) -> str:
+    # A dataclass always dumps as a non-empty JSON object: put the version first in it.
+    return f'{{"v":{BLOB_VERSION},{body.decode()[1:]}'
+
+
+def _load_blob(adapter: TypeAdapter[Any], text: object, what: str, queue_id: str) -> Any:
+    """A versioned (or version-1) blob; `CorruptEntry` saying what is wrong, not what it holds."""
+    try:
+        value = json.loads(text if isinstance(text, str | bytes) else str(text))
+    except ValueError as exc:
+        raise CorruptEntry(queue_id, f"{what} is not JSON ({type(exc).__name__})") from exc
+    if not isinstance(value, dict):
+        raise CorruptEntry(queue_id, f"{what} is not a JSON object")
+    version = value.pop("v", 1)
+    if version not in _READABLE_BLOB_VERSIONS:
+        raise CorruptEntry(
+            queue_id,
+            f"{what} has blob schema version {version!r}; this sendguard reads "
+            f"{', '.join(map(str, _READABLE_BLOB_VERSIONS))} (written by a newer sendguard?)",
+        )
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        # Only where it failed: the error's own text quotes the values (addresses, evidence).
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"]) or "top level"
+        raise CorruptEntry(
+            queue_id, f"{what} does not decode ({exc.error_count()} errors, first at {where})"
+        ) from exc
 
 
 def dump_approvals(approvals: tuple[str, ...]) -> str:
@@ -81,36 +118,88 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def entry_from_row(row: tuple[Any, ...], data: bytes = b"") -> Entry:
-    """Build an `Entry` from columns in `ENTRY_COLUMNS` order."""
-    state = str(row[1])
-    if state not in STATES:
-        raise StoreError(f"queue entry {row[0]} has unknown state {state!r}")
-    created = aware(row[4])
-    updated = aware(row[5])
-    if created is None or updated is None:
-        raise StoreError(f"queue entry {row[0]} has no timestamps")
+    """Build an `Entry` from columns in `ENTRY_COLUMNS` order; `CorruptEntry` if it cannot be."""
+    queue_id = str(row[0])
+    state = _state(row[1], queue_id, "state")
+    quarantined = None if row[20] is None else _state(row[20], queue_id, "quarantined_from")
+    try:
+        created = aware(row[4])
+        updated = aware(row[5])
+        if created is None or updated is None:
+            raise CorruptEntry(queue_id, "it has no timestamps")
+        return Entry(
+            id=queue_id,
+            state=state,
+            envelope=_load_blob(_ENVELOPE, row[2], "envelope", queue_id),
+            verdict=_load_blob(_VERDICT, row[3], "verdict", queue_id),
+            data=data,
+            created_at=created,
+            updated_at=updated,
+            size=int(row[6]),
+            release_at=aware(row[7]),
+            expires_at=aware(row[8]),
+            released_at=aware(row[9]),
+            attempts=int(row[10]),
+            next_attempt_at=aware(row[11]),
+            last_error=str(row[12] or ""),
+            approvals=_strings(row[13], queue_id, "approvals"),
+            decided_by=row[14],
+            decided_at=aware(row[15]),
+            reason=str(row[16] or ""),
+            claimed_by=row[17],
+            claim_until=aware(row[18]),
+            delivered_to=_strings(row[19], queue_id, "delivered_to"),
+            quarantined_from=quarantined,
+        )
+    except (ValueError, TypeError) as exc:  # a time or number column that does not parse
+        raise CorruptEntry(queue_id, f"a column does not decode ({type(exc).__name__})") from exc
+
+
+def _state(value: object, queue_id: str, column: str) -> State:
+    text = str(value)
+    for state in STATES:
+        if state == text:
+            return state
+    raise CorruptEntry(queue_id, f"{column} {text[:20]!r} is not a known state")
+
+
+def _strings(text: object, queue_id: str, column: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(str(text or "[]"))
+    except ValueError as exc:
+        raise CorruptEntry(queue_id, f"{column} is not JSON") from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CorruptEntry(queue_id, f"{column} is not a list of strings")
+    return tuple(value)
+
+
+def corrupt_stand_in(row: tuple[Any, ...], problem: str) -> Entry:
+    """What `list` and `get` show for a row that cannot be decoded: state ``corrupt``, the
+    problem as its reason, and only the plain columns that still read (sender, rule, size)."""
+
+    def safely(read: Any, default: Any) -> Any:
+        try:
+            value = read()
+        except (ValueError, TypeError):
+            return default
+        return default if value is None else value
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    # Already moved aside: the state it came from is in its own column.
+    stored = str(row[20] if str(row[1]) == "corrupt" else row[1])
     return Entry(
         id=str(row[0]),
-        state=state,
-        envelope=_ENVELOPE.validate_json(row[2]),
-        verdict=_VERDICT.validate_json(row[3]),
-        data=data,
-        created_at=created,
-        updated_at=updated,
-        size=int(row[6]),
-        release_at=aware(row[7]),
-        expires_at=aware(row[8]),
-        released_at=aware(row[9]),
-        attempts=int(row[10]),
-        next_attempt_at=aware(row[11]),
+        state="corrupt",
+        envelope=Envelope(mail_from=str(row[21] or ""), rcpt_tos=()),
+        verdict=Verdict(action=Action.HOLD, rule_id=row[22], reason="unreadable queue entry"),
+        data=b"",
+        created_at=safely(lambda: aware(row[4]), epoch),
+        updated_at=safely(lambda: aware(row[5]), epoch),
+        size=safely(lambda: int(row[6]), 0),
+        attempts=safely(lambda: int(row[10]), 0),
         last_error=str(row[12] or ""),
-        approvals=tuple(json.loads(row[13] or "[]")),
-        decided_by=row[14],
-        decided_at=aware(row[15]),
-        reason=str(row[16] or ""),
-        claimed_by=row[17],
-        claim_until=aware(row[18]),
-        delivered_to=tuple(json.loads(row[19] or "[]")),
+        reason=problem,
+        quarantined_from=next((s for s in STATES if s == stored and s != "corrupt"), None),
     )
 
 
@@ -134,25 +223,29 @@ class Sealer:
         return _SEALED + self.key_id + nonce + sealed
 
     def open(self, queue_id: str, stored: bytes) -> bytes:
-        """The original bytes of entry `queue_id`; `StoreError` with the reason if not possible."""
+        """The original bytes of entry `queue_id`; `CorruptEntry` with the reason if not possible.
+
+        The first byte is the data blob's format version: 0 plain, 1 sealed (key id, nonce,
+        AES-GCM)."""
         stored = bytes(stored)
         if stored[:1] == _PLAIN:
             return stored[1:]
         if stored[:1] != _SEALED:
-            raise StoreError(f"queue entry {queue_id}: stored message has an unknown format")
+            raise CorruptEntry(queue_id, "the stored message has an unknown format")
         if self.key is None:
-            raise StoreError(
-                f"queue entry {queue_id} is encrypted; set SENDGUARD_QUEUE__ENCRYPTION_KEY"
+            raise CorruptEntry(
+                queue_id, "the message is encrypted; set SENDGUARD_QUEUE__ENCRYPTION_KEY"
             )
         if stored[1:9] != self.key_id:
-            raise StoreError(
-                f"queue entry {queue_id} was encrypted with a different key "
-                "(wrong SENDGUARD_QUEUE__ENCRYPTION_KEY)"
+            raise CorruptEntry(
+                queue_id,
+                "the message was encrypted with a different key "
+                "(wrong SENDGUARD_QUEUE__ENCRYPTION_KEY)",
             )
         try:
             return AESGCM(self.key).decrypt(stored[9:21], stored[21:], queue_id.encode())
         except InvalidTag as exc:
-            raise StoreError(f"queue entry {queue_id}: stored message is corrupt") from exc
+            raise CorruptEntry(queue_id, "the stored message is corrupt (bad tag)") from exc
 
 
 def canonical_details(details: Mapping[str, object]) -> str:

@@ -75,7 +75,12 @@ _SQLITE_V1 = (
 # 2: recipients already delivered, so a split (per-recipient) delivery resumes without repeats.
 _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2)
+# 3: the state an entry was in when it was found undecodable and moved to `corrupt`, so an
+# admin can recover it once the cause (e.g. the encryption key) is fixed. Envelope and verdict
+# blobs written from now on carry their schema version ("v": 2); older ones read as version 1.
+_SQLITE_V3 = ("ALTER TABLE queue_entry ADD COLUMN quarantined_from TEXT",)
+
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2, _SQLITE_V3)
 
 _POSTGRES_V1 = (
     """CREATE TABLE queue_entry (
@@ -142,4 +147,6 @@ _POSTGRES_V1 = (
 
 _POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2)
+_POSTGRES_V3 = ("ALTER TABLE queue_entry ADD COLUMN quarantined_from TEXT",)
+
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_V3)

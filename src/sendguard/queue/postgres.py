@@ -26,18 +26,21 @@ from sendguard.model import Envelope, Verdict
 from sendguard.queue.base import (
     UPDATE_COLUMNS,
     StoreBase,
+    claimed,
+    corrupt_details,
     notice_from_row,
     update_values,
 )
 from sendguard.queue.codec import (
     ENTRY_COLUMNS,
     GENESIS,
+    INSERT_COLUMNS,
     audit_from_row,
     canonical_details,
     chain_hash,
+    dump_approvals,
     dump_envelope,
     dump_verdict,
-    entry_from_row,
 )
 from sendguard.queue.migrations import POSTGRES_MIGRATIONS
 from sendguard.queue.settings import QueueSettings
@@ -46,6 +49,7 @@ from sendguard.queue.store import (
     AuditRecord,
     Clock,
     Conflict,
+    CorruptEntry,
     Decide,
     Entry,
     Notice,
@@ -174,9 +178,38 @@ class PostgresStore(StoreBase):
                 (queue_id, kind, now, now),
             )
 
-    def _entry(self, row: tuple[Any, ...], with_data: bool) -> Entry:
-        data = self._sealer.open(str(row[0]), row[-1]) if with_data else b""
-        return entry_from_row(row, data)
+    @staticmethod
+    async def _lease(conn: Conn, lease: float) -> tuple[dt.datetime, dt.datetime]:
+        """(now, now + lease) on the database's clock: every node compares leases with the
+        one clock they share, so a node whose own clock runs ahead never steals a live claim.
+        ``clock_timestamp()``, not ``now()``: the time of this statement, not of the
+        transaction's start (which may have waited for a lock)."""
+        cur = await conn.execute(
+            "SELECT clock_timestamp(), clock_timestamp() + make_interval(secs => %s)",
+            (float(lease),),
+        )
+        row = await cur.fetchone()
+        assert row is not None  # a SELECT without FROM always has its row
+        return row[0], row[1]
+
+    async def _quarantine(self, conn: Conn, queue_id: str, problem: str, now: dt.datetime) -> bool:
+        """Move a row to ``corrupt`` (inside the caller's transaction) and audit it."""
+        cur = await conn.execute(
+            "SELECT state FROM queue_entry WHERE id = %s FOR UPDATE", (queue_id,)
+        )
+        row = await cur.fetchone()
+        if row is None or row[0] == "corrupt":
+            return False
+        await conn.execute(
+            "UPDATE queue_entry SET state = 'corrupt', quarantined_from = state, reason = %s, "
+            "claimed_by = NULL, claim_until = NULL, updated_at = %s WHERE id = %s",
+            (problem[:500], now, queue_id),
+        )
+        await self._append_audit(
+            conn, "corrupt", actor="system", queue_id=queue_id, transaction_id=None,
+            details=corrupt_details(str(row[0]), problem), at=now,
+        )  # fmt: skip
+        return True
 
     # ------------------------------------------------------------------ Store
 
@@ -186,24 +219,29 @@ class PostgresStore(StoreBase):
         envelope: Envelope,
         data: bytes,
         verdict: Verdict,
-        state: Literal["held", "delayed"],
+        state: Literal["held", "delayed", "released"],
         release_at: dt.datetime | None = None,
+        delivered_to: tuple[str, ...] = (),
+        last_error: str = "",
     ) -> Entry:
         """Store a held or delayed message (and its notices and audit event); return it."""
         entry = self._new_entry(
-            envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
-        )
+            envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at,
+            delivered_to=delivered_to, last_error=last_error,
+        )  # fmt: skip
         sealed = self._sealer.seal(entry.id, data)
         async with self._tx() as conn:
             await conn.execute(
-                f"INSERT INTO queue_entry ({ENTRY_COLUMNS}, mail_from, auth_user, "  # noqa: S608
-                "transaction_id, rule_id, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "NULL, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, '[]', %s, %s, %s, %s, %s)",
+                f"INSERT INTO queue_entry ({INSERT_COLUMNS}) VALUES "  # noqa: S608
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, '[]', NULL, NULL, '', "
+                "NULL, NULL, %s, NULL, %s, %s, %s, %s, %s)",
                 (
                     entry.id, state, dump_envelope(envelope), dump_verdict(verdict),
                     entry.created_at, entry.updated_at, entry.size, entry.release_at,
-                    entry.expires_at, envelope.mail_from, envelope.auth_user,
-                    envelope.transaction_id, verdict.rule_id, sealed,
+                    entry.expires_at, entry.released_at, entry.next_attempt_at,
+                    entry.last_error, dump_approvals(entry.delivered_to),
+                    envelope.mail_from, verdict.rule_id, envelope.auth_user,
+                    envelope.transaction_id, sealed,
                 ),
             )  # fmt: skip
             await self._append_audit(
@@ -246,7 +284,7 @@ class PostgresStore(StoreBase):
             row = await (await conn.execute(sql.encode(), (queue_id,))).fetchone()
         if row is None:
             raise NotFound(f"no queue entry {queue_id}")
-        return self._entry(row, with_data)
+        return self._decode(row, with_data)
 
     async def list(
         self,
@@ -277,17 +315,25 @@ class PostgresStore(StoreBase):
         args.append(limit)
         async with self._tx() as conn:
             rows = await (await conn.execute(sql.encode(), args)).fetchall()
-        return [entry_from_row(row) for row in rows]
+        return [self._listed(row) for row in rows]
 
     async def apply(self, queue_id: str, decide: Decide) -> Entry:
         """Run `decide` with the row locked and commit its decision atomically."""
         now = self._clock()
+        try:
+            return await self._apply(queue_id, decide, now)
+        except CorruptEntry as exc:
+            # Rolled back; the row moves to `corrupt` in a transaction of its own.
+            await self.quarantine(queue_id, exc.problem)
+            raise
+
+    async def _apply(self, queue_id: str, decide: Decide, now: dt.datetime) -> Entry:
         async with self._tx() as conn:
             sql = f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry WHERE id = %s FOR UPDATE"  # noqa: S608
             row = await (await conn.execute(sql.encode(), (queue_id,))).fetchone()
             if row is None:
                 raise NotFound(f"no queue entry {queue_id}")
-            decision = decide(self._entry(row, with_data=True))
+            decision = decide(self._decode(row, with_data=True))
             new = decision.entry
             assignments = ", ".join(f"{c} = %s" for c in UPDATE_COLUMNS)
             await conn.execute(
@@ -309,34 +355,63 @@ class PostgresStore(StoreBase):
     async def claim_due(
         self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 900.0
     ) -> builtins.list[Entry]:
-        """Claim released entries due for delivery (and stale claims) with SKIP LOCKED."""
-        until = now + dt.timedelta(seconds=lease)
+        """Claim released entries due for delivery (and stale claims) with SKIP LOCKED; leases
+        on the database's clock, undecodable rows moved to ``corrupt``."""
         sql = (
-            "UPDATE queue_entry SET state = 'delivering', claimed_by = %s, claim_until = %s, "  # noqa: S608
-            "updated_at = %s WHERE id IN (SELECT id FROM queue_entry "
+            f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry "  # noqa: S608
             "WHERE (state = 'released' AND next_attempt_at <= %s) "
             "OR (state = 'delivering' AND claim_until <= %s) "
-            "ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-            f"RETURNING {ENTRY_COLUMNS}, data"
+            "ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED"
         )
+        got: builtins.list[Entry] = []
         async with self._tx() as conn:
-            cur = await conn.execute(sql.encode(), (node_id, until, now, now, now, limit))
-            rows = await cur.fetchall()
-        return [self._entry(row, with_data=True) for row in rows]
+            db_now, until = await self._lease(conn, lease)
+            rows = await (await conn.execute(sql.encode(), (now, db_now, limit))).fetchall()
+            for row in rows:
+                try:
+                    entry = self._decode(row, with_data=True)
+                except CorruptEntry as exc:
+                    await self._quarantine(conn, str(row[0]), exc.problem, now)
+                    continue
+                await conn.execute(
+                    "UPDATE queue_entry SET state = 'delivering', claimed_by = %s, "
+                    "claim_until = %s, updated_at = %s WHERE id = %s",
+                    (node_id, until, now, row[0]),
+                )
+                got.append(claimed(entry, node_id, now, until))
+        return got
+
+    async def renew_claim(self, queue_id: str, node_id: str, *, lease: float) -> bool:
+        """Extend this node's claim by `lease` seconds of the database's clock."""
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE queue_entry SET claim_until = clock_timestamp() "
+                "+ make_interval(secs => %s) "
+                "WHERE id = %s AND state = 'delivering' AND claimed_by = %s",
+                (float(lease), queue_id, node_id),
+            )
+            return cur.rowcount == 1
+
+    async def quarantine(self, queue_id: str, problem: str) -> bool:
+        """Move an undecodable entry to ``corrupt`` (audited); False if it already was."""
+        async with self._tx() as conn:
+            return await self._quarantine(conn, queue_id, problem, self._clock())
 
     async def claim_notices(
         self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 300.0
     ) -> builtins.list[Notice]:
-        """Claim outbox notices due for sending, with SKIP LOCKED."""
-        until = now + dt.timedelta(seconds=lease)
+        """Claim outbox notices due for sending, with SKIP LOCKED (leases on the database's
+        clock)."""
         sql = (
-            "UPDATE notice SET claimed_by = %s, claim_until = %s, attempts = attempts + 1 "
+            "UPDATE notice SET claimed_by = %s, claim_until = clock_timestamp() + "
+            "make_interval(secs => %s), attempts = attempts + 1 "
             "WHERE id IN (SELECT id FROM notice WHERE next_attempt_at <= %s "
-            "AND (claim_until IS NULL OR claim_until <= %s) ORDER BY id LIMIT %s "
+            "AND (claim_until IS NULL OR claim_until <= clock_timestamp()) ORDER BY id LIMIT %s "
             "FOR UPDATE SKIP LOCKED) RETURNING id, queue_id, kind, attempts - 1, created_at"
         )
         async with self._tx() as conn:
-            rows = await (await conn.execute(sql, (node_id, until, now, now, limit))).fetchall()
+            cur = await conn.execute(sql, (node_id, float(lease), now, limit))
+            rows = await cur.fetchall()
         return [notice_from_row(row) for row in sorted(rows)]
 
     async def finish_notice(

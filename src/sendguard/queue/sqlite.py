@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -26,18 +27,20 @@ from sendguard.queue.base import (
     UPDATE_COLUMNS,
     StoreBase,
     claimed,
+    corrupt_details,
     notice_from_row,
     update_values,
 )
 from sendguard.queue.codec import (
     ENTRY_COLUMNS,
     GENESIS,
+    INSERT_COLUMNS,
     audit_from_row,
+    aware,
     canonical_details,
     chain_hash,
     dump_envelope,
     dump_verdict,
-    entry_from_row,
     iso,
 )
 from sendguard.queue.migrations import SQLITE_MIGRATIONS
@@ -47,6 +50,7 @@ from sendguard.queue.store import (
     AuditRecord,
     Clock,
     Conflict,
+    CorruptEntry,
     Decide,
     Entry,
     Notice,
@@ -56,6 +60,8 @@ from sendguard.queue.store import (
 
 T = TypeVar("T")
 Cursor = sqlite3.Connection
+_DB_TIME = "strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now'{})"
+"""SQLite's own clock as `iso` text, optionally moved by a modifier (leases)."""
 
 
 def sqlite_path(url: str) -> Path:
@@ -178,9 +184,33 @@ class SqliteStore(StoreBase):
                 (queue_id, kind, iso(now), iso(now)),
             )
 
-    def _entry(self, row: tuple[Any, ...], with_data: bool) -> Entry:
-        data = self._sealer.open(str(row[0]), row[-1]) if with_data else b""
-        return entry_from_row(row, data)
+    def _lease(self, cur: Cursor, lease: float) -> tuple[str, str]:
+        """(now, now + lease) on the database's clock, as stored text.
+
+        SQLite has one node, so its clock is this machine's; it is still read from SQLite
+        (not `self._clock`) so leases behave as on PostgreSQL, whatever clock the caller has.
+        """
+        row = cur.execute(
+            f"SELECT {_DB_TIME.format('')}, {_DB_TIME.format(', ?')}",
+            (f"+{float(lease)} seconds",),
+        ).fetchone()
+        return str(row[0]), str(row[1])
+
+    def _quarantine(self, cur: Cursor, queue_id: str, problem: str, now: dt.datetime) -> bool:
+        """Move a row to ``corrupt`` (inside the caller's transaction) and audit it."""
+        row = cur.execute("SELECT state FROM queue_entry WHERE id = ?", (queue_id,)).fetchone()
+        if row is None or row[0] == "corrupt":
+            return False
+        cur.execute(
+            "UPDATE queue_entry SET state = 'corrupt', quarantined_from = state, reason = ?, "
+            "claimed_by = NULL, claim_until = NULL, updated_at = ? WHERE id = ?",
+            (problem[:500], iso(now), queue_id),
+        )
+        self._append_audit(
+            cur, "corrupt", actor="system", queue_id=queue_id, transaction_id=None,
+            details=corrupt_details(str(row[0]), problem), at=now,
+        )  # fmt: skip
+        return True
 
     # ------------------------------------------------------------------ Store
 
@@ -190,27 +220,31 @@ class SqliteStore(StoreBase):
         envelope: Envelope,
         data: bytes,
         verdict: Verdict,
-        state: Literal["held", "delayed"],
+        state: Literal["held", "delayed", "released"],
         release_at: dt.datetime | None = None,
+        delivered_to: tuple[str, ...] = (),
+        last_error: str = "",
     ) -> Entry:
         """Store a held or delayed message (and its notices and audit event); return it."""
         entry = self._new_entry(
-            envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
-        )
+            envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at,
+            delivered_to=delivered_to, last_error=last_error,
+        )  # fmt: skip
         sealed = self._sealer.seal(entry.id, data)
 
         def write(cur: Cursor) -> None:
             cur.execute(
-                f"INSERT INTO queue_entry ({ENTRY_COLUMNS}, mail_from, auth_user, "  # noqa: S608
-                "transaction_id, rule_id, data) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '', '[]', NULL, NULL, '', NULL, NULL, "
-                "'[]', ?, ?, ?, ?, ?)",
+                f"INSERT INTO queue_entry ({INSERT_COLUMNS}) VALUES "  # noqa: S608
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '[]', NULL, NULL, '', NULL, NULL, "
+                "?, NULL, ?, ?, ?, ?, ?)",
                 (
                     entry.id, state, dump_envelope(envelope), dump_verdict(verdict),
                     iso(entry.created_at), iso(entry.updated_at), entry.size,
-                    iso(entry.release_at), iso(entry.expires_at), None,
-                    envelope.mail_from, envelope.auth_user, envelope.transaction_id,
-                    verdict.rule_id, sealed,
+                    iso(entry.release_at), iso(entry.expires_at), iso(entry.released_at),
+                    iso(entry.next_attempt_at), entry.last_error,
+                    json.dumps(list(entry.delivered_to), ensure_ascii=False),
+                    envelope.mail_from, verdict.rule_id, envelope.auth_user,
+                    envelope.transaction_id, sealed,
                 ),
             )  # fmt: skip
             self._append_audit(
@@ -263,7 +297,7 @@ class SqliteStore(StoreBase):
         row = await self._call(self._read, read)
         if row is None:
             raise NotFound(f"no queue entry {queue_id}")
-        return self._entry(row, with_data)
+        return self._decode(row, with_data)
 
     async def list(
         self,
@@ -293,18 +327,23 @@ class SqliteStore(StoreBase):
         )
         args.append(-1 if limit is None else limit)
         rows = await self._call(self._read, lambda cur: cur.execute(sql, args).fetchall())
-        return [entry_from_row(row) for row in rows]
+        return [self._listed(row) for row in rows]
 
     async def apply(self, queue_id: str, decide: Decide) -> Entry:
         """Run `decide` under the write lock and commit its decision atomically."""
         now = self._clock()
 
-        def write(cur: Cursor) -> Entry:
+        def write(cur: Cursor) -> Entry | CorruptEntry:
             sql = f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry WHERE id = ?"  # noqa: S608
             row = cur.execute(sql, (queue_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no queue entry {queue_id}")
-            decision = decide(self._entry(row, with_data=True))
+            try:
+                current = self._decode(row, with_data=True)
+            except CorruptEntry as exc:
+                self._quarantine(cur, queue_id, exc.problem, now)
+                return exc  # committed, then raised
+            decision = decide(current)
             new = decision.entry
             values = _update_values(new, now)
             assignments = ", ".join(f"{c} = ?" for c in UPDATE_COLUMNS)
@@ -324,44 +363,75 @@ class SqliteStore(StoreBase):
             self._add_notices(cur, queue_id, decision.notify, now)
             return new
 
-        return await self._call(self._write, write)
+        result: Entry | CorruptEntry = await self._call(self._write, write)
+        if isinstance(result, CorruptEntry):
+            raise result
+        return result
 
     async def claim_due(
         self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 900.0
     ) -> builtins.list[Entry]:
-        """Claim released entries due for delivery (and stale claims) for this node."""
-        until = iso(now + dt.timedelta(seconds=lease))
+        """Claim released entries due for delivery (and stale claims) for this node; leases
+        on SQLite's clock, undecodable rows moved to ``corrupt``."""
 
         def write(cur: Cursor) -> builtins.list[Entry]:
+            db_now, until = self._lease(cur, lease)
             sql = (
                 f"SELECT {ENTRY_COLUMNS}, data FROM queue_entry "  # noqa: S608
                 "WHERE (state = 'released' AND next_attempt_at <= ?) "
                 "OR (state = 'delivering' AND claim_until <= ?) "
                 "ORDER BY next_attempt_at LIMIT ?"
             )
-            rows = cur.execute(sql, (iso(now), iso(now), limit)).fetchall()
-            for row in rows:
+            got: builtins.list[Entry] = []
+            for row in cur.execute(sql, (iso(now), db_now, limit)).fetchall():
+                try:
+                    entry = self._decode(row, with_data=True)
+                except CorruptEntry as exc:
+                    self._quarantine(cur, str(row[0]), exc.problem, now)
+                    continue
                 cur.execute(
                     "UPDATE queue_entry SET state = 'delivering', claimed_by = ?, "
                     "claim_until = ?, updated_at = ? WHERE id = ?",
                     (node_id, until, iso(now), row[0]),
                 )
-            return [claimed(self._entry(row, with_data=True), node_id, now, lease) for row in rows]
+                got.append(claimed(entry, node_id, now, _time(until)))
+            return got
 
         return await self._call(self._write, write)
+
+    async def renew_claim(self, queue_id: str, node_id: str, *, lease: float) -> bool:
+        """Extend this node's claim by `lease` seconds of SQLite's clock."""
+
+        def write(cur: Cursor) -> bool:
+            _, until = self._lease(cur, lease)
+            done = cur.execute(
+                "UPDATE queue_entry SET claim_until = ? "
+                "WHERE id = ? AND state = 'delivering' AND claimed_by = ?",
+                (until, queue_id, node_id),
+            )
+            return done.rowcount == 1
+
+        return await self._call(self._write, write)
+
+    async def quarantine(self, queue_id: str, problem: str) -> bool:
+        """Move an undecodable entry to ``corrupt`` (audited); False if it already was."""
+        now = self._clock()
+        return await self._call(
+            self._write, lambda cur: self._quarantine(cur, queue_id, problem, now)
+        )
 
     async def claim_notices(
         self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 300.0
     ) -> builtins.list[Notice]:
-        """Claim outbox notices due for sending."""
-        until = iso(now + dt.timedelta(seconds=lease))
+        """Claim outbox notices due for sending (leases on SQLite's clock)."""
 
         def write(cur: Cursor) -> builtins.list[Notice]:
+            db_now, until = self._lease(cur, lease)
             rows = cur.execute(
                 "SELECT id, queue_id, kind, attempts, created_at FROM notice "
                 "WHERE next_attempt_at <= ? AND (claim_until IS NULL OR claim_until <= ?) "
                 "ORDER BY id LIMIT ?",
-                (iso(now), iso(now), limit),
+                (iso(now), db_now, limit),
             ).fetchall()
             for row in rows:
                 cur.execute(
@@ -475,6 +545,12 @@ class SqliteStore(StoreBase):
     async def close(self) -> None:
         """Close the connection."""
         await self._call(self._read, lambda cur: cur.close())
+
+
+def _time(text: str) -> dt.datetime:
+    value = aware(text)
+    assert value is not None  # strftime never returns NULL for 'now'
+    return value
 
 
 def _update_values(entry: Entry, now: dt.datetime) -> tuple[object, ...]:

@@ -30,6 +30,7 @@ State = Literal[
     "cancelled",
     "expired",
     "failed",
+    "corrupt",
 ]
 STATES: tuple[State, ...] = (
     "held",
@@ -41,9 +42,13 @@ STATES: tuple[State, ...] = (
     "cancelled",
     "expired",
     "failed",
+    "corrupt",
 )
 FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", "failed")
-"""States nothing moves out of; entries in them may be purged."""
+"""States nothing moves out of; entries in them may be purged.
+
+``corrupt`` is not among them: an entry that cannot be decoded waits for an admin, who
+inspects it (`queue show`), fixes the cause and runs `queue recover`, or deletes it."""
 
 NoticeKind = Literal["held", "delayed", "released", "rejected", "expired", "reviewers", "bounce"]
 """What a queued notification tells: to the sender (most kinds), the reviewers
@@ -52,6 +57,21 @@ NoticeKind = Literal["held", "delayed", "released", "rejected", "expired", "revi
 
 class Conflict(StoreError):
     """The entry is no longer in the state the caller expected (someone else changed it)."""
+
+
+class CorruptEntry(StoreError):
+    """A stored row cannot be decoded: bad JSON, an unknown blob schema version, a message
+    sealed with another key (or none configured), a damaged ciphertext.
+
+    The message says what failed, never what the row holds (it may be personal data).
+    """
+
+    def __init__(self, queue_id: str, problem: str, stand_in: Entry | None = None) -> None:
+        super().__init__(f"queue entry {queue_id} cannot be read: {problem}")
+        self.queue_id = queue_id
+        self.problem = problem
+        self.stand_in = stand_in
+        """What can still be shown of the row (state ``corrupt``), when the store had it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,8 @@ class Entry:
     claim_until: dt.datetime | None = None
     delivered_to: tuple[str, ...] = ()
     """Recipients whose copy the upstream already took (a split delivery in progress)."""
+    quarantined_from: State | None = None
+    """For a ``corrupt`` entry: the state it was in when it could not be decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +172,16 @@ class Store(Protocol):
         envelope: Envelope,
         data: bytes,
         verdict: Verdict,
-        state: Literal["held", "delayed"],
+        state: Literal["held", "delayed", "released"],
         release_at: dt.datetime | None = None,
+        delivered_to: tuple[str, ...] = (),
+        last_error: str = "",
     ) -> Entry:
-        """Store a held or delayed message (and its notices and audit event); return it."""
+        """Store a held or delayed message (and its notices and audit event); return it.
+
+        ``released`` with `delivered_to` is the rest of a live split delivery whose first
+        copies went: the worker sends the copies still missing (`last_error` says why the
+        live attempt stopped)."""
         ...
 
     async def audit(
@@ -169,7 +197,8 @@ class Store(Protocol):
         ...
 
     async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
-        """One entry; `NotFound` when there is none."""
+        """One entry; `NotFound` when there is none; `CorruptEntry` when its row cannot be
+        decoded (the error carries a ``corrupt`` stand-in to show)."""
         ...
 
     async def list(
@@ -181,11 +210,14 @@ class Store(Protocol):
         updated_before: dt.datetime | None = None,
         limit: int | None = None,
     ) -> builtins.list[Entry]:
-        """Entries (without data), oldest first, filtered by state and times."""
+        """Entries (without data), oldest first, filtered by state and times; a row that
+        cannot be decoded is listed as a stand-in in state ``corrupt`` (no envelope or verdict,
+        the problem in `reason`), whatever its stored state."""
         ...
 
     async def apply(self, queue_id: str, decide: Decide) -> Entry:
-        """Run `decide` under a row lock and commit its decision atomically."""
+        """Run `decide` under a row lock and commit its decision atomically. A row that
+        cannot be decoded is moved to ``corrupt`` instead and `CorruptEntry` raised."""
         ...
 
     async def transition(
@@ -204,13 +236,31 @@ class Store(Protocol):
     async def claim_due(
         self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 900.0
     ) -> builtins.list[Entry]:
-        """Claim released entries due for delivery (and stale claims) for this node."""
+        """Claim released entries due (``next_attempt_at <= now``) and deliveries whose lease
+        has run out, for this node. Leases are set and compared on the database's clock, not
+        `now`: nodes whose clocks differ never see a live claim as expired. Rows that cannot
+        be decoded are moved to ``corrupt`` in the same transaction and not returned."""
+        ...
+
+    async def renew_claim(self, queue_id: str, node_id: str, *, lease: float) -> bool:
+        """Extend this node's claim on a delivery by `lease` seconds of the database's clock;
+        False when the entry is no longer this node's (taken over, or changed)."""
+        ...
+
+    async def quarantine(self, queue_id: str, problem: str) -> bool:
+        """Move an entry that cannot be decoded to ``corrupt`` with a ``corrupt`` audit event;
+        False when it already was (nothing written)."""
+        ...
+
+    async def recover(self, queue_id: str, *, actor: str) -> Entry:
+        """Put a ``corrupt`` entry that decodes again back where it was (a delivery back to
+        ``released``); `CorruptEntry` while it still cannot be read."""
         ...
 
     async def claim_notices(
         self, limit: int, node_id: str, *, now: dt.datetime, lease: float = 300.0
     ) -> builtins.list[Notice]:
-        """Claim outbox notices due for sending."""
+        """Claim outbox notices due for sending (leases on the database's clock)."""
         ...
 
     async def finish_notice(

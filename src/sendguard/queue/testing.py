@@ -52,6 +52,28 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
 
 
+def damage_row(store_url: str, queue_id: str, column: str, value: str) -> None:
+    """Overwrite one text column of a queue row behind the store's back (a row damaged by
+    hand, a bad migration, a newer sendguard): to test that such a row is moved aside."""
+    if column not in ("envelope", "verdict", "state", "delivered_to", "approvals"):
+        raise ValueError(f"not a column to damage: {column}")
+    sql = f"UPDATE queue_entry SET {column} = {{}} WHERE id = {{}}"  # noqa: S608  # fixed set
+    if store_url.startswith("sqlite:"):
+        import sqlite3
+
+        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+        try:
+            conn.execute(sql.format("?", "?"), (value, queue_id))
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(store_url, autocommit=True) as pg:
+        pg.execute(sql.format("%s", "%s").encode(), (value, queue_id))
+
+
 def sample_envelope(
     mail_from: str = "tanaka@corp.example", *rcpts: str, auth_user: str | None = "tanaka"
 ) -> Envelope:

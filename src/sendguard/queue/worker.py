@@ -14,12 +14,18 @@ so each entry is delivered by one node. A pass (`run_once`) is:
 
 A delivery interrupted by a crash is taken over when its claim lease runs out, so delivery
 is at-least-once: the upstream may see a message twice only if the node died between the
-upstream's 250 and our commit.
+upstream's 250 and our commit. While a delivery runs, a heartbeat renews its lease every
+third of `claim_lease` (on the database's clock), so a slow upstream never makes another node
+take it over; a delivery that lost its claim sends no further copy.
+
+A row that cannot be decoded never stops a pass: the store (or this worker, for rows it
+only listed) moves it to ``corrupt`` with an audit event, and the pass carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -35,6 +41,7 @@ from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import (
     Clock,
     Conflict,
+    CorruptEntry,
     Decide,
     Decision,
     Entry,
@@ -46,6 +53,7 @@ from sendguard.queue.store import (
 
 log = structlog.get_logger(__name__)
 _PURGE_EVERY = dt.timedelta(minutes=1)
+_CORRUPT = Reply(451, "4.3.0 the queue entry is corrupt")
 
 
 class Copy(Protocol):
@@ -118,14 +126,29 @@ class Worker:
                 await asyncio.sleep(self._settings.poll_interval)
 
     async def run_once(self) -> int:
-        """One pass over every kind of due work; returns how many items it handled."""
+        """One pass over every kind of due work; returns how many items it handled.
+
+        A store failure in one step is logged and the other steps still run; it is raised
+        at the end so `run` pauses before the next pass."""
         now = self._clock()
-        done = await self._release_due(now)
-        done += await self._expire(now)
-        done += await self._deliver_due(now)
-        done += await self._send_notices(now)
-        done += await self._purge(now)
+        done, failure = 0, None
+        steps = (self._release_due, self._expire, self._deliver_due, self._send_notices,
+                 self._purge)  # fmt: skip
+        for step in steps:
+            try:
+                done += await step(now)
+            except StoreError as exc:
+                log.error("queue_worker_step_failed", step=step.__name__, error=str(exc))
+                failure = failure or exc
+        if failure is not None and done == 0:
+            raise failure
         return done
+
+    async def _quarantine(self, entry: Entry) -> int:
+        """A listed entry whose row could not be decoded (a ``corrupt`` stand-in): record it."""
+        if await self._store.quarantine(entry.id, entry.reason):
+            log.error("queue_entry_corrupt", queue_id=entry.id, problem=entry.reason)
+        return 1
 
     # ------------------------------------------------------------------ delays and holds
 
@@ -135,6 +158,9 @@ class Worker:
         )
         count = 0
         for entry in due:
+            if entry.state == "corrupt":
+                count += await self._quarantine(entry)
+                continue
 
             def release(current: Entry) -> Decision:
                 _expect(current, "delayed")
@@ -150,6 +176,9 @@ class Worker:
         )
         count = 0
         for entry in due:
+            if entry.state == "corrupt":
+                count += await self._quarantine(entry)
+                continue
 
             def expire(current: Entry) -> Decision:
                 _expect(current, "held")
@@ -185,11 +214,41 @@ class Worker:
         return len(claimed)
 
     async def _deliver(self, entry: Entry) -> None:
-        reply, sent = await self._send_copies(entry)
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(entry.id, lost))
+        try:
+            reply, sent = await self._send_copies(entry, lost)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         await self._apply(entry.id, self._outcome(reply, self._clock(), sent))
 
-    async def _send_copies(self, entry: Entry) -> tuple[Reply, tuple[str, ...]]:
-        """Send every copy whose recipients are not done yet; stop at the first refusal."""
+    async def _heartbeat(self, queue_id: str, lost: asyncio.Event) -> None:
+        """Renew the claim every third of the lease until cancelled; set `lost` if another
+        node has it now (the lease ran out anyway, e.g. the store was unreachable too long)."""
+        lease = self._settings.claim_lease
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                mine = await self._store.renew_claim(queue_id, self._node, lease=lease)
+            except StoreError as exc:  # try again at the next beat; the lease has 2/3 left
+                log.warning("queue_claim_renew_failed", queue_id=queue_id, error=str(exc))
+                continue
+            if not mine:
+                log.error("queue_claim_lost", queue_id=queue_id, node_id=self._node)
+                lost.set()
+                return
+
+    async def _send_copies(
+        self, entry: Entry, lost: asyncio.Event | None = None
+    ) -> tuple[Reply, tuple[str, ...]]:
+        """Send every copy whose recipients are not done yet.
+
+        A temporary refusal stops the pass (the rest is retried later, with it); a permanent
+        one is kept and the other copies still go, so the bounce names only the recipients
+        that were refused. The reply is the first temporary refusal, else the first
+        permanent one, else the last 2xx."""
         try:
             copies = self._prepare(entry)
         except Exception as exc:  # noqa: BLE001  # a bad message must not stop the worker
@@ -197,15 +256,21 @@ class Worker:
             return Reply(451, f"4.3.0 cannot prepare the message: {type(exc).__name__}"), ()
         done, sent = set(entry.delivered_to), list[str]()
         reply = Reply(250, "2.0.0 nothing left to deliver")
+        refused: Reply | None = None
         for copy in copies:
             rcpts = tuple(r for r in copy.rcpt_tos if r not in done)
             if not rcpts:
                 continue
+            if lost is not None and lost.is_set():
+                return Reply(451, "4.3.0 the claim on this delivery was lost"), tuple(sent)
             reply = await self._send(entry, replace(entry.envelope, rcpt_tos=rcpts), copy.data)
-            if not reply.ok:
-                break
-            sent.extend(rcpts)
-        return reply, tuple(sent)
+            if reply.ok:
+                sent.extend(rcpts)
+            elif reply.permanent:
+                refused = refused or reply
+            else:
+                return reply, tuple(sent)
+        return refused or reply, tuple(sent)
 
     async def _send(self, entry: Entry, envelope: Envelope, data: bytes) -> Reply:
         log.info("queue_delivery_started", queue_id=entry.id, attempt=entry.attempts + 1)
@@ -257,15 +322,27 @@ class Worker:
         except NotFound:
             await self._store.finish_notice(notice.id)  # the entry was deleted meanwhile
             return
-        reply = await self._notifier.send(notice.kind, entry)
+        except CorruptEntry as exc:
+            if await self._store.quarantine(exc.queue_id, exc.problem):
+                log.error("queue_entry_corrupt", queue_id=exc.queue_id, problem=exc.problem)
+            entry = None
+        # A corrupt entry has nothing to render a notice from: the notice waits (retried,
+        # then dropped and audited) in case an admin recovers the entry meanwhile.
+        reply = (
+            await self._notifier.send(notice.kind, entry)
+            if entry is not None and entry.state != "corrupt"
+            else _CORRUPT
+        )
         if reply.ok:
             await self._store.finish_notice(notice.id)
             return
         if reply.permanent or notice.attempts >= self._settings.notice_max_attempts:
-            log.error("notice_dropped", queue_id=entry.id, kind=notice.kind, reply=str(reply))
+            log.error(
+                "notice_dropped", queue_id=notice.queue_id, kind=notice.kind, reply=str(reply)
+            )
             await self._store.finish_notice(notice.id)
             details = {"kind": notice.kind, "reply": str(reply)[:200], "attempts": notice.attempts}
-            await self._store.audit("notice_dropped", actor="system", queue_id=entry.id,
+            await self._store.audit("notice_dropped", actor="system", queue_id=notice.queue_id,
                                     details=details)  # fmt: skip
             return
         backoff = self._settings.retry_backoff
@@ -285,9 +362,13 @@ class Worker:
         return removed
 
     async def _apply(self, queue_id: str, decide: Decide) -> int:
-        """Apply a decision; 1 if it was written, 0 if another node got there first."""
+        """Apply a decision; 1 if it was written (or the row turned out corrupt and was moved
+        aside), 0 if another node got there first."""
         try:
             entry = await self._store.apply(queue_id, decide)
+        except CorruptEntry as exc:
+            log.error("queue_entry_corrupt", queue_id=queue_id, problem=exc.problem)
+            return 1
         except (Conflict, NotFound) as exc:
             log.info("queue_entry_changed_elsewhere", queue_id=queue_id, reason=str(exc))
             return 0

@@ -131,6 +131,14 @@ class ReviewService:
         except Conflict as exc:
             raise ReviewError(str(exc)) from exc
 
+    async def recover(self, queue_id: str, actor: Actor) -> Entry:
+        """Put a corrupt entry that reads again back where it was (admins; audited)."""
+        rules.require_admin(actor, "recover a corrupt entry")
+        try:
+            return await self._store.recover(queue_id, actor=actor.name)
+        except Conflict as exc:
+            raise ReviewError(str(exc)) from exc
+
     def purge_cutoff(self, older_than: dt.timedelta) -> dt.datetime:
         """The time before which finished entries are purged for `older_than`."""
         if older_than < dt.timedelta(0):

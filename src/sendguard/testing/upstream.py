@@ -121,6 +121,9 @@ class RecordingUpstream:
         self.commands: list[str] = []
         self.connections = 0
         """Sessions opened to this upstream (to check that the relay reuses them)."""
+        self.open_sessions = 0
+        self.peak_sessions = 0
+        """Most sessions open at the same time (to check the relay's connection cap)."""
         self.arrived = asyncio.Event()
         self.port = 0
         self._tls = tls
@@ -173,6 +176,15 @@ class RecordingUpstream:
             auth_require_tls=self._tls is not None,
         )
         self._protocols.append(protocol)
+        self.open_sessions += 1
+        self.peak_sessions = max(self.peak_sessions, self.open_sessions)
+        lost = protocol.connection_lost
+
+        def connection_lost(exc: Exception | None) -> None:
+            self.open_sessions -= 1
+            lost(exc)
+
+        protocol.connection_lost = connection_lost  # type: ignore[method-assign,assignment]
         return protocol
 
     async def __aenter__(self) -> RecordingUpstream:

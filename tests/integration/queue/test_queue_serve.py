@@ -65,8 +65,9 @@ async def serving(
     }
     relays = [RelayProcess(settings, cwd=cwd) for _ in range(nodes)]
     try:
-        # start() blocks; the recording upstream it probes runs in this loop.
-        await asyncio.gather(*(asyncio.to_thread(r.start) for r in relays))
+        # start() blocks; the recording upstream it probes runs in this loop. 60 s: on a
+        # loaded machine two nodes warming their extraction pools side by side took > 15 s.
+        await asyncio.gather(*(asyncio.to_thread(r.start, 60) for r in relays))
         yield relays
     finally:
         for relay in relays:
