@@ -100,7 +100,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     purge.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
     _yes_option(purge, "purge")
     rec = actions.add_parser(
-        "recover", parents=common, help="put a corrupt entry back once it can be read again"
+        "recover", parents=deciding, help="put a corrupt entry back once it reads again (admins)"
     )
     rec.add_argument("id")
     p.set_defaults(func=run)
