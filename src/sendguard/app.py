@@ -344,6 +344,7 @@ def build_app(settings: Settings) -> App:
             auth_required=False,
             auth_require_tls=True,
             timeout=settings.smtp_timeout,
+            reply_deadline=settings.reply_deadline,
         )
 
     return App(

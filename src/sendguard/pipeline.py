@@ -22,7 +22,14 @@
    retry (it would resend the copies that went); the copies still missing are queued for
    the worker and the client gets 250 after that commit (`_deliver_copies`).
 5. One `transaction` log event records the outcome (ids, sizes, action, rule, findings as
-   detector/code/count — never content).
+   detector/code/count — never content), whatever happens: an error, a shutdown, a client
+   that was answered early or went away (`ClientSide`).
+6. The client never waits past `reply_deadline` (the intake answers 451 then, see
+   `sendguard.intake.server`), and a message is committed (sent upstream, or queued) only
+   while the client is still waiting for its reply: a client that was answered or went away
+   resends the message, so committing it as well would send it twice. Once committed, a
+   delivery is always seen through and logged; if the client was answered meanwhile and the
+   upstream still accepts, `duplicate_likely` says so.
 """
 
 from __future__ import annotations
@@ -109,6 +116,29 @@ class Queue(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class ClientSide:
+    """The client's side of one transaction: the intake writes it, the pipeline reads it.
+
+    The intake answers the client itself when the reply deadline passes and notices when the
+    client goes away; the pipeline goes on (a delivery is never cut half-way) and records both
+    in the one `transaction` event.
+    """
+
+    transaction_id: str = ""
+    answered: Reply | None = None
+    """The reply the intake already gave the client (451 at the reply deadline)."""
+    gone: bool = False
+    """The client disconnected (or the relay closed it) before its reply."""
+    committed: bool = False
+    """Delivery or queueing has begun: from here the message is seen through."""
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the client still waits for the pipeline's reply."""
+        return self.answered is None and not self.gone
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineOptions:
     """Settings the pipeline reads."""
@@ -139,25 +169,48 @@ class Pipeline:
         self._audits: set[asyncio.Task[None]] = set()
 
     async def handle(
-        self, envelope: Envelope, data: bytes, *, upstream: Upstream | None = None
+        self,
+        envelope: Envelope,
+        data: bytes,
+        *,
+        upstream: Upstream | None = None,
+        client: ClientSide | None = None,
     ) -> Reply:
-        """The reply for the client; 250 only once the upstream or the queue has the message."""
+        """The reply for the client; 250 only once the upstream or the queue has the message.
+
+        Exactly one `transaction` event is logged, also when this is cancelled (shutdown) or
+        fails; `client` says whether the client is still there to be answered.
+        """
         started = time.perf_counter()
+        client = client if client is not None else ClientSide()
+        client.transaction_id = envelope.transaction_id
         structlog.contextvars.bind_contextvars(transaction_id=envelope.transaction_id)
         findings: tuple[Finding, ...] = ()
-        with metrics.in_flight(len(data)):
-            try:
-                inspected = await self._inspect(envelope, data)
-            except InspectionError as exc:
-                inspect_ms = _ms_since(started)
-                reply, verdict = await self._fail_closed(envelope, data, exc)
-            else:
-                inspect_ms = _ms_since(started)
-                verdict, findings = inspected.verdict, inspected.findings
-                reply = await self._act(envelope, data, inspected, upstream or self.upstream)
-        _log_transaction(envelope, data, verdict, findings, reply, started, inspect_ms)
-        self._audit(envelope, verdict, findings, reply)
-        structlog.contextvars.unbind_contextvars("transaction_id")
+        verdict: Verdict | None = None
+        reply = replies.INTERRUPTED
+        inspect_ms: float | None = None
+        try:
+            with metrics.in_flight(len(data)):
+                try:
+                    inspected = await self._inspect(envelope, data)
+                except InspectionError as exc:
+                    inspect_ms = _ms_since(started)
+                    reply, verdict = await self._fail_closed(envelope, data, exc, client)
+                else:
+                    inspect_ms = _ms_since(started)
+                    verdict, findings = inspected.verdict, inspected.findings
+                    reply = await self._act(
+                        envelope, data, inspected, upstream or self.upstream, client
+                    )
+        except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
+            reference = uuid.uuid4().hex[:12]
+            log.error("internal_error", reference=reference, error=type(exc).__name__)
+            reply = replies.with_reference(replies.TEMPFAIL_INTERNAL, reference)
+        finally:
+            _log_transaction(envelope, data, verdict, findings, reply, started, client, inspect_ms)
+            if verdict is not None:
+                self._audit(envelope, verdict, findings, reply)
+            structlog.contextvars.unbind_contextvars("transaction_id")
         return reply
 
     def _audit(
@@ -214,7 +267,12 @@ class Pipeline:
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
 
     async def _act(
-        self, envelope: Envelope, data: bytes, inspected: Inspected, upstream: Upstream
+        self,
+        envelope: Envelope,
+        data: bytes,
+        inspected: Inspected,
+        upstream: Upstream,
+        client: ClientSide,
     ) -> Reply:
         verdict = inspected.verdict
         if verdict.action is Action.REJECT:
@@ -222,9 +280,11 @@ class Pipeline:
         if verdict.action in (Action.DELAY, Action.HOLD):
             # The original is stored: reviewers see what the sender wrote, and the release
             # applies the verdict's tags and rewrite exactly once (`App._prepare_release`).
-            return await self._enqueue(envelope, data, verdict)
+            return _commit(client) or await self._enqueue(envelope, data, verdict)
         copies = self.prepare(data, inspected, envelope)
-        return await self._deliver_copies(upstream, envelope, data, verdict, copies)
+        return _commit(client) or await self._deliver_copies(
+            upstream, envelope, data, verdict, copies
+        )
 
     async def _deliver_copies(
         self,
@@ -299,7 +359,7 @@ class Pipeline:
         return Reply(250, f"2.0.0 Ok: {state}{rule} as {queue_id}: {verdict.reason}"[:400])
 
     async def _fail_closed(
-        self, envelope: Envelope, data: bytes, error: InspectionError
+        self, envelope: Envelope, data: bytes, error: InspectionError, client: ClientSide
     ) -> tuple[Reply, Verdict]:
         reference = uuid.uuid4().hex[:12]
         log.error("inspection_failed", reference=reference, error=str(error))
@@ -309,7 +369,7 @@ class Pipeline:
                 rule_id="on-error",
                 reason=f"inspection failed (ref {reference})",
             )
-            return await self._enqueue(envelope, data, verdict), verdict
+            return _commit(client) or await self._enqueue(envelope, data, verdict), verdict
         verdict = Verdict(action=Action.REJECT, rule_id="on-error", reason="inspection failed")
         budget = "time" in str(error) or "budget" in str(error)
         reply = replies.TEMPFAIL_BUDGET if budget else replies.TEMPFAIL_INTERNAL
@@ -326,15 +386,28 @@ def _part(envelope: Envelope, copy: Outgoing) -> Envelope:
     )
 
 
+def _commit(client: ClientSide) -> Reply | None:
+    """None once the message may be committed; the reply of an abandoned transaction if the
+    client no longer waits (it resends what it was not told 250 for)."""
+    if not client.waiting:
+        return replies.ABANDONED
+    client.committed = True
+    return None
+
+
 def _log_transaction(
     envelope: Envelope,
     data: bytes,
-    verdict: Verdict,
+    verdict: Verdict | None,
     findings: tuple[Finding, ...],
     reply: Reply,
     started: float,
-    inspect_ms: float,
+    client: ClientSide,
+    inspect_ms: float | None,
 ) -> None:
+    # What the client was told: the pipeline's reply, the intake's own earlier one, or
+    # nothing (it went away).
+    told = client.answered or (None if client.gone else reply)
     log.info(
         "transaction",
         client=envelope.client_address,
@@ -342,15 +415,34 @@ def _log_transaction(
         mail_from=envelope.mail_from,
         rcpt_count=len(envelope.rcpt_tos),
         size=len(data),
-        action=verdict.action.label,
-        rule=verdict.rule_id,
-        warned=list(verdict.warned),
+        action=verdict.action.label if verdict is not None else None,
+        rule=verdict.rule_id if verdict is not None else None,
+        warned=list(verdict.warned) if verdict is not None else [],
         findings=[f"{f.detector}/{f.code}:{f.count}" for f in findings],
         reply_code=reply.code,
         reply=reply.text[:120],
+        client_reply_code=told.code if told is not None else None,
+        client_gone=client.gone,
         duration_ms=_ms_since(started),
         inspect_ms=inspect_ms,
     )
+    if reply is replies.INTERRUPTED and client.committed:
+        log.error(
+            "duplicate_possible",
+            transaction_id=envelope.transaction_id,
+            detail="interrupted while delivering or queueing: the upstream may have it",
+        )
+    elif reply.ok and told is not reply:
+        # Accepted (upstream or queue) after the client was answered otherwise or left: the
+        # client will resend, and the recipients will likely get the message twice.
+        log.error(
+            "duplicate_likely",
+            transaction_id=envelope.transaction_id,
+            reply_code=reply.code,
+            reply=reply.text[:120],
+            client_reply_code=told.code if told is not None else None,
+            client_gone=client.gone,
+        )
 
 
 def _ms_since(started: float) -> float:

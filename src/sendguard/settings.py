@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     upstream_timeout: float = 60.0
     """Seconds for each upstream command (connect, MAIL, RCPT, DATA upload)."""
     upstream_data_timeout: float = 600.0
-    """Seconds to wait for the upstream's reply after the final dot (RFC 5321 §4.5.3.2.6)."""
+    """Seconds to wait for the upstream's reply after the final dot (RFC 5321 §4.5.3.2.6).
+    The client is answered by `reply_deadline` anyway; a later upstream reply is still
+    awaited for the record (a late 250 is logged as `duplicate_likely`)."""
     upstream_pool_size: int = 4
     """Idle upstream sessions kept for reuse."""
     upstream_max_connections: int = Field(default=10, ge=1)
@@ -115,8 +117,15 @@ class Settings(BaseSettings):
     bcc_header: Literal["remove", "keep"] = "remove"
     """A ``Bcc:``/``Resent-Bcc:`` field left in a submitted message: ``remove`` it before
     relaying (as Postfix's cleanup does; logged) or ``keep`` it as the client sent it."""
-    smtp_timeout: float = 300.0
-    """Idle seconds before a client connection is dropped (RFC 5321 §4.5.3.2.7)."""
+    smtp_timeout: float = Field(default=300.0, gt=0)
+    """Idle seconds before a client connection is closed with 421 (RFC 5321 §4.5.3.2.7).
+    Idle means nothing arrives from the client: a slow upload that keeps sending is never
+    cut, and the time the client waits for our reply does not count."""
+    reply_deadline: float = Field(default=540.0, gt=0, lt=600)
+    """Seconds from the final dot to the client's reply, below the client's own 10-minute
+    timeout (RFC 5321 §4.5.3.2.6): if inspection or the upstream is not done by then the
+    client gets ``451 4.4.2`` and resends. A message not yet committed (sent upstream or
+    queued) by then is dropped; one already under way is seen through and logged."""
     scan_budget: float = 30.0
     """Seconds for parse + detect + policy of one message; over budget → `on_error`."""
     on_error: Literal["tempfail", "hold"] = "tempfail"

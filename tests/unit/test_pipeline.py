@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from sendguard.deliver.maildir import MaildirUpstream
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply, Verdict
-from sendguard.pipeline import Inspected, Pipeline, PipelineOptions
+from sendguard.pipeline import ClientSide, Inspected, Pipeline, PipelineOptions
 from sendguard.queue.store import open_store
 
 ENVELOPE = Envelope(mail_from="a@example.jp", rcpt_tos=("b@partner.test",), transaction_id="t1")
@@ -143,3 +143,61 @@ async def test_every_verdict_is_audited(tmp_path: Path, action: Action) -> None:
         assert (await store.verify_audit()).ok
     finally:
         await store.close()
+
+
+class _Hangs:
+    """An upstream that takes the message and never answers (cancelled at shutdown)."""
+
+    async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
+        await asyncio.sleep(60)
+        return Reply(250, "2.0.0 late")
+
+    async def close(self) -> None:
+        return None
+
+
+class _Fine:
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+        return _Inspection()
+
+
+async def test_a_bug_while_acting_still_logs_one_transaction(tmp_path: Path) -> None:
+    """An exception after inspection (here in `prepare`) is a 451 with a reference and one
+    `transaction` event, not an exception the intake would have to answer."""
+    pipeline = _pipeline(_Fine(), tmp_path)
+    pipeline.prepare = lambda data, inspected, env: 1 / 0  # type: ignore[assignment,return-value]
+    with capture_logs() as logs:
+        reply = await pipeline.handle(ENVELOPE, DATA)
+    assert reply.code == 451 and "ref " in reply.text
+    [tx] = [e for e in logs if e["event"] == "transaction"]
+    assert tx["reply_code"] == 451 and tx["action"] == "pass"
+
+
+async def test_client_not_waiting_commits_nothing(tmp_path: Path) -> None:
+    """A client answered early (or gone) resends its message: it is not delivered now."""
+    client = ClientSide(answered=Reply(451, "4.4.2 too late"))
+    with capture_logs() as logs:
+        reply = await _pipeline(_Fine(), tmp_path).handle(ENVELOPE, DATA, client=client)
+    assert reply.code == 451 and not client.committed
+    assert _delivered(tmp_path) == []
+    [tx] = [e for e in logs if e["event"] == "transaction"]
+    assert tx["client_reply_code"] == 451 and tx["action"] == "pass"
+
+
+async def test_cancelled_delivery_is_logged_as_possibly_delivered(tmp_path: Path) -> None:
+    """A shutdown that cancels a delivery under way still logs the transaction, and says the
+    upstream may have the message."""
+    pipeline = _pipeline(_Fine(), tmp_path)
+    pipeline.upstream = _Hangs()
+    client = ClientSide()
+    with capture_logs() as logs:
+        task = asyncio.create_task(pipeline.handle(ENVELOPE, DATA, client=client))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert client.committed
+    [tx] = [e for e in logs if e["event"] == "transaction"]
+    assert tx["reply_code"] == 421 and tx["action"] == "pass"
+    [possible] = [e for e in logs if e["event"] == "duplicate_possible"]
+    assert possible["transaction_id"] == "t1"

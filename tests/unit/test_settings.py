@@ -20,6 +20,8 @@ def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.upstream == "maildir:./var/delivered"
     assert ipaddress.ip_network("127.0.0.0/8") in s.trusted_networks
     assert s.auth_mode == "none" and s.on_error == "tempfail" and s.line_policy == "reject"
+    # The client hears from us before its own RFC 5321 timeout of 10 minutes.
+    assert s.reply_deadline < 600
 
 
 def test_environment_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,6 +60,8 @@ def test_flags_beat_environment_which_beats_file(
         ("SENDGUARD_TRUSTED_NETWORKS", "10.0.0.0/33", "trusted_networks"),
         ("SENDGUARD_AUTH_MODE", "ldap", "auth_mode"),
         ("SENDGUARD_ON_ERROR", "pass", "on_error"),
+        ("SENDGUARD_REPLY_DEADLINE", "600", "reply_deadline"),
+        ("SENDGUARD_SMTP_TIMEOUT", "0", "smtp_timeout"),
     ],
 )
 def test_bad_values_name_the_setting(

@@ -28,11 +28,12 @@ from sendguard.deliver import Upstream
 from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity
-from sendguard.intake.data import has_long_line
+from sendguard.intake.data import MAX_LINE, has_long_line
 from sendguard.intake.guard import GuardBusy, LoginGuard
-from sendguard.intake.server import RelaySMTP
+from sendguard.intake.server import RelayEnvelope
 from sendguard.model import Envelope, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
+from sendguard.pipeline import ClientSide
 from sendguard.policy.people import People, build_people
 from sendguard.settings import IPNetwork
 
@@ -40,16 +41,23 @@ log = structlog.get_logger(__name__)
 
 # A CR not followed by LF, or an LF not preceded by CR: the SMTP-smuggling ingredients.
 _BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
-_MAX_LINE = 998
-"""RFC 5322 §2.1.1. aiosmtpd itself refuses lines over 999 octets (its 1001-byte limit counts
-CRLF) with 500 after reading the message; we refuse from the 999th octet on."""
+_MAX_LINE = MAX_LINE
+"""RFC 5322 §2.1.1. The DATA reader refuses lines over 999 octets on the wire as they arrive
+(a 998-octet line may carry a stuffing dot); the exact check is on the unstuffed message."""
 _MAIL_PARAMS = ("BODY=7BIT", "BODY=8BITMIME", "SMTPUTF8")
 
 
 class Handles(Protocol):
     """The pipeline as the handler sees it."""
 
-    async def handle(self, envelope: Envelope, data: bytes, *, upstream: Upstream | None) -> Reply:
+    async def handle(
+        self,
+        envelope: Envelope,
+        data: bytes,
+        *,
+        upstream: Upstream | None,
+        client: ClientSide | None = None,
+    ) -> Reply:
         """Inspect, decide, act; the reply goes to the client."""
         ...
 
@@ -333,15 +341,9 @@ class RelayHandler:
             sender_identity=self.people().identity(identity.login) if identity else None,
         )
         upstream = identity.upstream if identity else None
-        # The connection's own flag (the handler keeps no state): SIGTERM waits for it.
-        relay = server if isinstance(server, RelaySMTP) else None
-        if relay is not None:
-            relay.in_data = True
-        try:
-            reply = await self.pipeline.handle(message, data, upstream=upstream)
-        finally:
-            if relay is not None:
-                relay.in_data = False
+        # Whether the client still waits (the reply deadline, a hang-up): the intake's.
+        client = envelope.client_side if isinstance(envelope, RelayEnvelope) else None
+        reply = await self.pipeline.handle(message, data, upstream=upstream, client=client)
         return str(reply)
 
     async def handle_exception(self, error: Exception) -> str:

@@ -27,6 +27,13 @@ MESSAGE_TOO_BIG = Reply(552, "5.3.4 Message size exceeds the fixed limit")
 TEMPFAIL_INTERNAL = Reply(451, "4.3.0 Internal error; message not accepted, try again later")
 TEMPFAIL_BUDGET = Reply(451, "4.3.0 Inspection did not finish in time; try again later")
 SHUTTING_DOWN = Reply(421, "4.3.2 Service shutting down, try again later")
+IDLE_TIMEOUT = Reply(421, "4.4.2 Timeout: nothing received for too long, closing the connection")
+REPLY_DEADLINE = Reply(451, "4.4.2 The message could not be confirmed in time; try again later")
+"""Sent by the intake when inspection or the upstream is not done by `reply_deadline`."""
+ABANDONED = Reply(451, "4.4.2 Not delivered: the client was answered or left before delivery")
+"""The pipeline's outcome when the client stopped waiting before the message was committed."""
+INTERRUPTED = Reply(421, "4.3.2 Interrupted by shutdown")
+"""The pipeline's outcome when a shutdown cancelled it (recorded; the client got 421)."""
 AUTH_TEMPFAIL = Reply(454, "4.7.0 Temporary authentication failure, try again later")
 AUTH_TOO_MANY = Reply(421, "4.7.0 Too many failed logins; closing connection")
 AUTH_ADDRESS_BLOCKED = Reply(421, "4.7.0 Too many failed logins from your address; try later")

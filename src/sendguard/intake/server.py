@@ -1,22 +1,37 @@
 """Listening sockets in our own event loop (not aiosmtpd's threaded Controller).
 
 Each listener is ``loop.create_server`` with an aiosmtpd `SMTP` protocol per connection.
-`Intake` tracks live connections so a SIGTERM can stop accepting, let transactions in
-flight finish within a bound, then close what is left with 421.
+`Intake` tracks live connections and the messages in flight so a SIGTERM can stop
+accepting, let transactions in flight finish within a bound, then close what is left
+with 421.
+
+Timeouts mean what they say:
+
+- `timeout` (``SMTP_TIMEOUT``) is idle time: any data from the client resets it, so a slow
+  upload is never cut while bytes keep arriving; it does not run while the client waits for
+  us. A client silent for that long gets ``421 4.4.2`` and a `client_timeout` event.
+- `reply_deadline` (``REPLY_DEADLINE``) bounds the time from the final dot to the reply,
+  below the client's own 10 minutes (RFC 5321 §4.5.3.2.6). If inspection or the upstream is
+  not done by then, the client gets ``451 4.4.2`` and the message goes on in the background:
+  it is sent upstream only if it had already been committed (`sendguard.pipeline`), and its
+  one `transaction` event says what the client got. A client that hangs up while its message
+  is processed does not cancel it either (``client_gone`` in the event).
 
 Two costs of aiosmtpd are avoided on the hot path (profiled in docs/benchmarks.md), with
 the same replies and the same bytes: each connection's protocol is a copy of one prototype
 instead of a fresh `SMTP.__init__` (which introspects the handler with `inspect.getmembers`,
-~1.5 ms per connection), and DATA is read in one C-level search for CRLF.CRLF instead of
-one coroutine step per line (`sendguard.intake.data`).
+~1.5 ms per connection; `RelaySMTP.clone` says what is made afresh), and DATA is read in
+C-level searches instead of one coroutine step per line (`sendguard.intake.data`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import ssl
+import uuid
 from collections.abc import Callable
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
@@ -24,27 +39,69 @@ from typing import Any
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from sendguard.intake import replies
+from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.pipeline import ClientSide
 from sendguard.settings import Listener
 
 log = structlog.get_logger(__name__)
+_transactions = structlog.get_logger("sendguard.transaction")
+
+_CANCEL_BOUND = 5.0
+"""Seconds a shutdown spends cancelling the messages still in flight after the grace."""
+
+
+def _command_limits() -> collections.defaultdict[str, int]:
+    """aiosmtpd's per-command line limits as a fresh connection starts them: 512 each."""
+    return collections.defaultdict(lambda: SMTP.command_size_limit)
+
+
+class RelayEnvelope(SmtpEnvelope):
+    """aiosmtpd's per-transaction envelope, with the client's side of the transaction (read by
+    the handler, which hands it to the pipeline)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client_side = ClientSide()
 
 
 class RelaySMTP(SMTP):
-    """aiosmtpd's protocol that registers with `Intake` and closes a pass-through session."""
+    """aiosmtpd's protocol that registers with `Intake`, keeps its timeouts meaningful and
+    its limits its own, and closes a pass-through session."""
 
-    def __init__(self, intake: Intake, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, intake: Intake, *args: Any, reply_deadline: float = 540.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._intake = intake
+        self.reply_deadline = reply_deadline
+        self._start_connection_state()
+
+    def _start_connection_state(self) -> None:
+        """The state of one connection that `SMTP.__init__` does not (re)create per instance.
+
+        aiosmtpd keeps `command_size_limits` on the class: every EHLO of every connection adds
+        36 bytes to MAIL's limit for the life of the process, and any `SMTP()` built
+        elsewhere (a test upstream) resets it for all. Each connection has its own here.
+        """
+        self.command_size_limits = _command_limits()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._phase = "command"
+        self._last_data = 0.0
+        self._idle_limit = float(self._timeout_duration)
+        self._timed_out = False
 
     def clone(self) -> RelaySMTP:
-        """A new, unconnected protocol in the state this (never connected) one was built in.
+        """A new, unconnected protocol in the state a fresh `RelaySMTP(...)` starts in.
 
-        What `SMTP.__init__` derives from the handler is the same for every connection; only
-        the stream reader and the methods bound to the instance are made afresh.
+        What `SMTP.__init__` derives from its arguments and the handler is the same for every
+        connection and is shared read-only; the stream reader, the methods bound to the
+        instance and every piece of per-connection state are made afresh
+        (tests/unit/intake/test_server.py compares a clone with a freshly built protocol).
         """
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
@@ -61,7 +118,11 @@ class RelaySMTP(SMTP):
             name: type(attr)(getattr(new, attr.method.__name__), True) if attr.is_builtin else attr
             for name, attr in self._auth_methods.items()
         }
+        new._start_connection_state()
         return new
+
+    def _create_envelope(self) -> RelayEnvelope:
+        return RelayEnvelope()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's own address parsing, without the `typing.Protocol` class it defines on
@@ -82,9 +143,17 @@ class RelaySMTP(SMTP):
             return None, None
         return addr, rest
 
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        """aiosmtpd's EHLO, which adds the SIZE and SMTPUTF8 allowances (26 + 10 octets) to
+        MAIL's limit each time: the limits start afresh first, so they never grow."""
+        self.command_size_limits = _command_limits()
+        await super().smtp_EHLO(hostname)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        """aiosmtpd's DATA, with the message read by `read_data` (same replies, same bytes)."""
+        """aiosmtpd's DATA, with the message read by `read_data` and the reply due within
+        `reply_deadline` of the final dot."""
         if self._decode_data or "DATA" not in self._handle_hooks:
             await super().smtp_DATA(arg)  # not how sendguard runs; kept correct anyway
             return
@@ -98,21 +167,111 @@ class RelaySMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._phase = "data"
         try:
-            content, refusal = await read_data(
-                self._reader, self.data_size_limit, self.line_length_limit
-            )
+            content, refusal = await read_data(self._reader, self.data_size_limit)
         except asyncio.CancelledError:
+            if not self._timed_out:
+                log.info("client_gone", client=self._client(), phase="data")
             self._writer.close()  # the connection was reset during DATA
             raise
+        finally:
+            self._phase = "command"
         if refusal is not None:
-            await self.push(refusal)
+            _log_refused(self, refusal, size=None)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(refusal)
             return
         self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
+        status = await self._answer_in_time()
+        await self.push(status)
+
+    async def _answer_in_time(self) -> str:
+        """Run the DATA hook as a task of its own and return its reply, or 451 at the
+        deadline. Neither the deadline nor a client that hangs up cancels the task: its
+        `ClientSide` tells the pipeline, which commits nothing for a client no longer waiting
+        and logs the one `transaction` event."""
+        envelope = self.envelope
+        assert isinstance(envelope, RelayEnvelope)  # `_create_envelope` makes every one
+        client = envelope.client_side
+        task = self.loop.create_task(self._handle_hooks["DATA"](self, self.session, envelope))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        self._intake.track(task, client)
+        self._timeout_handle.cancel()  # type: ignore[union-attr]  # the client waits for us
+        try:
+            await asyncio.wait({task}, timeout=self.reply_deadline)
+        except asyncio.CancelledError:
+            client.gone = True
+            log.info(
+                "client_gone",
+                client=self._client(),
+                phase="processing",
+                transaction_id=client.transaction_id,
+            )
+            task.add_done_callback(_report_failure)
+            raise
+        ended = task.done() and not task.cancelled() and task.exception() is None
+        if ended and not client.transaction_id and str(task.result())[:1] in ("4", "5"):
+            # Refused by the handler before the pipeline (bare CR/LF, a long line): the
+            # transaction still gets its event.
+            _log_refused(self, str(task.result()), size=len(envelope.original_content or b""))
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+        self._reset_timeout()
+        if task.done():
+            status = task.result()
+            return "250 OK" if status is MISSING else str(status)
+        client.answered = (
+            replies.with_reference(replies.REPLY_DEADLINE, client.transaction_id)
+            if client.transaction_id
+            else replies.REPLY_DEADLINE
+        )
+        log.warning(
+            "reply_deadline_exceeded",
+            client=self._client(),
+            transaction_id=client.transaction_id,
+            deadline=self.reply_deadline,
+            committed=client.committed,
+        )
+        task.add_done_callback(_report_failure)
+        return str(client.answered)
+
+    # ------------------------------------------------------------------ idle timeout
+
+    def data_received(self, data: bytes) -> None:
+        """Every byte from the client counts as activity (the idle timer reads the time)."""
+        self._last_data = self.loop.time()
+        super().data_received(data)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd calls this on connect and after each command; the timer re-arms lazily."""
+        self._idle_limit = duration or self._timeout_duration
+        self._last_data = self.loop.time()
+        due = self._last_data + self._idle_limit
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > due:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(due, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        remaining = self._last_data + self._idle_limit - self.loop.time()
+        if remaining > 0.001:
+            self._timeout_handle = self.loop.call_later(remaining, self._timeout_cb)
+            return
+        transport = self.transport
+        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            return
+        self._timed_out = True
+        event = log.warning if self._phase == "data" else log.info
+        event("client_timeout", client=self._client(), phase=self._phase, idle=self._idle_limit)
+        transport.write(f"{replies.IDLE_TIMEOUT}\r\n".encode())
+        transport.close()
+
+    def _client(self) -> str:
+        return str(peer_address(self.session.peer if self.session else None) or "")
+
+    # ------------------------------------------------------------------ connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._intake.connections.add(self)
@@ -122,18 +281,56 @@ class RelaySMTP(SMTP):
         self._intake.connections.discard(self)
         identity = self.session.auth_data if self.session else None
         if isinstance(identity, Identity) and identity.upstream is not None:
-            task = asyncio.get_running_loop().create_task(identity.upstream.close())
+            # Closed once this connection's messages in flight are done with it.
+            task = asyncio.get_running_loop().create_task(
+                _close_after(set(self._in_flight), identity.upstream)
+            )
             self._intake.background.add(task)
             task.add_done_callback(self._intake.background.discard)
         super().connection_lost(exc)
 
-    in_data = False
-    """Set by the handler while a message is between the end of DATA and its reply."""
-
     @property
     def busy(self) -> bool:
-        """True while a message is being inspected and delivered (SIGTERM waits for it)."""
-        return self.in_data
+        """True while a message of this connection is being inspected and delivered."""
+        return bool(self._in_flight)
+
+
+def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:
+    """The `transaction` event of a message the intake refused itself (the pipeline logs the
+    others), with the same fields."""
+    envelope, session = conn.envelope, conn.session
+    identity = session.auth_data if session is not None else None
+    code = int(reply[:3]) if reply[:3].isdigit() else None
+    _transactions.info(
+        "transaction",
+        transaction_id=uuid.uuid4().hex[:16],
+        client=conn._client(),
+        auth_user=identity.login if isinstance(identity, Identity) else None,
+        mail_from=envelope.mail_from if envelope is not None else None,
+        rcpt_count=len(envelope.rcpt_tos) if envelope is not None else 0,
+        size=size,
+        action="reject",
+        rule="intake",
+        warned=[],
+        findings=[],
+        reply_code=code,
+        reply=reply[4:124],
+        client_reply_code=code,
+        client_gone=False,
+        duration_ms=None,
+    )
+
+
+async def _close_after(tasks: set[asyncio.Task[Any]], upstream: Any) -> None:
+    if tasks:
+        await asyncio.wait(tasks)
+    await upstream.close()
+
+
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    """A DATA hook nobody awaits any more: its failure is logged, never lost."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("internal_error", error=type(error).__name__, detail=str(error)[:200])
 
 
 class Intake:
@@ -145,6 +342,8 @@ class Intake:
         self._reuse_port = reuse_port
         self.servers: list[asyncio.Server] = []
         self.connections: set[RelaySMTP] = set()
+        self.in_flight: dict[asyncio.Task[Any], ClientSide] = {}
+        """Messages between their final dot and the end of their processing."""
         self.background: set[asyncio.Task[None]] = set()
 
     async def start(self, listeners: tuple[Listener, ...]) -> list[tuple[str, int]]:
@@ -165,6 +364,14 @@ class Intake:
             log.info("listening", address=f"{host}:{port}")
         return bound
 
+    def track(self, task: asyncio.Task[Any], client: ClientSide) -> None:
+        """A message in flight: SIGTERM waits for it (within the grace), then cancels it."""
+        self.in_flight[task] = client
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.in_flight.pop(task, None)
+
     def _protocol(self) -> RelaySMTP:
         """A protocol for a new connection: a copy of the prototype built once per loop."""
         if self._prototype is None:
@@ -172,20 +379,32 @@ class Intake:
         return self._prototype.clone()
 
     async def stop(self, grace: float) -> None:
-        """Stop accepting; wait up to `grace` s for busy transactions; then close with 421."""
+        """Stop accepting; wait up to `grace` s for messages in flight; then close with 421.
+
+        Messages still in flight after that see their client gone (nothing more is committed)
+        and are cancelled; each still logs its `transaction` event.
+        """
         for server in self.servers:
             server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        # Polling, not an Event: "busy" is aiosmtpd's state, which signals nothing.
-        while any(c.busy for c in self.connections) and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        while self.in_flight and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self.in_flight), timeout=remaining)
+        for client in self.in_flight.values():
+            if client.waiting:
+                client.answered = replies.SHUTTING_DOWN
         for conn in list(self.connections):
             with contextlib.suppress(Exception):
                 transport = conn.transport
                 if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
                     transport.write(f"{replies.SHUTTING_DOWN}\r\n".encode())
                     transport.close()
+        # Repeated: on Python 3.11 a cancellation can be absorbed by a timeout expiring.
+        until = loop.time() + _CANCEL_BOUND
+        while self.in_flight and loop.time() < until:
+            for task in list(self.in_flight):
+                task.cancel()
+            await asyncio.wait(set(self.in_flight), timeout=0.5)
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=1)

@@ -1,15 +1,17 @@
-"""The DATA reader and the upstream DATA preparation agree with the reference algorithms."""
+"""The DATA reader and the upstream DATA preparation agree with the reference algorithms;
+refusals are decided at the first line over the limit, in bounded memory."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import re
+import tracemalloc
 
 import pytest
 
 from sendguard.deliver.smtp import dot_stuffed
-from sendguard.intake.data import TOO_LONG, TOO_MUCH, has_long_line, read_data
+from sendguard.intake.data import TOO_LONG, TOO_MUCH, WINDOW, has_long_line, read_data
 
 ALPHABET = [b"a", b".", b"\r\n", b"\r", b"\n", b"x" * 40, b"..", b"\xe3\x81\x82"]
 
@@ -25,14 +27,14 @@ def _reference_read(stream: bytes) -> bytes:
 
 
 async def _read(
-    stream: bytes, *, size: int | None = None, line: int = 1001
+    stream: bytes, *, size: int | None = None, step: int = 7
 ) -> tuple[bytes, str | None]:
-    reader = asyncio.StreamReader(limit=line)
+    reader = asyncio.StreamReader(limit=1001)
     # Feed in small fragments, as a network would.
-    for i in range(0, len(stream), 7):
-        reader.feed_data(stream[i : i + 7])
+    for i in range(0, len(stream), step):
+        reader.feed_data(stream[i : i + step])
     reader.feed_eof()
-    return await read_data(reader, size, line)
+    return await read_data(reader, size)
 
 
 def _message(rng: random.Random) -> bytes:
@@ -64,9 +66,88 @@ async def test_reader_short_streams(stream: bytes) -> None:
 
 
 async def test_reader_refusals() -> None:
-    """Over-long lines and oversized messages get aiosmtpd's replies, after reading to the end."""
+    """Over-long lines and oversized messages get 550 5.6.0 / 552 5.3.4, after the final dot."""
+    assert TOO_LONG.startswith("550 5.6.0") and TOO_MUCH.startswith("552 5.3.4")
     assert (await _read(b"x" * 2000 + b"\r\n.\r\n"))[1] == TOO_LONG
     assert (await _read(b"y\r\n" * 400 + b".\r\n", size=500))[1] == TOO_MUCH
+
+
+@pytest.mark.parametrize("length", [999, 1000, 5000, 1_000_000])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+async def test_long_line_refused_wherever_it_is(length: int, where: str) -> None:
+    """A line over 999 octets on the wire is refused (998 + a possible stuffing dot); the
+    stream is still read exactly to its end (the next command is left in the reader)."""
+    line = b"z" * length + b"\r\n"
+    short = b"ok line.\r\n" * 50
+    body = {"first": line + short, "middle": short + line + short, "last": short + line}[where]
+    reader = asyncio.StreamReader(limit=1001)
+    reader.feed_data(body + b".\r\nQUIT\r\n")
+    reader.feed_eof()
+    content, refusal = await read_data(reader, None)
+    assert (content, refusal) == ((b"", TOO_LONG) if length > 999 else (body, None))
+    assert await reader.read() == b"QUIT\r\n"
+
+
+@pytest.mark.parametrize(
+    "line", [b"a" * 998, b"." + b"a" * 997, b".." + b"a" * 997, b"a" * 997 + b"\n" + b"b" * 998]
+)
+async def test_longest_allowed_lines_pass(line: bytes) -> None:
+    """998 octets pass; so does a 998-octet line with its stuffing dot (999 on the wire), and
+    a bare LF splits a line as `normalise` would (the handler decides on bare line endings)."""
+    content, refusal = await _read(line + b"\r\n.\r\n", step=4096)
+    assert refusal is None and content == _reference_read(line + b"\r\n.\r\n")
+
+
+async def test_line_split_across_windows_is_measured_whole() -> None:
+    """A line is measured across reads: 600 octets at the end of one window and 600 at the
+    start of the next make one line of 1,200."""
+    pad = b"p" * 80 + b"\r\n"
+    head = pad * ((WINDOW - 600) // len(pad))
+    stream = head + b"q" * 1200 + b"\r\n.\r\n"
+    assert (await _read(stream, step=65536))[1] == TOO_LONG
+    ok = head + b"q" * 900 + b"\r\n" + b"q" * 900 + b"\r\n.\r\n"
+    assert (await _read(ok, step=65536))[1] is None
+
+
+async def test_end_of_data_split_across_reads() -> None:
+    """CRLF.CRLF is found wherever the reads cut it, also right after a full window."""
+    body = (b"w" * 500 + b"\r\n") * (2 * WINDOW // 502)
+    for step in (1, 2, 3, 4, 5, 65536):
+        stream = body[-4000:] + b".\r\n" if step < 100 else body + b".\r\n"
+        content, refusal = await _read(stream, step=step)
+        assert refusal is None and content == _reference_read(stream)
+
+
+async def test_ten_megabyte_line_is_read_in_bounded_memory() -> None:
+    """A 10 MB line costs no more memory than a few windows: it is refused at once and the
+    rest is discarded as it arrives (fed from a real socket, so the reader pauses it)."""
+    done = asyncio.Event()
+    result: list[tuple[bytes, str | None]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        result.append(await read_data(reader, 50 * 1024 * 1024))
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, limit=1001)
+    port = server.sockets[0].getsockname()[1]
+    tracemalloc.start()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        piece = b"m" * 65536
+        for _ in range(160):  # 10 MiB
+            writer.write(piece)
+            await writer.drain()
+        writer.write(b"\r\n.\r\n")
+        await writer.drain()
+        await asyncio.wait_for(done.wait(), 30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        writer.close()
+        server.close()
+    assert result == [(b"", TOO_LONG)]
+    assert peak < 8 * WINDOW, peak
 
 
 @pytest.mark.parametrize(
