@@ -10,7 +10,8 @@ from sendguard.errors import PolicyError
 from sendguard.policy.load import load_policy
 from sendguard.policy.people import People, build_people
 
-ORG = '[organisation]\ninternal_domains = ["example.co.jp", "example.com"]\n'
+# No rules: these policies only describe people (`allow_empty` says that is deliberate).
+ORG = 'allow_empty = true\n[organisation]\ninternal_domains = ["example.co.jp", "example.com"]\n'
 
 
 def _people(tmp_path: Path, text: str) -> People:
