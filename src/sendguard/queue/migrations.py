@@ -75,7 +75,14 @@ _SQLITE_V1 = (
 # 2: recipients already delivered, so a split (per-recipient) delivery resumes without repeats.
 _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2)
+# 3: keyed audit chain. `v` 1 = unkeyed SHA-256 (every older record), 2 = HMAC-SHA256 with
+# the audit key named by `key_id`; adding columns changes no existing record or hash.
+_SQLITE_V3 = (
+    "ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE audit ADD COLUMN key_id TEXT",
+)
+
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2, _SQLITE_V3)
 
 _POSTGRES_V1 = (
     """CREATE TABLE queue_entry (
@@ -142,4 +149,9 @@ _POSTGRES_V1 = (
 
 _POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2)
+_POSTGRES_V3 = (
+    "ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE audit ADD COLUMN key_id TEXT",
+)
+
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_V3)

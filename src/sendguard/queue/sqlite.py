@@ -16,7 +16,7 @@ import builtins
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +24,7 @@ from sendguard.errors import NotFound, StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.base import (
     UPDATE_COLUMNS,
+    PendingAudit,
     StoreBase,
     claimed,
     notice_from_row,
@@ -31,10 +32,7 @@ from sendguard.queue.base import (
 )
 from sendguard.queue.codec import (
     ENTRY_COLUMNS,
-    GENESIS,
     audit_from_row,
-    canonical_details,
-    chain_hash,
     dump_envelope,
     dump_verdict,
     entry_from_row,
@@ -150,23 +148,30 @@ class SqliteStore(StoreBase):
         details: Mapping[str, object],
         at: dt.datetime,
     ) -> None:
-        last = cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-        text = canonical_details(details)
-        digest = chain_hash(
-            prev,
-            seq=seq,
-            at=at,
-            event=event,
-            actor=actor,
-            queue_id=queue_id,
-            transaction_id=transaction_id,
-            details=text,
+        pending = PendingAudit(event, actor, queue_id, transaction_id, details, at)
+        self._insert_audit(cur, pending)
+
+    def _insert_audit(self, cur: Cursor, pending: PendingAudit) -> None:
+        last = cur.execute("SELECT seq, hash, v FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        values = list(self._audit_values(last, pending))
+        values[1] = iso(pending.at)
+        cur.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    async def _write_audits(self, batch: Sequence[PendingAudit]) -> None:
+        """Append `batch` in one ``BEGIN IMMEDIATE`` transaction: one fsync for all."""
+
+        def write(cur: Cursor) -> None:
+            for pending in batch:
+                self._insert_audit(cur, pending)
+
+        await self._call(self._write, write)
+
+    async def _last_audit(self) -> tuple[Any, ...] | None:
+        sql = "SELECT seq, hash, v, at FROM audit ORDER BY seq DESC LIMIT 1"
+        row: tuple[Any, ...] | None = await self._call(
+            self._read, lambda cur: cur.execute(sql).fetchone()
         )
-        cur.execute(
-            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, iso(at), event, actor, queue_id, transaction_id, text, prev, digest),
-        )
+        return row
 
     def _add_notices(
         self, cur: Cursor, queue_id: str, kinds: tuple[NoticeKind, ...], now: dt.datetime
@@ -226,31 +231,6 @@ class SqliteStore(StoreBase):
 
         await self._call(self._write, write)
         return entry
-
-    async def audit(
-        self,
-        event: str,
-        *,
-        actor: str,
-        queue_id: str | None = None,
-        transaction_id: str | None = None,
-        details: Mapping[str, object],
-    ) -> None:
-        """Append one event to the hash-chained audit log."""
-        now = self._clock()
-
-        def write(cur: Cursor) -> None:
-            self._append_audit(
-                cur,
-                event,
-                actor=actor,
-                queue_id=queue_id,
-                transaction_id=transaction_id,
-                details=details,
-                at=now,
-            )
-
-        await self._call(self._write, write)
 
     async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
         """One entry; `NotFound` when there is none."""
@@ -459,7 +439,8 @@ class SqliteStore(StoreBase):
         return int(row[0])
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (after the audit commit in progress)."""
+        await self._drain_audits()
         await self._call(self._read, lambda cur: cur.close())
 
 

@@ -230,6 +230,8 @@ async def test_upgrade_from_schema_1_keeps_entries(store_url: str, clock: FakeCl
     _sql(
         store_url,
         "ALTER TABLE queue_entry DROP COLUMN delivered_to",
+        "ALTER TABLE audit DROP COLUMN v",  # added by migration 3
+        "ALTER TABLE audit DROP COLUMN key_id",
         "DELETE FROM schema_version WHERE version > 1",
     )
     upgraded = await open_store(store_url, clock=clock)
