@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,7 +31,8 @@ from sendguard.parse.addresses import registrable_domain
 from sendguard.parse.pool import ExtractionPool
 from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
-from sendguard.queue.store import Entry, Store, open_configured_store
+from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
+from sendguard.queue.store import AuditHead, Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
 from sendguard.settings import Settings
 
@@ -66,11 +68,21 @@ class App:
     pool: ExtractionPool | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _anchor_file: Path | None = None
+    _anchored: AuditHead | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
         registrable_domain("example.co.jp")  # load the public suffix list before any client
-        self.store = await open_configured_store(self.settings.store, self.settings.queue)
+        key_file = key_path(self.settings.store, self.settings.audit_key)
+        audit_key, created = await asyncio.to_thread(load_or_create_key, key_file)
+        if created:
+            log.warning("audit_key_created", file=str(key_file), key_id=audit_key.key_id)
+        self.store = await open_configured_store(
+            self.settings.store, self.settings.queue, audit_key=audit_key
+        )
+        await self.store.seal_chain()
+        self._anchor_file = anchor_path(key_file, self.settings.audit_anchor_file)
         self.pipeline.queue = self.store
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
@@ -91,8 +103,39 @@ class App:
         )
         self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
+        self.tasks.append(asyncio.create_task(self._anchor_audit(), name="audit-anchor"))
         self.bound = await self.intake.start(self.settings.listen)
         return self.bound
+
+    async def _anchor_audit(self) -> None:
+        """Every `audit_anchor_interval` s: the audit log's head to the log and the anchor file."""
+        while True:
+            await self.anchor_once()
+            await asyncio.sleep(self.settings.audit_anchor_interval)
+
+    async def anchor_once(self) -> None:
+        """Write the head if it moved: an ``audit_head`` event (SIEMs keep it) and the file
+        (`sendguard audit verify --head-file`). Records cut off or re-chained before an
+        anchored head are then detected."""
+        if self.store is None or self._anchor_file is None:
+            return
+        try:
+            head = await self.store.audit_head()
+            if head is None or head == self._anchored:
+                return
+            await asyncio.to_thread(write_anchor, self._anchor_file, head)
+        # An anchor is evidence, not a gate: mail keeps flowing; the next pass retries.
+        except Exception as exc:  # noqa: BLE001
+            log.error("audit_anchor_failed", file=str(self._anchor_file), error=str(exc))
+            return
+        self._anchored = head
+        log.info(
+            "audit_head",
+            seq=head.seq,
+            hash=head.hash,
+            at=head.at.isoformat() if head.at else None,
+            file=str(self._anchor_file),
+        )
 
     async def _probe(self) -> None:
         if not isinstance(self.upstream, SmtpUpstream):
@@ -120,6 +163,7 @@ class App:
         await self.intake.stop(self.settings.shutdown_grace)
         # Each step is bounded: a stop must end, whatever a peer or a thread is doing.
         steps = [("audit", self.pipeline.drain()), ("tasks", _cancel_all(self.tasks))]
+        steps.append(("anchor", self.anchor_once()))
         steps.append(("upstream", self.upstream.close()))
         if self.pool is not None:
             steps.append(("pool", self.pool.close()))

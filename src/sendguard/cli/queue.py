@@ -20,6 +20,7 @@ from typing import Any
 
 from sendguard.errors import ReviewError, StoreError
 from sendguard.model import Finding
+from sendguard.queue.auditkey import key_path, read_key
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import STATES, Entry, Store, open_configured_store
 from sendguard.review.details import EntryDetails
@@ -80,11 +81,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def open_cli_store(url: str | None) -> Awaitable[Store]:
-    """The store named by ``--store`` or the settings, with the configured key and calendar."""
+    """The store named by ``--store`` or the settings, with the configured keys and calendar.
+
+    The audit key is only read here (`serve` creates it): without it, a command can extend
+    only a log that has no keyed record yet, and `audit verify` says the key is needed.
+    """
     settings = load_settings()
     queue = getattr(settings, "queue", None)
     queue_settings = queue if isinstance(queue, QueueSettings) else QueueSettings()
-    return open_configured_store(url or settings.store, queue_settings)
+    store_url = url or settings.store
+    key_file = key_path(store_url, settings.audit_key)
+    audit_key = read_key(key_file) if settings.audit_key or key_file.exists() else None
+    return open_configured_store(store_url, queue_settings, audit_key=audit_key)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,12 +15,17 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sendguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sendguard.queue.store import AuditHead
 
 KEY_BYTES = 32
 
@@ -50,6 +55,16 @@ def default_key_path(store_url: str) -> Path:
     if store_url.startswith("sqlite:///"):
         return Path(store_url.removeprefix("sqlite:///")).parent / "audit.key"
     return Path("var") / "audit.key"
+
+
+def key_path(store_url: str, configured: Path | None) -> Path:
+    """The audit key file: the configured one, else `default_key_path`."""
+    return configured if configured is not None else default_key_path(store_url)
+
+
+def anchor_path(key_file: Path, configured: Path | None) -> Path:
+    """The anchor file: the configured one, else ``audit.head`` beside the key file."""
+    return configured if configured is not None else key_file.parent / "audit.head"
 
 
 def read_key(path: Path) -> AuditKey:
@@ -97,3 +112,35 @@ def load_or_create_key(path: Path) -> tuple[AuditKey, bool]:
         with contextlib.suppress(OSError):
             temp.unlink()
     return read_key(path), created
+
+
+def write_anchor(path: Path, head: AuditHead) -> None:
+    """Replace the anchor file atomically with the head as one JSON line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(head_json(head) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def head_json(head: AuditHead) -> str:
+    """``{"seq": …, "hash": …, "at": …}``: what the anchor file and `audit head` print."""
+    at = head.at.isoformat() if head.at else None
+    return json.dumps({"seq": head.seq, "hash": head.hash, "at": at})
+
+
+def parse_head(text: str) -> AuditHead:
+    """A head given by a person: ``HASH``, ``SEQ:HASH`` or the anchor file's JSON line."""
+    from sendguard.queue.store import AuditHead
+
+    text = text.strip()
+    try:
+        if text.startswith("{"):
+            data = json.loads(text)
+            return AuditHead(int(data["seq"]), str(data["hash"]).lower())
+        seq, _, digest = text.rpartition(":")
+        head = AuditHead(int(seq) if seq else 0, digest.lower())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{text[:80]!r} is not an audit head (HASH, SEQ:HASH or JSON)") from exc
+    if len(head.hash) != 64 or any(c not in "0123456789abcdef" for c in head.hash):
+        raise ConfigError(f"{text[:80]!r}: an audit head hash is 64 hex digits")
+    return head

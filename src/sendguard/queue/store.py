@@ -262,6 +262,11 @@ class Store(Protocol):
         """The newest audit record's seq and hash (None for an empty log)."""
         ...
 
+    async def seal_chain(self) -> bool:
+        """With an audit key, make the newest record keyed (an ``audit_keyed`` record after a
+        legacy, unkeyed chain); True if it appended one."""
+        ...
+
     async def schema_version(self) -> int:
         """The migration version the database is at."""
         ...
