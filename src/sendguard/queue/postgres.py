@@ -145,21 +145,25 @@ class PostgresStore(StoreBase):
         pending = PendingAudit(event, actor, queue_id, transaction_id, details, at)
         await self._insert_audit(conn, pending)
 
-    async def _insert_audit(self, conn: Conn, pending: PendingAudit) -> None:
+    async def _insert_audit(self, conn: Conn, *batch: PendingAudit) -> None:
         # The advisory lock (held to the end of the transaction) gives the chain one order.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
         cur = await conn.execute("SELECT seq, hash, v FROM audit ORDER BY seq DESC LIMIT 1")
-        last = await cur.fetchone()
-        await conn.execute(
-            "INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            self._audit_values(last, pending),
-        )
+        last: tuple[Any, ...] | None = await cur.fetchone()
+        rows = []
+        for pending in batch:
+            values = self._audit_values(last, pending)
+            rows.append(values)
+            last = (values[0], values[8], values[9])
+        async with conn.cursor() as many:  # one pipelined round trip for the whole batch
+            await many.executemany(
+                "INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows
+            )
 
     async def _write_audits(self, batch: Sequence[PendingAudit]) -> None:
         """Append `batch` in one transaction: one commit (one WAL flush) for all."""
         async with self._tx() as conn:
-            for pending in batch:
-                await self._insert_audit(conn, pending)
+            await self._insert_audit(conn, *batch)
 
     async def _last_audit(self) -> tuple[Any, ...] | None:
         async with self._tx() as conn:

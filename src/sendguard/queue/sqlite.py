@@ -151,20 +151,17 @@ class SqliteStore(StoreBase):
         pending = PendingAudit(event, actor, queue_id, transaction_id, details, at)
         self._insert_audit(cur, pending)
 
-    def _insert_audit(self, cur: Cursor, pending: PendingAudit) -> None:
+    def _insert_audit(self, cur: Cursor, *batch: PendingAudit) -> None:
         last = cur.execute("SELECT seq, hash, v FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        values = list(self._audit_values(last, pending))
-        values[1] = iso(pending.at)
-        cur.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        for pending in batch:
+            values = list(self._audit_values(last, pending))
+            values[1] = iso(pending.at)
+            cur.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            last = (values[0], values[8], values[9])
 
     async def _write_audits(self, batch: Sequence[PendingAudit]) -> None:
         """Append `batch` in one ``BEGIN IMMEDIATE`` transaction: one fsync for all."""
-
-        def write(cur: Cursor) -> None:
-            for pending in batch:
-                self._insert_audit(cur, pending)
-
-        await self._call(self._write, write)
+        await self._call(self._write, lambda cur: self._insert_audit(cur, *batch))
 
     async def _last_audit(self) -> tuple[Any, ...] | None:
         sql = "SELECT seq, hash, v, at FROM audit ORDER BY seq DESC LIMIT 1"
