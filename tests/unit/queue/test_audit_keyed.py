@@ -218,3 +218,44 @@ def test_head_forms() -> None:
     assert parse_head(f'{{"seq": 12, "hash": "{digest}", "at": null}}') == AuditHead(12, digest)
     with pytest.raises(Exception, match="64 hex digits"):
         parse_head("12:abc")
+
+
+async def test_cli_verify_says_when_the_key_is_missing_or_wrong(
+    tmp_path: Path,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`sendguard audit verify`: exit 0 with the relay's key file (found beside the store),
+    exit 2 with a clear message when it is missing or another key, exit 1 on a broken head."""
+    from sendguard.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    key, _ = load_or_create_key(tmp_path / "audit.key")  # where `serve` puts it
+    store = await open_store(url, clock=clock, audit_key=key)
+    await _fill(store, clock, 3)
+    head = await store.audit_head()
+    await store.close()
+    assert head is not None
+    monkeypatch.delenv("SENDGUARD_AUDIT_KEY", raising=False)
+
+    def verify(*extra: str) -> tuple[int, str, str]:
+        code = main(["audit", "verify", "--store", url, *extra])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = await asyncio.to_thread(verify, "--head", f"{head.seq}:{head.hash}")
+    assert code == 0 and "keyed (HMAC) from record 1" in out and "1 anchored head" in out
+    code, _, err = await asyncio.to_thread(verify, "--head", f"9:{head.hash}")
+    assert code == 1 and "not in the log" in err
+    monkeypatch.setenv("SENDGUARD_AUDIT_KEY", str(tmp_path / "missing.key"))
+    code, _, err = await asyncio.to_thread(verify)
+    assert code == 2 and "missing.key does not exist" in err
+    other, _ = load_or_create_key(tmp_path / "other.key")
+    monkeypatch.setenv("SENDGUARD_AUDIT_KEY", str(tmp_path / "other.key"))
+    code, _, err = await asyncio.to_thread(verify)
+    assert code == 2 and "wrong SENDGUARD_AUDIT_KEY" in err and other.key_id in err
+    (tmp_path / "audit.key").unlink()
+    monkeypatch.delenv("SENDGUARD_AUDIT_KEY")
+    code, _, err = await asyncio.to_thread(verify)
+    assert code == 2 and "the audit key is needed" in err
