@@ -224,3 +224,23 @@ def test_load_racing_a_writer_is_thrown_away(
     monkeypatch.setattr(holder_module, "load_policy", real)
     assert holder.reload() is True
     assert [r.id for r in holder.current.policy.rules] == ["hold-lookalike"]
+
+
+@pytest.mark.parametrize(("name", "text"), [("default", ""), ("default", ORG)])
+def test_serve_refuses_to_start_on_an_empty_or_rule_less_policy(
+    write_policy: Callable[..., Path],
+    name: str,
+    text: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`sendguard serve` exits 2 with the reason before it listens on anything."""
+    from sendguard.cli.main import main
+
+    directory = write_policy(**{name: text})
+    monkeypatch.setenv("SENDGUARD_POLICY_DIR", str(directory))
+    monkeypatch.setenv("SENDGUARD_LISTEN", "127.0.0.1:0")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert str(directory / "default.toml") in err
+    assert ("the file is empty" if not text else "allow_empty = true") in err
