@@ -180,6 +180,13 @@ class StoreBase:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+            except BaseException:  # cancelled (loop shutting down): nobody may wait forever
+                stopped = StoreError("audit commit interrupted; the record may not be durable")
+                for _, future in batch + self._audit_queue:
+                    if not future.done():
+                        future.set_exception(stopped)
+                self._audit_queue.clear()
+                raise
             else:
                 for _, future in batch:
                     if not future.done():
