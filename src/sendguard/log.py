@@ -15,6 +15,7 @@ AUTH exchanges.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from types import TracebackType
@@ -28,6 +29,10 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+_CHILD_ENV = "SENDGUARD_INTERNAL_CHILD_LOGGING"
+"""Carries the format and level to worker processes (the extraction pool's fork server
+starts a fresh interpreter that inherits no configuration, only the environment)."""
 
 _NOISE = ("is deprecated", "will be deprecated")
 """Library messages about the library's own API: nothing an operator can act on."""
@@ -50,6 +55,7 @@ def configure_logging(
     level: Literal["debug", "info", "warning", "error"] = "info",
 ) -> None:
     """Configure structlog and stdlib logging for the process (`sendguard serve`, the CLI)."""
+    os.environ[_CHILD_ENV] = f"{fmt}:{level}"
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
@@ -89,6 +95,15 @@ def configure_logging(
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"aiosmtpd(\.|$)")
     sys.excepthook = _log_uncaught
+
+
+def configure_child_logging() -> None:
+    """In a worker process: the parent's set-up (JSON to stderr unless it chose otherwise)."""
+    fmt, _, level = os.environ.get(_CHILD_ENV, "json:warning").partition(":")
+    configure_logging(
+        "console" if fmt == "console" else "json",
+        level if level in ("debug", "info", "warning", "error") else "warning",  # type: ignore[arg-type]
+    )
 
 
 def _log_uncaught(

@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 from sendguard.intake.auth import UsersFile
+from sendguard.testing.attachments import Attachment, build_message, zip_archive
 from sendguard.testing.relay import RelayProcess
 from sendguard.testing.tls import make_self_signed
 
 DATA = b"From: alice@example.jp\r\nTo: bob@partner.test\r\nSubject: hi\r\n\r\nhello\r\n"
+# An attachment: inspected in the extraction pool's worker processes.
+ZIPPED = build_message(attachments=[Attachment("a.zip", zip_archive({"a.txt": b"hello"}))])
 
 
 def test_every_stderr_line_of_a_normal_day_is_json(tmp_path: Path) -> None:
@@ -39,11 +42,11 @@ def test_every_stderr_line_of_a_normal_day_is_json(tmp_path: Path) -> None:
     ).start()
     try:
         context = ssl.create_default_context(cafile=str(certs.cert))
-        for _ in range(2):
+        for data in (DATA, ZIPPED):
             with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as client:
                 client.starttls(context=context)
                 client.login("alice", "correct horse battery")
-                client.sendmail("alice@example.jp", ["bob@partner.test"], DATA)
+                client.sendmail("alice@example.jp", ["bob@partner.test"], data)
         with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as client:
             client.ehlo()
             code, _ = client.docmd("MAIL FROM:<x@example.jp>")
