@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -226,21 +229,18 @@ def test_load_racing_a_writer_is_thrown_away(
     assert [r.id for r in holder.current.policy.rules] == ["hold-lookalike"]
 
 
-@pytest.mark.parametrize(("name", "text"), [("default", ""), ("default", ORG)])
+@pytest.mark.parametrize("text", ["", ORG])
 def test_serve_refuses_to_start_on_an_empty_or_rule_less_policy(
-    write_policy: Callable[..., Path],
-    name: str,
-    text: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    write_policy: Callable[..., Path], text: str, tmp_path: Path
 ) -> None:
-    """`sendguard serve` exits 2 with the reason before it listens on anything."""
-    from sendguard.cli.main import main
-
-    directory = write_policy(**{name: text})
-    monkeypatch.setenv("SENDGUARD_POLICY_DIR", str(directory))
-    monkeypatch.setenv("SENDGUARD_LISTEN", "127.0.0.1:0")
-    assert main(["serve"]) == 2
-    err = capsys.readouterr().err
-    assert str(directory / "default.toml") in err
-    assert ("the file is empty" if not text else "allow_empty = true") in err
+    """`sendguard serve` (a real process) exits 2 with the reason before it listens."""
+    directory = write_policy(default=text)
+    env = {**os.environ, "SENDGUARD_POLICY_DIR": str(directory), "SENDGUARD_WORKERS": "1"}
+    env["SENDGUARD_LISTEN"] = "127.0.0.1:0"
+    done = subprocess.run(
+        [sys.executable, "-m", "sendguard", "serve"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert str(directory / "default.toml") in done.stderr
+    assert ("the file is empty" if not text else "allow_empty = true") in done.stderr
