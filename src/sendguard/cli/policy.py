@@ -94,8 +94,11 @@ def _load(directory: Path | None) -> LoadedPolicy:
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate; print a summary, or the errors on stderr (exit 1)."""
+    from sendguard.policy.holder import load_settled
+
     try:
-        loaded = _load(args.directory)
+        # As the relay reads it: a file still being written is waited for, then refused.
+        loaded = load_settled(args.directory or _relay_settings().policy_dir)
     except PolicyError as exc:
         print(f"sendguard: policy invalid:\n{exc}", file=sys.stderr)
         return 1

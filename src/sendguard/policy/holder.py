@@ -30,7 +30,7 @@ from sendguard.policy.load import LoadedPolicy, load_policy
 log = structlog.get_logger(__name__)
 
 _START_ATTEMPTS = 20
-"""At start-up, how many times a load that raced a writer is retried (every `settle`/4 s)."""
+"""At start-up (and in ``policy check``), how many times a load that raced a writer is tried."""
 
 
 class FilesChanging(PolicyError):
@@ -39,6 +39,52 @@ class FilesChanging(PolicyError):
 
 Stamp = dict[Path, tuple[int, int] | None]
 """(size, mtime in ns) of each file, None when it is missing."""
+
+
+def _stamp(paths: set[Path]) -> Stamp:
+    stamp: Stamp = {}
+    for path in sorted(paths):
+        try:
+            st = path.stat()
+        except OSError:
+            stamp[path] = None
+        else:
+            stamp[path] = (st.st_size, st.st_mtime_ns)
+    return stamp
+
+
+def load_consistent(directory: Path, known: tuple[Path, ...] = ()) -> LoadedPolicy:
+    """`load_policy`, refused with `FilesChanging` if any file changed while it was read.
+
+    Every policy file and every list file is compared before and after the read (list files
+    first named by this very load are read a second time, so they are covered too).
+    """
+    watched = set(known)
+    for _ in range(2):
+        before = _stamp(watched | set(directory.glob("*.toml")))
+        loaded = load_policy(directory)
+        after = _stamp(set(before) | set(directory.glob("*.toml")))
+        changed = sorted(str(p) for p in after if before.get(p) != after[p])
+        if changed:
+            raise FilesChanging(
+                f"{changed[0]}: changed while it was being read (still being written?)",
+                file=changed[0],
+            )
+        if set(loaded.files) <= set(before):
+            return loaded
+        watched |= set(loaded.files)
+    return loaded
+
+
+def load_settled(directory: Path, *, pause: float = 0.25) -> LoadedPolicy:
+    """`load_consistent`, retried while a writer is still at work (up to ~5 s); for start-up
+    and ``policy check``, which must not read a half-written file either."""
+    for _ in range(_START_ATTEMPTS - 1):
+        try:
+            return load_consistent(directory)
+        except FilesChanging:
+            time.sleep(pause)
+    return load_consistent(directory)
 
 
 class PolicyHolder:
@@ -51,14 +97,7 @@ class PolicyHolder:
         """
         self.directory = directory
         self.settle = settle
-        for attempt in range(_START_ATTEMPTS):
-            try:
-                self._current = self._load_consistent()
-                break
-            except FilesChanging:
-                if attempt == _START_ATTEMPTS - 1:
-                    raise
-                time.sleep(max(settle, 0.05) / 4)
+        self._current = load_settled(directory, pause=max(settle, 0.05) / 4)
         self._fingerprint = self._files_fingerprint()
         _log_loaded(self._current, directory)
 
@@ -73,31 +112,11 @@ class PolicyHolder:
             paths.update(self._current.files)
         return paths
 
-    def _stamp(self, paths: set[Path] | None = None) -> Stamp:
-        stamp: Stamp = {}
-        for path in sorted(paths if paths is not None else self._paths()):
-            try:
-                st = path.stat()
-            except OSError:
-                stamp[path] = None
-            else:
-                stamp[path] = (st.st_size, st.st_mtime_ns)
-        return stamp
+    def _stamp(self) -> Stamp:
+        return _stamp(self._paths())
 
     def _load_consistent(self) -> LoadedPolicy:
-        """`load_policy`, refused with `FilesChanging` if any file changed meanwhile."""
-        before = self._stamp()
-        loaded = load_policy(self.directory)
-        # List files first named by this very load have no "before": they are compared from
-        # the next load on. A policy file that appeared meanwhile counts as a change.
-        after = self._stamp(set(before) | set(self.directory.glob("*.toml")))
-        changed = sorted(str(p) for p in after if before.get(p) != after[p])
-        if changed:
-            raise FilesChanging(
-                f"{changed[0]}: changed while it was being read (still being written?)",
-                file=changed[0],
-            )
-        return loaded
+        return load_consistent(self.directory, self._current.files)
 
     def reload(self) -> bool:
         """Load the directory again; on failure keep the old policy, log why, return False."""

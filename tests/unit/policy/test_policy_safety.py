@@ -244,3 +244,24 @@ def test_serve_refuses_to_start_on_an_empty_or_rule_less_policy(
     assert done.returncode == 2, done.stderr
     assert str(directory / "default.toml") in done.stderr
     assert ("the file is empty" if not text else "allow_empty = true") in done.stderr
+
+
+def test_check_refuses_a_file_that_keeps_changing_while_read(
+    write_policy: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`policy check` waits for a writer like the relay does, then refuses, naming the file."""
+    directory = write_policy(default=ORG + PPAP)
+    real = holder_module.load_policy
+
+    def racing(path: Path):  # type: ignore[no-untyped-def]
+        loaded = real(path)
+        with (directory / "default.toml").open("a", encoding="utf-8") as fh:
+            fh.write("# still writing\n")
+        return loaded
+
+    monkeypatch.setattr(holder_module, "load_policy", racing)
+    assert _check(directory) == 1
+    err = capsys.readouterr().err
+    assert "default.toml: changed while it was being read" in err
