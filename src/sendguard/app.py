@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -35,7 +36,8 @@ from sendguard.parse.pool import ExtractionPool
 from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
-from sendguard.queue.store import Entry, Store, open_configured_store
+from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
+from sendguard.queue.store import AuditHead, Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
 from sendguard.settings import Settings
 
@@ -77,11 +79,21 @@ class App:
     web_bound: list[tuple[str, int]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     ops: OpsServer | None = None
+    _anchor_file: Path | None = None
+    _anchored: AuditHead | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
         registrable_domain("example.co.jp")  # load the public suffix list before any client
-        self.store = await open_configured_store(self.settings.store, self.settings.queue)
+        key_file = key_path(self.settings.store, self.settings.audit_key)
+        audit_key, created = await asyncio.to_thread(load_or_create_key, key_file)
+        if created:
+            log.warning("audit_key_created", file=str(key_file), key_id=audit_key.key_id)
+        self.store = await open_configured_store(
+            self.settings.store, self.settings.queue, audit_key=audit_key
+        )
+        await self.store.seal_chain()
+        self._anchor_file = anchor_path(key_file, self.settings.audit_anchor_file)
         unqueueable = self.queue_upstream is None
         self.pipeline.queue = _Unqueueable(self.store) if unqueueable else self.store
         self.pool = ExtractionPool(
@@ -119,6 +131,7 @@ class App:
             )
             self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
+        self.tasks.append(asyncio.create_task(self._anchor_audit(), name="audit-anchor"))
         self.bound = await self.intake.start(self.settings.listen)
         if self.settings.web_listen:
             self.ops = OpsServer(
@@ -134,6 +147,36 @@ class App:
     def _upstream_check(self) -> Callable[[], Awaitable[Reply]] | None:
         """Readiness of the upstream: an SMTP session opens (a maildir is checked on write)."""
         return self.upstream.probe if isinstance(self.upstream, SmtpUpstream) else None
+
+    async def _anchor_audit(self) -> None:
+        """Every `audit_anchor_interval` s: the audit log's head to the log and the anchor file."""
+        while True:
+            await self.anchor_once()
+            await asyncio.sleep(self.settings.audit_anchor_interval)
+
+    async def anchor_once(self) -> None:
+        """Write the head if it moved: an ``audit_head`` event (SIEMs keep it) and the file
+        (`sendguard audit verify --head-file`). Records cut off or re-chained before an
+        anchored head are then detected."""
+        if self.store is None or self._anchor_file is None:
+            return
+        try:
+            head = await self.store.audit_head()
+            if head is None or head == self._anchored:
+                return
+            await asyncio.to_thread(write_anchor, self._anchor_file, head)
+        # An anchor is evidence, not a gate: mail keeps flowing; the next pass retries.
+        except Exception as exc:  # noqa: BLE001
+            log.error("audit_anchor_failed", file=str(self._anchor_file), error=str(exc))
+            return
+        self._anchored = head
+        log.info(
+            "audit_head",
+            seq=head.seq,
+            hash=head.hash,
+            at=head.at.isoformat() if head.at else None,
+            file=str(self._anchor_file),
+        )
 
     async def _probe(self) -> None:
         """Say in the log whether the upstream(s) answer — the queue's logs in with its account."""
@@ -161,6 +204,7 @@ class App:
         await self.intake.stop(self.settings.shutdown_grace)
         # Each step is bounded: a stop must end, whatever a peer or a thread is doing.
         steps = [("audit", self.pipeline.drain()), ("tasks", _cancel_all(self.tasks))]
+        steps.append(("anchor", self.anchor_once()))
         if self.ops is not None:
             steps.append(("web", self.ops.stop()))
         steps.append(("upstream", self.upstream.close()))

@@ -21,7 +21,9 @@
    copy per recipient: once a copy has gone, a later copy's failure is not the client's to
    retry (it would resend the copies that went); the copies still missing are queued for
    the worker and the client gets 250 after that commit (`_deliver_copies`).
-5. One `transaction` log event records the outcome (ids, sizes, action, rule, findings as
+5. The verdict is appended to the keyed audit chain and committed (group commit) before the
+   client gets its reply, so every 250 has its verdict record. One `transaction` log event
+   records the outcome (ids, sizes, action, rule, findings as
    detector/code/count — never content), whatever happens: an error, a shutdown, a client
    that was answered early or went away (`ClientSide`).
 6. The client never waits past `reply_deadline` (the intake answers 451 then, see
@@ -51,6 +53,8 @@ from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
 from sendguard.ops import metrics
 
 log = structlog.get_logger("sendguard.transaction")
+
+_TEMPFAIL_AUDIT = Reply(451, "4.3.0 Could not record the verdict; try again later")
 
 
 class Inspected(Protocol):
@@ -166,7 +170,6 @@ class Pipeline:
         self.reject_reply = reject_reply
         self.queue = queue
         self.options = options or PipelineOptions()
-        self._audits: set[asyncio.Task[None]] = set()
 
     async def handle(
         self,
@@ -202,30 +205,32 @@ class Pipeline:
                     reply = await self._act(
                         envelope, data, inspected, upstream or self.upstream, client
                     )
+            # Durable before the reply: a 250 always has its verdict record.
+            reply = await self._audit(envelope, verdict, findings, reply)
         except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
             reference = uuid.uuid4().hex[:12]
             log.error("internal_error", reference=reference, error=type(exc).__name__)
             reply = replies.with_reference(replies.TEMPFAIL_INTERNAL, reference)
         finally:
             _log_transaction(envelope, data, verdict, findings, reply, started, client, inspect_ms)
-            if verdict is not None:
-                self._audit(envelope, verdict, findings, reply)
             structlog.contextvars.unbind_contextvars("transaction_id")
         return reply
 
-    def _audit(
+    async def _audit(
         self, envelope: Envelope, verdict: Verdict, findings: tuple[Finding, ...], reply: Reply
-    ) -> None:
-        """Every verdict goes into the hash-chained audit log.
+    ) -> Reply:
+        """Every verdict goes into the hash-chained audit log, durably before the 250.
 
         Queued mail is audited by the store in the same commit as the entry. For the rest the
-        reply does not wait: the message has already gone (or been refused), and an audit
-        failure must not turn a delivered message into a 451 the client would resend.
+        reply waits for the record's (group) commit, so a 250 always has its verdict record,
+        even if the process dies the next instant. If the record cannot be written after the
+        upstream took the message, the client gets 451 and resends: a duplicate is better
+        than a message relayed without its audit record.
         """
         if self.queue is None or (verdict.action in (Action.DELAY, Action.HOLD) and reply.ok):
-            return
-        task = asyncio.create_task(
-            self.queue.audit(
+            return reply
+        try:
+            await self.queue.audit(
                 "verdict",
                 actor="relay",
                 transaction_id=envelope.transaction_id,
@@ -240,19 +245,15 @@ class Pipeline:
                     "policy_version": verdict.trace.policy_version,
                 },
             )
-        )
-        self._audits.add(task)
-        task.add_done_callback(self._audit_done)
-
-    def _audit_done(self, task: asyncio.Task[None]) -> None:
-        self._audits.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("audit_write_failed", error=str(task.exception()))
+        # Whatever failed, the record is not durable: never answer 250 then.
+        except Exception as exc:  # noqa: BLE001
+            log.error("audit_write_failed", error=str(exc), reply_code=reply.code)
+            return _TEMPFAIL_AUDIT if reply.ok else reply
+        return reply
 
     async def drain(self) -> None:
-        """Wait for audit writes still in flight (shutdown)."""
-        if self._audits:
-            await asyncio.gather(*self._audits, return_exceptions=True)
+        """Nothing to wait for: every audit record is written before its reply (kept for
+        callers that drained the old fire-and-forget writes at shutdown)."""
 
     async def _inspect(self, envelope: Envelope, data: bytes) -> Inspected:
         try:

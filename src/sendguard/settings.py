@@ -136,6 +136,15 @@ class Settings(BaseSettings):
     """Directory of policy TOML files, reloaded on SIGHUP and on change."""
     store: str = "sqlite:///./var/sendguard.db"
     """Queue store: ``sqlite:///PATH`` (one node) or ``postgresql://…`` (several nodes)."""
+    audit_key: Path | None = None
+    """File holding the audit log's HMAC key (base64, one line); created with mode 0600 by
+    ``sendguard serve`` when absent. Default ``audit.key`` beside the SQLite store,
+    ``./var/audit.key`` for PostgreSQL. Keep it (and a copy) outside the database."""
+    audit_anchor_file: Path | None = None
+    """File the relay rewrites with the audit log's head (JSON: seq, hash, at) every
+    `audit_anchor_interval` seconds; default ``audit.head`` beside the audit key."""
+    audit_anchor_interval: float = Field(default=60.0, gt=0)
+    """Seconds between audit anchors (an ``audit_head`` log event and the anchor file)."""
     workers: int = 0
     """Relay processes sharing the listening ports (SO_REUSEPORT); 0 = number of cores."""
     extract_workers: int = 1

@@ -155,7 +155,7 @@ def test_inspect_sync_offline_notes_skipped_network_detectors() -> None:
 def test_disabled_detector_does_not_run(tmp_path: Path) -> None:
     """A detector switched off in the policy produces no findings and is noted."""
     (tmp_path / "p.toml").write_text(
-        '[organisation]\ninternal_domains = ["example.co.jp"]\n'
+        'allow_empty = true\n[organisation]\ninternal_domains = ["example.co.jp"]\n'
         "[detectors.lookalike-domain]\nenabled = false\n",
         encoding="utf-8",
     )
@@ -218,7 +218,7 @@ async def test_archive_hidden_in_a_text_part_is_reinspected_in_the_pool(tmp_path
     policy_dir = tmp_path / "p"
     policy_dir.mkdir()
     (policy_dir / "p.toml").write_text(
-        '[organisation]\ninternal_domains = ["example.co.jp"]\n'
+        'allow_empty = true\n[organisation]\ninternal_domains = ["example.co.jp"]\n'
         "[detectors.unresolvable-domain]\nenabled = false\n"
     )
     pool = ExtractionPool(workers=1)

@@ -201,3 +201,25 @@ async def test_cancelled_delivery_is_logged_as_possibly_delivered(tmp_path: Path
     assert tx["reply_code"] == 421 and tx["action"] == "pass"
     [possible] = [e for e in logs if e["event"] == "duplicate_possible"]
     assert possible["transaction_id"] == "t1"
+
+
+async def test_pass_reply_waits_for_the_durable_verdict_record(tmp_path: Path) -> None:
+    """The 250 of passed mail comes only after its verdict record is committed; if the store
+    cannot commit it, the client gets 451 (it resends) instead of an unaudited 250."""
+    store = await open_store(f"sqlite:///{tmp_path}/q.db")
+
+    class _Passes:
+        async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+            return _Inspection(verdict=Verdict(action=Action.PASS))
+
+    pipeline = _pipeline(_Passes(), tmp_path)
+    pipeline.queue = store
+    reply = await pipeline.handle(ENVELOPE, DATA)
+    # No drain: the record is there the moment the reply is.
+    records = await store.audit_records()
+    assert reply.code == 250 and [r.event for r in records] == ["verdict"]
+    await store.close()  # the store is gone: the next record cannot be written
+    with capture_logs() as logs:
+        reply = await pipeline.handle(ENVELOPE, DATA)
+    assert reply.code == 451 and "record the verdict" in reply.text
+    assert any(e["event"] == "audit_write_failed" for e in logs)

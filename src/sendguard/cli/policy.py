@@ -4,15 +4,19 @@ check   — load the directory exactly as the relay would; exit 1 on any error.
 explain — run the real parser, detectors and policy on one message without sending it;
           print every finding (masked) and rule, hit or miss, and the decision (exit 0).
 test    — run the cases in DIR/tests/*.toml; exit 1 if any case fails.
+
+explain and test read the relay's own settings (SENDGUARD_* and the SENDGUARD_CONFIG file,
+like `sendguard serve`): the same parsing limits, network timeout and policy directory, so
+they decide exactly as the relay does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,7 +24,8 @@ from sendguard.errors import PolicyError, SendguardError
 from sendguard.model import Envelope
 from sendguard.policy.load import LoadedPolicy, load_policy
 
-DEFAULT_DIR = "policies"
+if TYPE_CHECKING:
+    from sendguard.settings import Settings
 
 
 class _Stderr:
@@ -39,8 +44,11 @@ def _logs_to_stderr() -> None:
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_Stderr()))  # type: ignore[arg-type]
 
 
-def _default_dir() -> Path:
-    return Path(os.environ.get("SENDGUARD_POLICY_DIR", DEFAULT_DIR))
+def _relay_settings() -> Settings:
+    """The settings `sendguard serve` would run with (ConfigError, exit 2, if invalid)."""
+    from sendguard.settings import load_settings
+
+    return load_settings()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "directory",
         nargs="?",
         type=Path,
-        help="policy directory (default $SENDGUARD_POLICY_DIR or ./policies)",
+        help="policy directory (default: the relay's policy_dir setting, ./policies)",
     )
     check.set_defaults(func=run_check)
     explain = actions.add_parser("explain", help="explain what the policy does with a message")
@@ -75,23 +83,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--client", metavar="IP", default="", help="client IP address (for rules' clients)"
     )
     explain.add_argument("--json", action="store_true", help="print the JSON report")
-    explain.add_argument("--policy-dir", type=Path, help="policy directory")
+    explain.add_argument(
+        "--policy-dir", type=Path, help="policy directory (default: the relay's policy_dir)"
+    )
     explain.add_argument("--offline", action="store_true", help="skip network (DNS) detectors")
     explain.set_defaults(func=run_explain)
     test = actions.add_parser("test", help="run the policy test cases in DIR/tests/*.toml")
-    test.add_argument("directory", nargs="?", type=Path, help="policy directory")
+    test.add_argument(
+        "directory", nargs="?", type=Path, help="policy directory (default: the relay's)"
+    )
     test.add_argument("--online", action="store_true", help="also run network (DNS) detectors")
     test.set_defaults(func=run_test)
 
 
 def _load(directory: Path | None) -> LoadedPolicy:
-    return load_policy(directory or _default_dir())
+    return load_policy(directory or _relay_settings().policy_dir)
 
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate; print a summary, or the errors on stderr (exit 1)."""
+    from sendguard.policy.holder import load_settled
+
     try:
-        loaded = _load(args.directory)
+        # As the relay reads it: a file still being written is waited for, then refused.
+        loaded = load_settled(args.directory or _relay_settings().policy_dir)
     except PolicyError as exc:
         print(f"sendguard: policy invalid:\n{exc}", file=sys.stderr)
         return 1
@@ -108,12 +123,12 @@ def run_check(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     """Inspect one message without sending it and print the explanation."""
     from sendguard.inspect import inspect_sync
-    from sendguard.parse.limits import ParseLimits
     from sendguard.policy.cases import smtp_bytes
     from sendguard.policy.explain import render_text, report, rewrite_preview
 
     _logs_to_stderr()
-    loaded = _load(args.policy_dir)
+    settings = _relay_settings()
+    loaded = load_policy(args.policy_dir or settings.policy_dir)
     try:
         data = smtp_bytes(args.message.read_bytes())
     except OSError as exc:
@@ -129,7 +144,12 @@ def run_explain(args: argparse.Namespace) -> int:
     )
     try:
         inspection = inspect_sync(
-            envelope, data, loaded, ParseLimits.model_validate({}), offline=args.offline
+            envelope,
+            data,
+            loaded,
+            settings.limits,
+            offline=args.offline,
+            network_timeout=settings.network_timeout,
         )
     except SendguardError as exc:
         print(
@@ -152,7 +172,8 @@ def run_test(args: argparse.Namespace) -> int:
     from sendguard.policy.cases import load_cases, run_case
 
     _logs_to_stderr()
-    directory = args.directory or _default_dir()
+    settings = _relay_settings()
+    directory = args.directory or settings.policy_dir
     try:
         loaded = _load(directory)
         cases = load_cases(directory / "tests")
@@ -165,7 +186,14 @@ def run_test(args: argparse.Namespace) -> int:
     failed = 0
     notes: set[str] = set()
     for path, case in cases:
-        result = run_case(path, case, loaded, offline=not args.online)
+        result = run_case(
+            path,
+            case,
+            loaded,
+            offline=not args.online,
+            limits=settings.limits,
+            network_timeout=settings.network_timeout,
+        )
         notes.update(result.notes)
         want = case.expect + (f" ({case.rule})" if case.rule else "")
         if result.ok:

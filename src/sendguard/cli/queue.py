@@ -24,6 +24,7 @@ from typing import Any
 from sendguard.errors import ConfigError, PolicyError, ReviewError, StoreError
 from sendguard.model import Finding
 from sendguard.policy.load import load_policy
+from sendguard.queue.auditkey import key_path, read_key
 from sendguard.queue.existing import require_existing
 from sendguard.queue.store import STATES, CorruptEntry, Entry, Store, open_configured_store
 from sendguard.review.actor import Actor, os_actor
@@ -107,15 +108,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def open_cli_store(url: str | None, settings: Settings | None = None) -> Store:
-    """The store named by ``--store`` or the settings, with the configured key and calendar.
+    """The store named by ``--store`` or the settings, with the configured keys and calendar.
 
     Never creates one: a missing SQLite file or an unmigrated PostgreSQL schema is refused
-    with where it looked (only ``serve`` creates the store).
+    with where it looked (only ``serve`` creates the store). The audit key is only read here
+    (`serve` creates it): without it, a command can extend only a log that has no keyed
+    record yet, and `audit verify` says the key is needed.
     """
     settings = settings or load_settings()
     store_url = url or settings.store
     await require_existing(store_url)
-    return await open_configured_store(store_url, settings.queue)
+    key_file = key_path(store_url, settings.audit_key)
+    audit_key = read_key(key_file) if settings.audit_key or key_file.exists() else None
+    return await open_configured_store(store_url, settings.queue, audit_key=audit_key)
 
 
 def cli_actor(settings: Settings, name: str | None) -> Actor:

@@ -8,6 +8,8 @@ import os
 import shutil
 import tempfile
 
+import structlog
+
 from sendguard.log import configure_logging
 from sendguard.ops import MULTIPROC_ENV
 from sendguard.settings import Settings, load_settings
@@ -92,6 +94,15 @@ def _run(args: argparse.Namespace) -> int:
     # pass-through upstream, or pass-through with a policy that can hold but no queue
     # upstream is reported here, once, with exit code 2 — not as workers dying and restarting.
     build_app(settings)
+    # The audit key too: a malformed key file is one clear error, and the relay processes
+    # forked below share the key created here instead of racing to create it.
+    from sendguard.queue.auditkey import key_path, load_or_create_key
+
+    key_file = key_path(settings.store, settings.audit_key)
+    key, created = load_or_create_key(key_file)
+    if created:
+        log = structlog.get_logger("sendguard.app")
+        log.warning("audit_key_created", file=str(key_file), key_id=key.key_id)
     if worker_count(settings) > 1:
         # Migrate the store once, before the workers race to do it on a fresh database.
         asyncio.run(_migrate(settings))

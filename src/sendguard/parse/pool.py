@@ -37,6 +37,9 @@ def _worker_main(
     conn: multiprocessing.connection.Connection, memory_limit: int | None, preload: tuple[str, ...]
 ) -> None:
     """Worker loop: receive (fn, args), answer ("ok", result) or ("error", type, text)."""
+    from sendguard.log import configure_child_logging
+
+    configure_child_logging()  # a detector's log line is JSON on stderr here too
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     for name in preload:

@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
@@ -20,6 +21,9 @@ from sendguard.model import Envelope
 from sendguard.policy import messages
 from sendguard.policy.load import LoadedPolicy
 from sendguard.policy.schema import ActionName
+
+if TYPE_CHECKING:
+    from sendguard.parse.limits import ParseLimits
 
 
 class Case(BaseModel):
@@ -91,13 +95,25 @@ def load_cases(directory: Path) -> list[tuple[Path, Case]]:
     return found
 
 
-def run_case(path: Path, case: Case, policy: LoadedPolicy, *, offline: bool) -> CaseResult:
-    """Inspect the case's message with its envelope and compare with the expectation."""
+def run_case(
+    path: Path,
+    case: Case,
+    policy: LoadedPolicy,
+    *,
+    offline: bool,
+    limits: ParseLimits | None = None,
+    network_timeout: float = 5.0,
+) -> CaseResult:
+    """Inspect the case's message with its envelope and compare with the expectation.
+
+    ``limits``: the relay's parsing limits (`Settings.limits`), so a case decides as the
+    relay would; the defaults when not given.
+    """
     from sendguard.inspect import inspect_sync
     from sendguard.parse import parse_message
     from sendguard.parse.limits import ParseLimits
 
-    limits = ParseLimits.model_validate({})
+    limits = limits or ParseLimits.model_validate({})
     try:
         data = smtp_bytes((path.parent / case.message).read_bytes())
     except OSError as exc:
@@ -118,7 +134,9 @@ def run_case(path: Path, case: Case, policy: LoadedPolicy, *, offline: bool) -> 
         got = f"refused at MAIL: {case.auth_user} may not send as <{case.mail_from}>"
         return CaseResult(path, case, False, got)
     try:
-        inspection = inspect_sync(envelope, data, policy, limits, offline=offline)
+        inspection = inspect_sync(
+            envelope, data, policy, limits, offline=offline, network_timeout=network_timeout
+        )
     except SendguardError as exc:
         return CaseResult(path, case, False, f"inspection failed: {exc}")
     verdict = inspection.verdict

@@ -61,6 +61,8 @@ class LoadedPolicy:
     """Detectors switched off with ``enabled = false`` in their ``[detectors.<id>]`` table."""
     people: People = field(default_factory=lambda: build_people({}, ()))
     """Logins, the addresses each may send as, and roles (`sendguard.policy.people`)."""
+    rule_files: Mapping[str, Path] = field(default_factory=dict)
+    """The file each rule came from, by rule id (names what a reload would drop)."""
 
     def enabled_detectors(self) -> tuple[str, ...]:
         """Ids of the detectors that run under this policy, in registry order."""
@@ -83,11 +85,13 @@ def load_policy(directory: Path) -> LoadedPolicy:
     if not paths:
         raise PolicyError(f"{directory}: no policy files (*.toml) found", file=str(directory))
     sources = [_read(path) for path in paths]
+    _refuse_empty_files(sources)
     policy, rule_files = _merge(sources)
     groups, list_files = _resolve_groups(policy.organisation, directory, sources)
     detector_settings, disabled = _detector_settings(sources)
     for rule in policy.rules:
         check_rule(rule, rule_files[rule.id], frozenset(groups), disabled)
+    _refuse_no_rules(directory, sources, policy)
     digest = hashlib.sha256()
     for path, raw in [(s.path, s.raw) for s in sources] + list_files:
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
@@ -109,6 +113,35 @@ def load_policy(directory: Path) -> LoadedPolicy:
             {login: (p.addresses, p.role) for login, p in policy.people.items()},
             org.internal_domains,
         ),
+        rule_files={rule: Path(name) for rule, name in rule_files.items()},
+    )
+
+
+def _refuse_empty_files(sources: list[_Source]) -> None:
+    """An empty file is what a truncated or half-written file looks like: refused."""
+    for src in sources:
+        if not src.data:
+            name = str(src.path)
+            raise PolicyError(
+                f"{name}: the file is empty (no keys or tables): refused, because that is what a"
+                " truncated or half-written file looks like; write the whole file, or delete it",
+                file=name,
+            )
+
+
+def _refuse_no_rules(directory: Path, sources: list[_Source], policy: Policy) -> None:
+    """No enabled rule means every message passes: refused unless ``allow_empty = true``."""
+    if policy.allow_empty or any(rule.enabled for rule in policy.rules):
+        return
+    names = ", ".join(s.path.name for s in sources)
+    what = "has no rule" if not policy.rules else "has no enabled rule"
+    only = str(sources[0].path) if len(sources) == 1 else str(directory)
+    raise PolicyError(
+        f"{only}: the policy {what} (files read: {names}): refused, because mail would then"
+        " pass unchecked; if that is deliberate, write allow_empty = true at the top of a"
+        " policy file",
+        file=only,
+        field="rule",
     )
 
 
@@ -156,6 +189,7 @@ def _merge(sources: list[_Source]) -> tuple[Policy, dict[str, str]]:
         settings=settings[0] if settings else PolicySettings(),
         rules=tuple(rules),
         people=_merge_people(sources),
+        allow_empty=any(src.parsed.allow_empty for src in sources),
     )
     return policy, rule_files
 

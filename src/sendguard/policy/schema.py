@@ -388,6 +388,10 @@ class PolicyFile(_Strict):
     """``[[rule]]`` entries."""
     people: dict[str, PersonEntry] = Field(default_factory=dict)
     """``[people.<login>]``: which addresses each login may send as, and its role."""
+    allow_empty: StrictBool = False
+    """``allow_empty = true`` (a top-level key, before any table): a policy without any
+    enabled rule is deliberate. Without it such a policy is refused, because an emptied or
+    truncated file looks exactly like that."""
 
     @field_validator("people")
     @classmethod
@@ -411,3 +415,5 @@ class Policy(_Strict):
     """Every rule of every file, in file-name order (order never changes the outcome)."""
     people: dict[str, PersonEntry] = Field(default_factory=dict)
     """Every file's ``[people]``, by case-folded login (a login may be listed in one file)."""
+    allow_empty: bool = False
+    """Some file says ``allow_empty = true``: no enabled rule is deliberate."""

@@ -5,28 +5,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import datetime as dt
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast, get_args
 
 from sendguard.errors import StoreError
 from sendguard.model import Envelope, Verdict
+from sendguard.queue.auditkey import AuditKey
 from sendguard.queue.calendar import BusinessCalendar
 from sendguard.queue.codec import (
     GENESIS,
+    AuditKeyError,
+    ChainWalk,
     Sealer,
     aware,
-    check_records,
+    canonical_details,
+    chain_hash,
     corrupt_stand_in,
     dump_approvals,
     entry_from_row,
+    keyed_hash,
     new_queue_id,
 )
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import (
     AuditCheck,
+    AuditHead,
     AuditRecord,
     Clock,
     Conflict,
@@ -61,14 +68,160 @@ UPDATE_COLUMNS = (
 """Columns `Store.apply` may change; identity, envelope, verdict and bytes never change."""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingAudit:
+    """One audit event waiting for its (group) commit."""
+
+    event: str
+    actor: str
+    queue_id: str | None
+    transaction_id: str | None
+    details: Mapping[str, object]
+    at: dt.datetime
+
+
+AUDIT_BATCH_MAX = 500
+"""At most this many audit events in one group commit."""
+
+
 class StoreBase:
-    """Shared behaviour; subclasses implement `apply` and `audit_records`."""
+    """Shared behaviour; subclasses implement `apply`, `audit_records`, `_write_audits` and
+    `_last_audit`."""
 
     def __init__(self, *, key: bytes | None, settings: QueueSettings, clock: Clock) -> None:
         self._sealer = Sealer(key)
         self._settings = settings
         self._calendar = BusinessCalendar.from_settings(settings)
         self._clock = clock
+        self._audit_key: AuditKey | None = None
+        self.group_commit = True
+        self._audit_queue: list[tuple[PendingAudit, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def set_audit(self, audit_key: AuditKey | None, *, group_commit: bool = True) -> None:
+        """Key the audit chain (HMAC) and choose group commit (`open_store` calls this)."""
+        self._audit_key = audit_key
+        self.group_commit = group_commit
+
+    # ------------------------------------------------------------------ audit log
+
+    def _audit_values(
+        self, last: tuple[Any, ...] | None, pending: PendingAudit
+    ) -> tuple[object, ...]:
+        """The 11 column values of the record after `last` (seq, hash, v of the newest one).
+
+        Keyed (v 2) when the store has the audit key; unkeyed (v 1) only while the chain has
+        no keyed record, so a process without the key can never weaken a keyed chain.
+        """
+        seq, prev, prev_v = (
+            (int(last[0]) + 1, str(last[1]), int(last[2])) if last else (1, GENESIS, 1)
+        )
+        text = canonical_details(pending.details)
+        fields = {
+            "seq": seq,
+            "at": pending.at,
+            "event": pending.event,
+            "actor": pending.actor,
+            "queue_id": pending.queue_id,
+            "transaction_id": pending.transaction_id,
+            "details": text,
+        }
+        key = self._audit_key
+        if key is not None:
+            digest = keyed_hash(key, prev, **fields)  # type: ignore[arg-type]
+            v, key_id = 2, key.key_id
+        elif prev_v >= 2:
+            raise AuditKeyError(
+                "the audit log is keyed: this process has no audit key to extend it; set"
+                " SENDGUARD_AUDIT_KEY to the relay's key file"
+            )
+        else:
+            digest = chain_hash(prev, **fields)  # type: ignore[arg-type]
+            v, key_id = 1, None
+        return (
+            seq, pending.at, pending.event, pending.actor, pending.queue_id,
+            pending.transaction_id, text, prev, digest, v, key_id,
+        )  # fmt: skip
+
+    async def _write_audits(self, batch: Sequence[PendingAudit]) -> None:
+        """Implemented by each backend: append `batch` in order, in one transaction."""
+        raise NotImplementedError
+
+    async def _last_audit(self) -> tuple[Any, ...] | None:
+        """Implemented by each backend: (seq, hash, v, at) of the newest record."""
+        raise NotImplementedError
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        queue_id: str | None = None,
+        transaction_id: str | None = None,
+        details: Mapping[str, object],
+    ) -> None:
+        """Append one event to the chain; returns once it is committed durably.
+
+        Group commit: events that arrive while a commit is in progress wait for the next one
+        and share it, so N concurrent transactions cost one fsync, not N.
+        """
+        pending = PendingAudit(event, actor, queue_id, transaction_id, dict(details), self._clock())
+        if not self.group_commit:
+            await self._write_audits([pending])
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._audit_queue.append((pending, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_audits(), name="audit-group-commit")
+        await future
+
+    async def _flush_audits(self) -> None:
+        while self._audit_queue:
+            batch = self._audit_queue[:AUDIT_BATCH_MAX]
+            del self._audit_queue[: len(batch)]
+            try:
+                await self._write_audits([pending for pending, _ in batch])
+            # Every waiter learns that its record is not durable, whatever went wrong.
+            except Exception as exc:  # noqa: BLE001
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            except BaseException:  # cancelled (loop shutting down): nobody may wait forever
+                stopped = StoreError("audit commit interrupted; the record may not be durable")
+                for _, future in batch + self._audit_queue:
+                    if not future.done():
+                        future.set_exception(stopped)
+                self._audit_queue.clear()
+                raise
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _drain_audits(self) -> None:
+        """Let the group commit in progress finish (before closing)."""
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def audit_head(self) -> AuditHead | None:
+        """The newest audit record's seq and hash (None for an empty log)."""
+        last = await self._last_audit()
+        if last is None:
+            return None
+        return AuditHead(int(last[0]), str(last[1]), aware(last[3]))
+
+    async def seal_chain(self) -> bool:
+        """With an audit key: if the newest record is unkeyed (a chain from before migration
+        3), append a keyed ``audit_keyed`` record, so later records extend a keyed chain and
+        `verify` can require the newest record to be keyed. True if it appended one."""
+        if self._audit_key is None:
+            return False
+        last = await self._last_audit()
+        if last is None or int(last[2]) >= 2:
+            return False
+        details = {"key_id": self._audit_key.key_id, "unkeyed_records": int(last[0])}
+        await self.audit("audit_keyed", actor="system", details=details)
+        return True
 
     def _new_entry(
         self,
@@ -200,16 +353,18 @@ class StoreBase:
         )
         return await self.apply(queue_id, decide)
 
-    async def verify_audit(self) -> AuditCheck:
-        """Walk the whole chain in batches, recomputing every hash."""
-        prev_hash, prev_seq = GENESIS, 0
+    async def verify_audit(self, heads: Sequence[AuditHead] = ()) -> AuditCheck:
+        """Walk the whole chain in batches, recomputing every hash (HMAC for keyed records),
+        and check that every anchored head in `heads` is in it.
+
+        `AuditKeyError` when keyed records need a key this store does not have, or another.
+        """
+        walk = ChainWalk(self._audit_key, heads)
         while True:
-            batch = await self.audit_records(after_seq=prev_seq, limit=1000)
+            batch = await self.audit_records(after_seq=walk.prev_seq, limit=1000)
             if not batch:
-                return AuditCheck(True, prev_seq)
-            failed, prev_hash, prev_seq = check_records(
-                batch, prev_hash=prev_hash, prev_seq=prev_seq
-            )
+                return walk.finish()
+            failed = walk.feed(batch)
             if failed is not None:
                 return failed
 

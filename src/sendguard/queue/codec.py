@@ -14,17 +14,26 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import TypeAdapter, ValidationError
 
-from sendguard.errors import StoreError
+from sendguard.errors import ConfigError, StoreError
 from sendguard.model import Action, Envelope, Verdict
-from sendguard.queue.store import STATES, AuditCheck, AuditRecord, CorruptEntry, Entry, State
+from sendguard.queue.auditkey import AuditKey
+from sendguard.queue.store import (
+    STATES,
+    AuditCheck,
+    AuditHead,
+    AuditRecord,
+    CorruptEntry,
+    Entry,
+    State,
+)
 
 _ENVELOPE = TypeAdapter(Envelope)
 _VERDICT = TypeAdapter(Verdict)
@@ -275,36 +284,137 @@ def chain_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def check_records(
-    records: list[AuditRecord], *, prev_hash: str, prev_seq: int
-) -> tuple[AuditCheck | None, str, int]:
-    """Check one batch against the chain so far; a failed `AuditCheck`, or the new tip."""
-    for record in records:
-        if record.seq != prev_seq + 1:
-            return AuditCheck(False, prev_seq, record.seq, f"record {prev_seq + 1} missing"), "", 0
-        if record.prev_hash != prev_hash:
-            problem = f"record {record.seq} does not follow record {prev_seq}"
-            return AuditCheck(False, prev_seq, record.seq, problem), "", 0
-        expected = chain_hash(
-            prev_hash,
-            seq=record.seq,
-            at=record.at,
-            event=record.event,
-            actor=record.actor,
-            queue_id=record.queue_id,
-            transaction_id=record.transaction_id,
-            details=record.details,
+def keyed_hash(
+    key: AuditKey,
+    prev_hash: str,
+    *,
+    seq: int,
+    at: dt.datetime,
+    event: str,
+    actor: str,
+    queue_id: str | None,
+    transaction_id: str | None,
+    details: str,
+) -> str:
+    """HMAC-SHA256 (audit key) over the previous hash and every field of a ``v = 2`` record."""
+    body = json.dumps(
+        [2, key.key_id, seq, iso(at), event, actor, queue_id, transaction_id, details],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return key.mac((prev_hash + body).encode())
+
+
+def record_hash(record: AuditRecord, key: AuditKey | None) -> str:
+    """What `record.hash` must be, by its version (`AuditKeyError` if the key is needed)."""
+    fields = {
+        "seq": record.seq,
+        "at": record.at,
+        "event": record.event,
+        "actor": record.actor,
+        "queue_id": record.queue_id,
+        "transaction_id": record.transaction_id,
+        "details": record.details,
+    }
+    if record.v == 1:
+        return chain_hash(record.prev_hash, **fields)  # type: ignore[arg-type]
+    if key is None:
+        raise AuditKeyError(
+            f"audit records from {record.seq} on are keyed (HMAC): the audit key is needed to"
+            " check them; set SENDGUARD_AUDIT_KEY to the relay's key file"
         )
-        if expected != record.hash:
-            problem = f"record {record.seq} was changed after it was written"
-            return AuditCheck(False, prev_seq, record.seq, problem), "", 0
-        prev_hash, prev_seq = record.hash, record.seq
-    return None, prev_hash, prev_seq
+    if record.key_id != key.key_id:
+        raise AuditKeyError(
+            f"audit record {record.seq} was made with audit key {record.key_id}, not with"
+            f" {key.key_id} from {key.path or 'the given key'}: wrong SENDGUARD_AUDIT_KEY?"
+        )
+    return keyed_hash(key, record.prev_hash, **fields)  # type: ignore[arg-type]
+
+
+class AuditKeyError(ConfigError):
+    """The audit key needed to check or extend the chain is missing or is another key."""
+
+
+@dataclass
+class ChainWalk:
+    """Checks the chain batch by batch (`feed`), then the anchored heads (`finish`)."""
+
+    key: AuditKey | None
+    heads: Sequence[AuditHead] = ()
+    prev_hash: str = GENESIS
+    prev_seq: int = 0
+    keyed_from: int | None = None
+    seen_heads: set[int] = field(default_factory=set)
+
+    def _fail(self, seq: int, problem: str) -> AuditCheck:
+        return AuditCheck(False, self.prev_seq, seq, problem, keyed_from=self.keyed_from)
+
+    def feed(self, records: list[AuditRecord]) -> AuditCheck | None:
+        """Check one batch against the chain so far; a failed `AuditCheck`, or None."""
+        for record in records:
+            if record.seq != self.prev_seq + 1:
+                return self._fail(record.seq, f"record {self.prev_seq + 1} missing")
+            if record.prev_hash != self.prev_hash:
+                return self._fail(
+                    record.seq, f"record {record.seq} does not follow record {self.prev_seq}"
+                )
+            if record.v not in (1, 2):
+                return self._fail(record.seq, f"record {record.seq} has unknown version {record.v}")
+            if record.v == 1 and self.keyed_from is not None:
+                return self._fail(
+                    record.seq,
+                    f"record {record.seq} is unkeyed after keyed records: the chain was"
+                    " rewritten without the audit key",
+                )
+            if record_hash(record, self.key) != record.hash:
+                return self._fail(
+                    record.seq, f"record {record.seq} was changed after it was written"
+                )
+            if record.v == 2 and self.keyed_from is None:
+                self.keyed_from = record.seq
+            for i, head in enumerate(self.heads):
+                if head.seq in (record.seq, 0) and head.hash == record.hash:
+                    self.seen_heads.add(i)
+                elif head.seq == record.seq:
+                    return self._fail(
+                        record.seq,
+                        f"record {record.seq} is not the anchored head {head.hash[:16]}…:"
+                        " the log was rewritten from here",
+                    )
+            self.prev_hash, self.prev_seq = record.hash, record.seq
+        return None
+
+    def finish(self) -> AuditCheck:
+        """The result once every record was fed: anchored heads missing mean truncation."""
+        for i, head in enumerate(self.heads):
+            if i in self.seen_heads:
+                continue
+            where = f"record {head.seq}" if head.seq else f"a record with hash {head.hash[:16]}…"
+            return AuditCheck(
+                False,
+                self.prev_seq,
+                head.seq or None,
+                f"the anchored head ({where}) is not in the log, which ends at record"
+                f" {self.prev_seq}: records were cut off or the chain was rewritten",
+                keyed_from=self.keyed_from,
+            )
+        if self.key is not None and self.prev_seq and self.keyed_from is None:
+            return AuditCheck(
+                False,
+                self.prev_seq,
+                self.prev_seq,
+                f"the newest record {self.prev_seq} is unkeyed although an audit key is given:"
+                " the chain was rewritten without the key (or no relay has run with the key"
+                " since the upgrade: start `sendguard serve` once, it seals the chain)",
+            )
+        return AuditCheck(
+            True, self.prev_seq, keyed_from=self.keyed_from, anchors=len(self.seen_heads)
+        )
 
 
 def audit_from_row(row: tuple[Any, ...]) -> AuditRecord:
     """Build an `AuditRecord` from (seq, at, event, actor, queue_id, transaction_id,
-    details, prev_hash, hash)."""
+    details, prev_hash, hash[, v, key_id])."""
     at = aware(row[1])
     if at is None:
         raise StoreError(f"audit record {row[0]} has no time")
@@ -318,4 +428,6 @@ def audit_from_row(row: tuple[Any, ...]) -> AuditRecord:
         details=str(row[6]),
         prev_hash=str(row[7]),
         hash=str(row[8]),
+        v=int(row[9]) if len(row) > 9 else 1,
+        key_id=row[10] if len(row) > 10 else None,
     )

@@ -80,7 +80,19 @@ _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEF
 # blobs written from now on carry their schema version ("v": 2); older ones read as version 1.
 _SQLITE_V3 = ("ALTER TABLE queue_entry ADD COLUMN quarantined_from TEXT",)
 
-SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2, _SQLITE_V3)
+# 4: keyed audit chain. `v` 1 = unkeyed SHA-256 (every older record), 2 = HMAC-SHA256 with
+# the audit key named by `key_id`; adding columns changes no existing record or hash.
+_SQLITE_V4 = (
+    "ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE audit ADD COLUMN key_id TEXT",
+)
+
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _SQLITE_V1,
+    _SQLITE_V2,
+    _SQLITE_V3,
+    _SQLITE_V4,
+)
 
 _POSTGRES_V1 = (
     """CREATE TABLE queue_entry (
@@ -149,4 +161,14 @@ _POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL D
 
 _POSTGRES_V3 = ("ALTER TABLE queue_entry ADD COLUMN quarantined_from TEXT",)
 
-POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_V3)
+_POSTGRES_V4 = (
+    "ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE audit ADD COLUMN key_id TEXT",
+)
+
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _POSTGRES_V1,
+    _POSTGRES_V2,
+    _POSTGRES_V3,
+    _POSTGRES_V4,
+)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from sendguard.errors import NotFound, StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.base import (
     UPDATE_COLUMNS,
+    PendingAudit,
     StoreBase,
     claimed,
     corrupt_details,
@@ -33,11 +34,8 @@ from sendguard.queue.base import (
 )
 from sendguard.queue.codec import (
     ENTRY_COLUMNS,
-    GENESIS,
     INSERT_COLUMNS,
     audit_from_row,
-    canonical_details,
-    chain_hash,
     dump_approvals,
     dump_envelope,
     dump_verdict,
@@ -148,25 +146,34 @@ class PostgresStore(StoreBase):
         details: Mapping[str, object],
         at: dt.datetime,
     ) -> None:
+        pending = PendingAudit(event, actor, queue_id, transaction_id, details, at)
+        await self._insert_audit(conn, pending)
+
+    async def _insert_audit(self, conn: Conn, *batch: PendingAudit) -> None:
+        # The advisory lock (held to the end of the transaction) gives the chain one order.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
-        cur = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        last = await cur.fetchone()
-        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-        text = canonical_details(details)
-        digest = chain_hash(
-            prev,
-            seq=seq,
-            at=at,
-            event=event,
-            actor=actor,
-            queue_id=queue_id,
-            transaction_id=transaction_id,
-            details=text,
-        )
-        await conn.execute(
-            "INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (seq, at, event, actor, queue_id, transaction_id, text, prev, digest),
-        )
+        cur = await conn.execute("SELECT seq, hash, v FROM audit ORDER BY seq DESC LIMIT 1")
+        last: tuple[Any, ...] | None = await cur.fetchone()
+        rows = []
+        for pending in batch:
+            values = self._audit_values(last, pending)
+            rows.append(values)
+            last = (values[0], values[8], values[9])
+        async with conn.cursor() as many:  # one pipelined round trip for the whole batch
+            await many.executemany(
+                "INSERT INTO audit VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows
+            )
+
+    async def _write_audits(self, batch: Sequence[PendingAudit]) -> None:
+        """Append `batch` in one transaction: one commit (one WAL flush) for all."""
+        async with self._tx() as conn:
+            await self._insert_audit(conn, *batch)
+
+    async def _last_audit(self) -> tuple[Any, ...] | None:
+        async with self._tx() as conn:
+            cur = await conn.execute("SELECT seq, hash, v, at FROM audit ORDER BY seq DESC LIMIT 1")
+            row: tuple[Any, ...] | None = await cur.fetchone()
+        return row
 
     async def _add_notices(
         self, conn: Conn, queue_id: str, kinds: tuple[NoticeKind, ...], now: dt.datetime
@@ -255,27 +262,6 @@ class PostgresStore(StoreBase):
             )
             await self._add_notices(conn, entry.id, self._first_notices(entry), entry.created_at)
         return entry
-
-    async def audit(
-        self,
-        event: str,
-        *,
-        actor: str,
-        queue_id: str | None = None,
-        transaction_id: str | None = None,
-        details: Mapping[str, object],
-    ) -> None:
-        """Append one event to the hash-chained audit log."""
-        async with self._tx() as conn:
-            await self._append_audit(
-                conn,
-                event,
-                actor=actor,
-                queue_id=queue_id,
-                transaction_id=transaction_id,
-                details=details,
-                at=self._clock(),
-            )
 
     async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
         """One entry; `NotFound` when there is none."""
@@ -492,5 +478,6 @@ class PostgresStore(StoreBase):
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool (after the audit commit in progress)."""
+        await self._drain_audits()
         await self._pool.close()

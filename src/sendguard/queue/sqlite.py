@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +25,7 @@ from sendguard.errors import NotFound, StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.base import (
     UPDATE_COLUMNS,
+    PendingAudit,
     StoreBase,
     claimed,
     corrupt_details,
@@ -33,12 +34,9 @@ from sendguard.queue.base import (
 )
 from sendguard.queue.codec import (
     ENTRY_COLUMNS,
-    GENESIS,
     INSERT_COLUMNS,
     audit_from_row,
     aware,
-    canonical_details,
-    chain_hash,
     dump_envelope,
     dump_verdict,
     iso,
@@ -156,23 +154,27 @@ class SqliteStore(StoreBase):
         details: Mapping[str, object],
         at: dt.datetime,
     ) -> None:
-        last = cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-        text = canonical_details(details)
-        digest = chain_hash(
-            prev,
-            seq=seq,
-            at=at,
-            event=event,
-            actor=actor,
-            queue_id=queue_id,
-            transaction_id=transaction_id,
-            details=text,
+        pending = PendingAudit(event, actor, queue_id, transaction_id, details, at)
+        self._insert_audit(cur, pending)
+
+    def _insert_audit(self, cur: Cursor, *batch: PendingAudit) -> None:
+        last = cur.execute("SELECT seq, hash, v FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        for pending in batch:
+            values = list(self._audit_values(last, pending))
+            values[1] = iso(pending.at)
+            cur.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            last = (values[0], values[8], values[9])
+
+    async def _write_audits(self, batch: Sequence[PendingAudit]) -> None:
+        """Append `batch` in one ``BEGIN IMMEDIATE`` transaction: one fsync for all."""
+        await self._call(self._write, lambda cur: self._insert_audit(cur, *batch))
+
+    async def _last_audit(self) -> tuple[Any, ...] | None:
+        sql = "SELECT seq, hash, v, at FROM audit ORDER BY seq DESC LIMIT 1"
+        row: tuple[Any, ...] | None = await self._call(
+            self._read, lambda cur: cur.execute(sql).fetchone()
         )
-        cur.execute(
-            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, iso(at), event, actor, queue_id, transaction_id, text, prev, digest),
-        )
+        return row
 
     def _add_notices(
         self, cur: Cursor, queue_id: str, kinds: tuple[NoticeKind, ...], now: dt.datetime
@@ -260,31 +262,6 @@ class SqliteStore(StoreBase):
 
         await self._call(self._write, write)
         return entry
-
-    async def audit(
-        self,
-        event: str,
-        *,
-        actor: str,
-        queue_id: str | None = None,
-        transaction_id: str | None = None,
-        details: Mapping[str, object],
-    ) -> None:
-        """Append one event to the hash-chained audit log."""
-        now = self._clock()
-
-        def write(cur: Cursor) -> None:
-            self._append_audit(
-                cur,
-                event,
-                actor=actor,
-                queue_id=queue_id,
-                transaction_id=transaction_id,
-                details=details,
-                at=now,
-            )
-
-        await self._call(self._write, write)
 
     async def get(self, queue_id: str, *, with_data: bool = True) -> Entry:
         """One entry; `NotFound` when there is none."""
@@ -543,7 +520,8 @@ class SqliteStore(StoreBase):
         return int(row[0])
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (after the audit commit in progress)."""
+        await self._drain_audits()
         await self._call(self._read, lambda cur: cur.close())
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from sendguard.errors import StoreError
 from sendguard.model import Envelope, Verdict
+from sendguard.queue.auditkey import AuditKey
 from sendguard.queue.settings import QueueSettings
 
 State = Literal[
@@ -151,6 +152,21 @@ class AuditRecord:
     """Canonical JSON of the details, exactly as hashed."""
     prev_hash: str
     hash: str
+    v: int = 1
+    """1: unkeyed SHA-256 (written before migration 3, or by a store opened without an audit
+    key on a chain that has no keyed record yet); 2: HMAC-SHA256 with the audit key."""
+    key_id: str | None = None
+    """For ``v = 2``: which audit key made the HMAC (`AuditKey.key_id`), to tell a wrong key
+    from a changed record."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """The newest record of the chain: what an anchor records and `verify --head` checks."""
+
+    seq: int
+    hash: str
+    at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +177,10 @@ class AuditCheck:
     records: int
     bad_seq: int | None = None
     problem: str = ""
+    keyed_from: int | None = None
+    """Seq of the first keyed (HMAC) record; records before it are legacy, unkeyed."""
+    anchors: int = 0
+    """How many anchored heads were checked and found in the chain."""
 
 
 class Store(Protocol):
@@ -283,8 +303,18 @@ class Store(Protocol):
         """Audit records in chain order, after `after_seq` and not before `since`."""
         ...
 
-    async def verify_audit(self) -> AuditCheck:
-        """Recompute the whole hash chain and report the first broken record."""
+    async def verify_audit(self, heads: Sequence[AuditHead] = ()) -> AuditCheck:
+        """Recompute the whole hash chain and report the first broken record; every anchored
+        head in `heads` must be in it (a head past the end means the log was truncated)."""
+        ...
+
+    async def audit_head(self) -> AuditHead | None:
+        """The newest audit record's seq and hash (None for an empty log)."""
+        ...
+
+    async def seal_chain(self) -> bool:
+        """With an audit key, make the newest record keyed (an ``audit_keyed`` record after a
+        legacy, unkeyed chain); True if it appended one."""
         ...
 
     async def depth(self) -> tuple[dict[str, int], dt.datetime | None]:
@@ -335,24 +365,34 @@ async def open_store(
     key: bytes | None = None,
     settings: QueueSettings | None = None,
     clock: Clock = utcnow,
+    audit_key: AuditKey | None = None,
+    group_commit: bool = True,
 ) -> Store:
     """Open (and migrate) the store at `url`: ``sqlite:///PATH`` or ``postgresql://…``.
 
     `key` turns on AES-256-GCM encryption of message bytes; `settings` gives hold expiry
-    and the business calendar (defaults otherwise); `clock` is for tests.
+    and the business calendar (defaults otherwise); `clock` is for tests. `audit_key` keys
+    the audit chain (HMAC); without it the store can append only to a chain that has no
+    keyed record yet. `group_commit` batches concurrent audit appends into one commit.
     """
     settings = settings or QueueSettings()
     if url.startswith("sqlite:"):
         from sendguard.queue.sqlite import SqliteStore
 
-        return await SqliteStore.open(url, key=key, settings=settings, clock=clock)
+        sqlite = await SqliteStore.open(url, key=key, settings=settings, clock=clock)
+        sqlite.set_audit(audit_key, group_commit=group_commit)
+        return sqlite
     if url.startswith(("postgresql:", "postgres:")):
         from sendguard.queue.postgres import PostgresStore
 
-        return await PostgresStore.open(url, key=key, settings=settings, clock=clock)
+        postgres = await PostgresStore.open(url, key=key, settings=settings, clock=clock)
+        postgres.set_audit(audit_key, group_commit=group_commit)
+        return postgres
     raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://…")
 
 
-async def open_configured_store(store_url: str, settings: QueueSettings) -> Store:
+async def open_configured_store(
+    store_url: str, settings: QueueSettings, *, audit_key: AuditKey | None = None
+) -> Store:
     """Open the store with the key and calendar from `settings` (what `serve` and the CLI use)."""
-    return await open_store(store_url, key=settings.key, settings=settings)
+    return await open_store(store_url, key=settings.key, settings=settings, audit_key=audit_key)

@@ -24,6 +24,8 @@ from sendguard.settings import load_settings
 
 INSPECT_ONLY_POLICY = """\
 # Every detector runs, no rule acts: mail passes unless the test's own policy says otherwise.
+allow_empty = true
+
 [organisation]
 internal_domains = ["example.jp"]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import aiosmtplib
 
+from sendguard.queue.auditkey import AuditKey, key_path, load_or_create_key
+
 
 @contextmanager
 def postgres_or_sqlite(kind: str, tmp_path: Path) -> Iterator[str]:
@@ -52,3 +54,16 @@ async def submit(port: int, n: int) -> str | None:
     except (aiosmtplib.SMTPException, OSError):
         return None
     return None if errors else text
+
+
+def relay_key_file(url: str, cwd: Path) -> Path:
+    """Where `sendguard serve` run in `cwd` keeps the audit key of the store at `url`."""
+    path = key_path(url, None)
+    return path if path.is_absolute() else cwd / path
+
+
+def relay_audit_key(url: str, cwd: Path) -> AuditKey:
+    """The relay's audit key (created now if the relay has not run yet): whatever writes to
+    its keyed audit log besides the relay (a test's review decisions) needs it too."""
+    key, _ = load_or_create_key(relay_key_file(url, cwd))
+    return key

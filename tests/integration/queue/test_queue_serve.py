@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 from queue_helpers import (  # type: ignore[import-not-found]
     postgres_or_sqlite,
+    relay_audit_key,
+    relay_key_file,
     submit,
     until,
 )
@@ -104,7 +107,7 @@ async def test_kill_9_loses_no_acknowledged_message_and_finishes_a_delivery(
     (under the id its 250 named) and the interrupted delivery completes, once."""
     acked: dict[int, str] = {}
     with postgres_or_sqlite(kind, tmp_path) as url:
-        store = await open_store(url)
+        store = await open_store(url, audit_key=relay_audit_key(url, tmp_path))
         async with serving(tmp_path, upstream.url, url, SENDGUARD_NOTIFY__ENABLED="false") as [one]:
             first = await submit(one.port, 0)
             assert first is not None
@@ -155,9 +158,12 @@ async def test_two_serve_nodes_on_postgres_deliver_a_cli_release_exactly_once(
         async with serving(tmp_path, upstream.url, url, nodes=2) as [a, _]:
             replies = await asyncio.gather(*(submit(a.port, n) for n in range(20)))
             assert all(r is not None and "held by rule hold-external" in r for r in replies)
+            # The CLI extends the relays' keyed audit log: it needs their key file.
+            key = {"SENDGUARD_AUDIT_KEY": str(relay_key_file(url, tmp_path))}
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sendguard", "queue", "release", "ALL", "--yes",
                 "--actor", "boss", "--store", url, stdout=asyncio.subprocess.PIPE, cwd=tmp_path,
+                env={**os.environ, **key},
             )  # fmt: skip
             out, _ = await proc.communicate()
             assert proc.returncode == 0

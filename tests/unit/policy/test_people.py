@@ -11,7 +11,8 @@ from sendguard.model import Envelope
 from sendguard.policy.load import load_policy
 from sendguard.policy.people import People, build_people
 
-ORG = '[organisation]\ninternal_domains = ["example.co.jp", "example.com"]\n'
+# No rules: these policies only describe people (`allow_empty` says that is deliberate).
+ORG = 'allow_empty = true\n[organisation]\ninternal_domains = ["example.co.jp", "example.com"]\n'
 
 
 def _people(tmp_path: Path, text: str) -> People:

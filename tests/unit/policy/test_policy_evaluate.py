@@ -360,7 +360,9 @@ when.none = [{ detector = "confidential-marker" }]
 def test_disabled_rule_never_matches_and_says_so(write_policy: WritePolicy) -> None:
     """A disabled rule is a traced miss with the reason."""
     policy = load(
-        write_policy, rule("off", "reject", '{ detector = "lookalike-domain" }', enabled="false")
+        write_policy,
+        rule("off", "reject", '{ detector = "lookalike-domain" }', enabled="false"),
+        deliberate="allow_empty = true\n",  # no enabled rule: deliberate here
     )
     verdict = evaluate(policy, [LOOKALIKE], OUT, Mail())
     assert verdict.action is Action.PASS

@@ -73,7 +73,7 @@ async def test_watch_reloads_when_a_file_changes(write_policy: Callable[..., Pat
     """watch() notices an edited file, a new file and a changed list file."""
     directory = write_policy(main=GOOD + '[organisation.groups.sales]\nlist_file = "sales.txt"\n')
     (directory / "sales.txt").write_text("a@example.co.jp\n", encoding="utf-8")
-    holder = PolicyHolder(directory)
+    holder = PolicyHolder(directory, settle=0.05)
     task = asyncio.create_task(holder.watch(interval=0.02))
     try:
         (directory / "extra.toml").write_text(GOOD.replace("tag-marker", "tag-two"), "utf-8")

@@ -405,7 +405,9 @@ def test_detector_enabled_must_be_a_boolean(write_policy: WritePolicy) -> None:
 
 def test_disabled_detector_is_recorded(write_policy: WritePolicy) -> None:
     """A disabled detector is left out of the detectors the policy runs."""
-    loaded = load_policy(write_policy(a="[detectors.unresolvable-domain]\nenabled = false\n"))
+    loaded = load_policy(
+        write_policy(a="allow_empty = true\n[detectors.unresolvable-domain]\nenabled = false\n")
+    )
     assert loaded.disabled_detectors == frozenset({"unresolvable-domain"})
     assert "unresolvable-domain" not in loaded.enabled_detectors()
     assert "lookalike-domain" in loaded.enabled_detectors()

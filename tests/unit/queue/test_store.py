@@ -234,6 +234,8 @@ async def test_upgrade_from_schema_1_keeps_entries(store_url: str, clock: FakeCl
     _sql(
         store_url,
         "ALTER TABLE queue_entry DROP COLUMN delivered_to",
+        "ALTER TABLE audit DROP COLUMN v",  # added by migration 4
+        "ALTER TABLE audit DROP COLUMN key_id",
         "ALTER TABLE queue_entry DROP COLUMN quarantined_from",
         # Schema-1 blobs had no version: '{"v":2,' (7 characters) was not there.
         "UPDATE queue_entry SET envelope = '{' || substr(envelope, 8), "
