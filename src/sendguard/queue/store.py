@@ -153,7 +153,7 @@ class AuditRecord:
     prev_hash: str
     hash: str
     v: int = 1
-    """1: unkeyed SHA-256 (written before migration 3, or by a store opened without an audit
+    """1: unkeyed SHA-256 (written before migration 4, or by a store opened without an audit
     key on a chain that has no keyed record yet); 2: HMAC-SHA256 with the audit key."""
     key_id: str | None = None
     """For ``v = 2``: which audit key made the HMAC (`AuditKey.key_id`), to tell a wrong key
