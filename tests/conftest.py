@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +37,35 @@ async def upstream() -> AsyncIterator[RecordingUpstream]:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
     """A self-signed certificate for localhost / 127.0.0.1."""
     return make_self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def serve_logging() -> Iterator[Callable[[str], None]]:
+    """Configure logging as `sendguard serve` does (metrics are counted in that chain), and
+    undo it afterwards: its stream is pytest's captured stderr, closed after the test."""
+    import logging
+    import sys
+    import warnings
+
+    import structlog
+
+    from sendguard.log import configure_logging
+
+    root = logging.getLogger()
+    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
+    with warnings.catch_warnings():
+
+        def configure(level_name: str = "info") -> None:
+            configure_logging("json", level_name)  # type: ignore[arg-type]
+
+        try:
+            yield configure
+        finally:
+            structlog.reset_defaults()
+            logging.captureWarnings(False)
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            for handler in handlers:
+                root.addHandler(handler)
+            root.setLevel(level)
+            sys.excepthook = hook

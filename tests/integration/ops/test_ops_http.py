@@ -6,13 +6,13 @@ import asyncio
 import re
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import aiosmtplib
 import pytest
 
-from sendguard.log import configure_logging
 from sendguard.testing.relay import RelayProcess, running_relay, write_policy
 from sendguard.testing.upstream import RecordingUpstream
 
@@ -33,9 +33,9 @@ reviewers = ["boss@corp.example"]
 
 
 @pytest.fixture(autouse=True)
-def _logging() -> None:
+def _logging(serve_logging: Callable[[str], None]) -> None:
     """Metrics are counted by the structlog chain that `sendguard serve` configures."""
-    configure_logging("json", "info")
+    serve_logging("info")
 
 
 def _message(n: int, to: str) -> bytes:

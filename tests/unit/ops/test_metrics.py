@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import structlog
 from prometheus_client import REGISTRY
 
-from sendguard.log import configure_logging
 from sendguard.ops import metrics
 
 
@@ -90,20 +90,17 @@ def test_a_malformed_event_is_still_logged_unchanged() -> None:
 
 
 def test_events_below_the_log_level_are_counted_but_not_printed(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], serve_logging: Callable[[str], None]
 ) -> None:
-    configure_logging("json", "warning")
-    try:
-        labels = {"action": "pass", "rule": "", "reply_class": "2xx"}
-        before = _value("sendguard_transactions_total", **labels)
-        structlog.get_logger("t").info("transaction", action="pass", rule=None, reply_code=250)
-        structlog.get_logger("t").warning("something_odd")
-        assert _value("sendguard_transactions_total", **labels) == before + 1
-        err = capsys.readouterr().err
-        assert "something_odd" in err
-        assert '"transaction"' not in err
-    finally:
-        configure_logging("json", "info")
+    serve_logging("warning")
+    labels = {"action": "pass", "rule": "", "reply_class": "2xx"}
+    before = _value("sendguard_transactions_total", **labels)
+    structlog.get_logger("t").info("transaction", action="pass", rule=None, reply_code=250)
+    structlog.get_logger("t").warning("something_odd")
+    assert _value("sendguard_transactions_total", **labels) == before + 1
+    err = capsys.readouterr().err
+    assert "something_odd" in err
+    assert '"transaction"' not in err
 
 
 def test_bytes_in_flight_rise_and_fall() -> None:
