@@ -40,7 +40,6 @@ _INLINE_IMAGE = re.compile(rb"BI[\s/]")
 _BEFORE_OPERATOR = frozenset(b" \t\r\n\x0c\x00])>")
 
 
-
 class _Unvetted(Exception):
     """The fast path cannot bound this file: read it with pypdf instead."""
 
@@ -126,7 +125,7 @@ def _vet(data: bytes, cap: int, ctx: Context) -> bool:
 
 
 def _read_pdfium(blob: Blob, ctx: Context) -> Extracted:
-    import pypdfium2 as pdfium
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]  # ships no type information
 
     pages: list[str] = []
     problems = []
