@@ -35,6 +35,9 @@ class DetectContext:
     """Envelope recipients parsed with ``field="envelope"``; unparsable ones are omitted."""
     sender: Address | None
     """Envelope MAIL FROM parsed; None for the null sender or an unparsable one."""
+    exhaustive: bool = False
+    """Read content the slow reference way (`policy explain`): every number one by one. The
+    relay's fast paths (label zones, tables by columns) give the same findings."""
 
 
 class _Detector:

@@ -117,6 +117,15 @@ class _Context:
         return self.english_between(kinds, pos - span, pos + span)
 
 
+def new_context(text: str, window: int, *, english: bool = True) -> _Context:
+    """A scan context for `read_span`; ``english=False`` when the caller has made sure the
+    text holds no English label (no index is then built)."""
+    ctx = _Context(text, window)
+    if not english:
+        ctx._index = ([], [])
+    return ctx
+
+
 def _phone(digits: str) -> bool:
     if digits.startswith(_BUSINESS_PREFIXES):
         return False  # toll-free and navigation numbers belong to businesses
@@ -287,15 +296,15 @@ def scan_text(text: str, *, body: bool, window: int = 40, exhaustive: bool = Fal
     hits: list[Hit] = []
     severity_labels: list[int] = []
     if exhaustive:
-        _read(text, 0, len(text), ctx, hits, severity_labels)
+        read_span(text, 0, len(text), ctx, hits, severity_labels)
     else:
         _read_zoned(text, ctx, hits, severity_labels)
     if body:
         hits = _drop_signatures(text, hits)
-    return [_strengthen(h, severity_labels, ctx) if h.code == "credit-card" else h for h in hits]
+    return [strengthen(h, severity_labels, ctx) if h.code == "credit-card" else h for h in hits]
 
 
-def _read(
+def read_span(
     text: str, start: int, stop: int, ctx: _Context, hits: list[Hit], severity: list[int] | None
 ) -> int:
     """Read every `SCAN` match that starts in ``[start, stop)``; return where the last ended.
@@ -354,7 +363,7 @@ def _read_zoned(text: str, ctx: _Context, hits: list[Hit], severity: list[int]) 
     for zone_start, zone_end in _zones(text, ctx, severity):
         start = max(zone_start, pos)
         _read_label_free(text, pos, start, ctx, hits)
-        pos = max(_read(text, start, zone_end, ctx, hits, None), zone_end)
+        pos = max(read_span(text, start, zone_end, ctx, hits, None), zone_end)
     _read_label_free(text, pos, len(text), ctx, hits)
 
 
@@ -371,7 +380,7 @@ def _read_label_free(text: str, start: int, stop: int, ctx: _Context, hits: list
             hits.extend(_number(text, found, match.start(), ctx))
 
 
-def _strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
+def strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
     i = bisect_left(labels, hit.pos - 80)  # labels are in text order
     if (i < len(labels) and labels[i] <= hit.pos + 80) or ctx.ascii_around(
         ("expiry", "cvv"), hit.pos, 80
