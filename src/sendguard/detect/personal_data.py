@@ -106,7 +106,10 @@ class _Tally:
         """Values of a column-wise scan (`pii.columns`), in the order the text scan gives."""
         for code, values in scan.values.items():
             if values:
-                self.values.setdefault(code, {}).update(values)
+                if code in self.values:
+                    self.values[code].update(values)
+                else:
+                    self.values[code] = values  # the scan's own dict: no copy of 80,000 values
                 self.where.setdefault(code, {})[where] = None
         self.strong_card = self.strong_card or scan.strong
 

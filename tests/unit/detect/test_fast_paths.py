@@ -215,3 +215,23 @@ def test_generated_tables_agree(rows: list[tuple[str, ...]]) -> None:
     head = ("電話番号", "郵便番号", "住所", "メール", "生年月日")
     fast, slow, _ = _both([Table("", (head, *rows))])
     assert fast == slow
+
+
+_MARKER_PIECES = (
+    "社外秘", "部外", "秘", "CONF", "conf", "İ", "ı", "dential", "DENTIAL", "Internal", " ",
+    "-", "only", "ONLY", "Strictly", "PRİVATE", "private", "機密保持", "誤送信", "\n\n", "x",
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_MARKER_PIECES), max_size=30))
+def test_marker_shortcut_never_hides_a_marker(pieces: list[str]) -> None:
+    """The substring pre-check of confidential-marker skips only texts the case-insensitive
+    pattern finds nothing in (İ, ı and other case folds included)."""
+    from sendguard.detect.confidential_marker import ConfidentialMarker
+
+    shortcut = ConfidentialMarker()
+    plain = ConfidentialMarker()
+    plain._needles = None
+    text = nfkc("".join(pieces))
+    assert shortcut._count(text) == plain._count(text)

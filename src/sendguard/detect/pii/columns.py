@@ -23,16 +23,17 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, zip_longest
+from itertools import accumulate, chain, zip_longest
 
 from sendguard.detect.pii.patterns import EMAIL_DOMAIN, JAPANESE_LABELS, LABELS, PREFECTURES
 from sendguard.detect.pii.records import BUSINESS_LINE, RECORD_CODES
 from sendguard.detect.pii.scan import Hit, new_context, read_span, strengthen
 from sendguard.model import Table
 
-_SEVEN_DIGITS = re.compile(r"[0-9](?:[ \-()]*+[0-9]){6}")
+_SEVEN_DIGITS = re.compile(r"[0-9](?<![0-9]{2})(?:[ \-()]*+[0-9]){6}")
 """A run SCAN reads with 7 or more digits (`scan._number` drops shorter ones): a column
-without one and without an "@" holds nothing the scan could report outside label zones."""
+without one and without an "@" holds nothing the scan could report outside label zones.
+(Runs are tried from their first digit only: the look-behind skips the digits after it.)"""
 _LETTER = re.compile("[A-Za-z]")
 _ASCII_WORDS = tuple(sorted({w for words in LABELS.values() for w in words if w.isascii()}))
 
@@ -157,7 +158,7 @@ def _cells(text: str) -> list[str]:
 def _prove(column: list[str], text: str, after: list[str] | None) -> tuple[str, list[str]] | bool:
     """True when the column is inert, (code, values) when every cell is a hit, False when
     it has no proof."""
-    if ("@" not in text and _SEVEN_DIGITS.search(text) is None) or _INERT.fullmatch(text):
+    if _INERT.fullmatch(text) or ("@" not in text and _SEVEN_DIGITS.search(text) is None):
         return True
     if _PHONE.fullmatch(text):
         return "phone", _cells(text.replace("-", ""))
@@ -295,8 +296,9 @@ def _values(
             if len(ordered) >= keep:
                 break
             ordered.setdefault(value, None)
-    for proof in proofs:
-        result.values[proof.code].update(dict.fromkeys(proof.values))
+    for proof in proofs:  # one hashing pass: the evidence first, then every value
+        ordered = result.values[proof.code]
+        result.values[proof.code] = dict.fromkeys(chain(ordered, proof.values))
     for _, _, hit in hits:
         result.values[hit.code].setdefault(hit.value, None)
 
