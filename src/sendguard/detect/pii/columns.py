@@ -48,7 +48,7 @@ def _lines_of(shape: str) -> re.Pattern[str]:
 # with a space: neither a phone nor a card), codes glued to letters (INV20240115001: never
 # after T, TEL or FAX, which are not glue).
 _INERT = _lines_of(
-    r"-?[0-9]{1,9}(?:\.[0-9]{1,9})?"
+    r"-?[0-9]{1,9}+(?:\.[0-9]{1,9}+)?"
     r"|(?:19|20)[0-9]{2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
     r"(?: [0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?"
     r"|(?![A-Za-z]*(?:[Tt][Ee][Ll]|[Ff][Aa][Xx])[0-9])[A-Za-z]{0,3}[A-SU-Za-z][0-9]{1,20}"
