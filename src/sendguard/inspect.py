@@ -51,7 +51,7 @@ def detect_context(
     envelope: Envelope, organisation: Organisation, *, exhaustive: bool = False
 ) -> DetectContext:
     """The detectors' view of the transaction: envelope addresses parsed strictly.
-    ``exhaustive``: the detectors' slow reference paths (`policy explain`)."""
+    ``exhaustive``: the detectors' slow reference paths (see `DetectContext.exhaustive`)."""
     from sendguard.parse.addresses import parse_addr_spec
 
     recipients: list[Address] = []
@@ -289,12 +289,14 @@ def inspect_sync(
     *,
     offline: bool = False,
     network_timeout: float = 5.0,
-    exhaustive: bool = True,
+    exhaustive: bool = False,
 ) -> Inspection:
     """The same inspection without a relay, for the CLI; ``offline`` skips network detectors.
 
-    ``exhaustive`` (the default here) reads content the slow reference way, so `policy
-    explain` shows exact figures by the plainest code; ``False`` is what the relay runs.
+    By default it runs exactly what the relay runs. ``exhaustive`` takes the detectors' slow
+    reference paths instead (every number read one by one, tables as text): the same
+    findings, which tests/unit/detect/test_fast_paths.py proves; for comparing, not needed
+    for exact figures.
     """
     from sendguard.detect.registry import Detectors, build, run_network
 

@@ -36,8 +36,9 @@ class DetectContext:
     sender: Address | None
     """Envelope MAIL FROM parsed; None for the null sender or an unparsable one."""
     exhaustive: bool = False
-    """Read content the slow reference way (`policy explain`): every number one by one. The
-    relay's fast paths (label zones, tables by columns) give the same findings."""
+    """Read content the slow reference way: every number one by one, tables as text. The
+    default fast paths (label zones, tables by columns) give the same findings; tests
+    compare the two."""
 
 
 class _Detector:

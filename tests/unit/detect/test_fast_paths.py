@@ -1,9 +1,10 @@
 """The relay's fast paths of `personal-data` give exactly what the exhaustive reading gives.
 
 `scan_text` reads numbers only within label zones plus the label-free ones; sheet and CSV
-tables are read by columns (`pii.columns`). `policy explain` runs the exhaustive paths
-(`DetectContext.exhaustive`), the relay the fast ones: these tests prove the two agree on
-every evaluation case, on generated tables and texts, and that the fast paths are taken.
+tables are read by columns (`pii.columns`). The relay and `policy explain` run these fast
+paths; `DetectContext.exhaustive` runs the plain reference ones (every number read one by
+one, tables as text). These tests prove the two agree on every evaluation case, on
+generated tables and texts, and that the fast paths are taken.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def _findings(mail: Mail, *, exhaustive: bool) -> list[object]:
     return list(PersonalData().detect(mail, EXHAUSTIVE if exhaustive else CTX))
 
 
-def test_relay_and_explain_agree_on_every_evaluation_case() -> None:
-    """Every case of tests/eval: the same findings (codes, counts, evidence, where)."""
+def test_fast_and_exhaustive_paths_agree_on_every_evaluation_case() -> None:
+    """Every case of tests/eval: the same findings (codes, counts, evidence, where), so the
+    same action under any policy."""
     detector = PersonalData()
     for case in all_cases():
         ctx = case.ctx()
@@ -235,3 +237,29 @@ def test_marker_shortcut_never_hides_a_marker(pieces: list[str]) -> None:
     plain._needles = None
     text = nfkc("".join(pieces))
     assert shortcut._count(text) == plain._count(text)
+
+
+def test_inspect_sync_gives_the_same_verdict_both_ways() -> None:
+    """The shipped policy on a customer-list XLSX and CSV: same findings, same action."""
+    from pathlib import Path
+
+    from sendguard.inspect import inspect_sync
+    from sendguard.model import Envelope
+    from sendguard.parse import ParseLimits
+    from sendguard.policy.load import load_policy
+    from sendguard.testing.attachments import Attachment, build_message, xlsx
+
+    rows = _customer_rows(300, random.Random(9))
+    files = [
+        Attachment("顧客.xlsx", xlsx({"顧客": rows})),
+        Attachment("顧客.csv", "\r\n".join(",".join(r) for r in rows).encode("cp932")),
+    ]
+    policy = load_policy(Path(__file__).resolve().parents[3] / "policies")
+    envelope = Envelope(mail_from="yamada@example.co.jp", rcpt_tos=("sato@customer.example",))
+    for attachment in files:
+        raw = build_message(attachments=[attachment])
+        fast = inspect_sync(envelope, raw, policy, ParseLimits(), offline=True)
+        slow = inspect_sync(envelope, raw, policy, ParseLimits(), offline=True, exhaustive=True)
+        assert fast.findings == slow.findings
+        assert fast.verdict.action == slow.verdict.action
+        assert fast.verdict.action.label == "hold"
