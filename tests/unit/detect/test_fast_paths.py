@@ -178,6 +178,16 @@ def test_an_english_label_anywhere_falls_back_to_the_text_scan() -> None:
     assert any(f.code == "birth-date" for f in fast)  # type: ignore[attr-defined]
 
 
+def test_an_english_label_in_a_header_zone_falls_back_too() -> None:
+    """'account no' in a header row that a Japanese label already makes a zone: the row is
+    read by the text scan, so its English label must send the table to the text scan."""
+    rows = [("氏名", "生年月日", "account no"), *[("山田", "1985-04-03", "1234567")] * 6]
+    fast, slow, taken = _both([Table("", tuple(rows))])
+    assert not taken
+    assert fast == slow
+    assert any(f.code == "bank-account" for f in fast)  # type: ignore[attr-defined]
+
+
 def test_sales_ledger_is_inert_by_columns() -> None:
     """Order codes, dates, amounts up to 8 digits, regions: proven inert, nothing found."""
     rng = random.Random(5)
@@ -216,6 +226,9 @@ def test_generated_tables_agree(rows: list[tuple[str, ...]]) -> None:
     """Any mix of shapes, business lines, labels and empty cells: fast == exhaustive."""
     head = ("電話番号", "郵便番号", "住所", "メール", "生年月日")
     fast, slow, _ = _both([Table("", (head, *rows))])
+    assert fast == slow
+    english = ("電話番号", "郵便番号", "account no", "DOB", "生年月日")
+    fast, slow, _ = _both([Table("", (english, *rows))])
     assert fast == slow
 
 

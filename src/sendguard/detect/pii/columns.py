@@ -188,6 +188,9 @@ def scan_rendered(
     if layout is None:
         return None
     zone_lines = _zone_lines(text, layout, window)
+    # English labels are not indexed here: none may appear anywhere, zone rows included.
+    if not _english_free([_lines_text(text, layout, zone_lines)]):
+        return None
     proofs: list[_Proof] = []
     names = [t.name for t in tables]
     for number, table in enumerate(tables):
@@ -221,6 +224,15 @@ def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
         last = bisect_right(starts, min(match.end() + reach, len(text))) - 1
         lines.update(range(first, last + 1))
     return lines
+
+
+def _lines_text(text: str, layout: _Layout, lines: set[int]) -> str:
+    """The text of the given lines (the zone rows, whose cells the columns leave blank)."""
+    starts = layout.starts
+    return "\n".join(
+        text[starts[line] : starts[line + 1] if line + 1 < len(starts) else len(text)]
+        for line in sorted(lines)
+    )
 
 
 def _runs(lines: list[int]) -> list[tuple[int, int]]:
