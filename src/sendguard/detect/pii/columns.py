@@ -12,7 +12,7 @@ counted with `set` in C. Rows within reach of a context label (a 生年月日 or
 label in a cell) are read by the text scan itself. The result — distinct values per code,
 evidence order, the record count of `records.text_records` — is the text scan's, exactly;
 a column that fits no shape, or English labels anywhere, makes `scan_rendered` return
-None and the caller scans the text as before (tests/unit/detect/test_columns.py compares
+None and the caller scans the text as before (tests/unit/detect/test_fast_paths.py compares
 both on every evaluation case and on generated tables).
 """
 
