@@ -47,8 +47,11 @@ class Inspection:
     so a reload between inspection and delivery cannot change who counts as external."""
 
 
-def detect_context(envelope: Envelope, organisation: Organisation) -> DetectContext:
-    """The detectors' view of the transaction: envelope addresses parsed strictly."""
+def detect_context(
+    envelope: Envelope, organisation: Organisation, *, exhaustive: bool = False
+) -> DetectContext:
+    """The detectors' view of the transaction: envelope addresses parsed strictly.
+    ``exhaustive``: the detectors' slow reference paths (see `DetectContext.exhaustive`)."""
     from sendguard.parse.addresses import parse_addr_spec
 
     recipients: list[Address] = []
@@ -64,7 +67,11 @@ def detect_context(envelope: Envelope, organisation: Organisation) -> DetectCont
         except ValueError:
             sender = None
     return DetectContext(
-        organisation=organisation, envelope=envelope, recipients=tuple(recipients), sender=sender
+        organisation=organisation,
+        envelope=envelope,
+        recipients=tuple(recipients),
+        sender=sender,
+        exhaustive=exhaustive,
     )
 
 
@@ -282,12 +289,19 @@ def inspect_sync(
     *,
     offline: bool = False,
     network_timeout: float = 5.0,
+    exhaustive: bool = False,
 ) -> Inspection:
-    """The same inspection without a relay, for the CLI; ``offline`` skips network detectors."""
+    """The same inspection without a relay, for the CLI; ``offline`` skips network detectors.
+
+    By default it runs exactly what the relay runs. ``exhaustive`` takes the detectors' slow
+    reference paths instead (every number read one by one, tables as text): the same
+    findings, which tests/unit/detect/test_fast_paths.py proves; for comparing, not needed
+    for exact figures.
+    """
     from sendguard.detect.registry import Detectors, build, run_network
 
     detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
-    ctx = detect_context(envelope, policy.organisation)
+    ctx = detect_context(envelope, policy.organisation, exhaustive=exhaustive)
     mail, found = parse_and_detect(data, limits, Detectors(detectors.content, ()), ctx)
     notes: tuple[str, ...] = ()
     if policy.disabled_detectors:

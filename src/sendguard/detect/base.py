@@ -35,6 +35,10 @@ class DetectContext:
     """Envelope recipients parsed with ``field="envelope"``; unparsable ones are omitted."""
     sender: Address | None
     """Envelope MAIL FROM parsed; None for the null sender or an unparsable one."""
+    exhaustive: bool = False
+    """Read content the slow reference way: every number one by one, tables as text. The
+    default fast paths (label zones, tables by columns) give the same findings; tests
+    compare the two."""
 
 
 class _Detector:

@@ -17,6 +17,7 @@ from typing import ClassVar
 import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
+from sendguard.detect.pii.columns import ColumnScan, scan_rendered
 from sendguard.detect.pii.masks import mask
 from sendguard.detect.pii.records import read_table, text_records, text_tables
 from sendguard.detect.pii.scan import Hit, scan_text
@@ -101,6 +102,17 @@ class _Tally:
             self.where.setdefault(hit.code, {})[where] = None
             self.strong_card = self.strong_card or hit.strong
 
+    def add_scan(self, scan: ColumnScan, where: str) -> None:
+        """Values of a column-wise scan (`pii.columns`), in the order the text scan gives."""
+        for code, values in scan.values.items():
+            if values:
+                if code in self.values:
+                    self.values[code].update(values)
+                else:
+                    self.values[code] = values  # the scan's own dict: no copy of 80,000 values
+                self.where.setdefault(code, {})[where] = None
+        self.strong_card = self.strong_card or scan.strong
+
     def add_records(self, records: int, columns: tuple[str, ...], where: str) -> None:
         self.records += records
         self.where.setdefault("customer-list", {})[where] = None
@@ -117,14 +129,26 @@ class PersonalData(ContentDetector):
     Settings: ClassVar[type[pydantic.BaseModel]] = PersonalDataSettings
     codes: ClassVar[tuple[str, ...]] = CODES
 
-    def _part(self, part: Part, tally: _Tally, cfg: PersonalDataSettings) -> None:
+    def _part(
+        self, part: Part, tally: _Tally, cfg: PersonalDataSettings, *, exhaustive: bool
+    ) -> None:
         where = part.label or "message"
         if part.filename:
             tally.add(scan_text(nfkc(part.filename), body=False, window=cfg.context_window), where)
         text = nfkc(part.text) if part.text else ""
         body = cfg.skip_signatures and not part.is_attachment
-        hits = scan_text(text, body=body, window=cfg.context_window) if text else []
-        tally.add(hits, where)
+        columnar = None
+        if part.tables and not body and not exhaustive:
+            columnar = scan_rendered(
+                text, part.tables, window=cfg.context_window, keep=cfg.max_evidence,
+                minimum=cfg.min_records,
+            )  # fmt: skip
+        hits: list[Hit] = []
+        if columnar is not None:
+            tally.add_scan(columnar, where)
+        elif text:
+            hits = scan_text(text, body=body, window=cfg.context_window, exhaustive=exhaustive)
+            tally.add(hits, where)
         records, columns = 0, tuple[str, ...]()
         for table in part.tables or text_tables(text):
             reading = read_table(table)
@@ -132,7 +156,8 @@ class PersonalData(ContentDetector):
             tally.truncated = tally.truncated or table.truncated
             if reading.records > records:
                 records, columns = reading.records, reading.columns
-        records = max(records, text_records(text, hits, cfg.min_records))
+        found = columnar.records if columnar else text_records(text, hits, cfg.min_records)
+        records = max(records, found)
         if records >= cfg.min_records:
             tally.add_records(records, columns, where)
 
@@ -144,7 +169,7 @@ class PersonalData(ContentDetector):
             subject = scan_text(nfkc(mail.subject), body=False, window=cfg.context_window)
             tally.add(subject, "subject")
         for part in mail.parts:
-            self._part(part, tally, cfg)
+            self._part(part, tally, cfg, exhaustive=ctx.exhaustive)
         return [f for f in self._findings(tally, cfg) if f.code not in cfg.disabled_codes]
 
     def _findings(self, tally: _Tally, cfg: PersonalDataSettings) -> list[Finding]:

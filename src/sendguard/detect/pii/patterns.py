@@ -66,6 +66,8 @@ SCAN = re.compile(
     + "|@|"
     + _alternation([w for w in _LABEL_KIND if not w.isascii()])
 )
+JAPANESE_LABELS = re.compile(_alternation([w for w in _LABEL_KIND if not w.isascii()]))
+"""The label branch of `SCAN` alone: the same matches, found without stopping at numbers."""
 ASCII_LABELS = re.compile(
     _alternation(
         [
@@ -91,6 +93,24 @@ PREFECTURES = (
     "愛知県|三重県|滋賀県|兵庫県|奈良県|和歌山県|鳥取県|島根県|岡山県|広島県|山口県|徳島県|"
     "香川県|愛媛県|高知県|福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|鹿児島県|沖縄県"
 )
+_PREFECTURE_FIRST = "".join(sorted({name[0] for name in PREFECTURES.split("|")}))
+# Numbers that can be personal data with no context label near them (`scan.scan_text`
+# looks at every other number only inside a label's reach): runs of 10+ digits (phones,
+# cards, +81 forms, T + corporate numbers) and shorter runs followed by a prefecture (postal
+# codes before an address); plus every "@". Each branch is one of SCAN's number matches,
+# from the run's first digit to its end, so Python sees exactly the runs SCAN would give it.
+LABEL_FREE = re.compile(
+    "|".join(
+        rf"{d}(?<!\d{d})(?:(?:[ \-()]*+\d){{9}}[0-9 \-()]*+"
+        rf"|[0-9 \-()]{{6,}}+(?=[\s,、:\"']{{0,4}}[{_PREFECTURE_FIRST}]))"
+        for d in "0123456789"
+    )
+    + "|@"
+)
+"""(A run's first digit is never right after a digit: the look-behind only saves the
+attempts in the middle of runs. The prefecture is checked by its first character here and
+exactly by `ADDRESS_AFTER` in Python.)"""
+
 # After a postal code: optional separators, a prefecture, then a municipality (市区町村郡).
 ADDRESS_AFTER = re.compile(rf"[\s,、:\"']{{0,4}}(?:{PREFECTURES})[^\s,、\d]{{1,12}}?[市区町村郡]")
 

@@ -21,6 +21,8 @@ from sendguard.detect.pii.patterns import (
     DATE_RUN,
     EMAIL_DOMAIN,
     EMAIL_LOCAL,
+    JAPANESE_LABELS,
+    LABEL_FREE,
     PASSPORT,
     POSTAL_SHAPE,
     SCAN,
@@ -39,8 +41,8 @@ _GROUP = re.compile(r"[^ ]+")
 _CARD_SHAPE = re.compile(r"\d+|\d{4}([ \-])\d+(?:\1\d+)*")
 _LENGTHS = frozenset({7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19})
 """Digit counts `_classify` can accept: other windows are not even joined."""
-_WINDOW_LOOKUPS = 32
-"""English-label look-ups done by window before indexing the whole text once."""
+_REACH_MARGIN = 8
+"""Characters past `window` that a label's zone also covers (passports look 2 back)."""
 _MAX_GROUPS = 6
 """No number is written in more than 6 groups (+81 90 1234 5678): bounds the split search."""
 _SIGNATURE_CODES = frozenset({"phone", "email-address", "postal-address"})
@@ -56,10 +58,10 @@ class Hit(NamedTuple):
     """Card with expiry or security-code context nearby (raises severity)."""
 
 
-def _english_labels(text: str, start: int, end: int) -> list[tuple[int, str]]:
-    """(end position, kind) of English labels in ``text[start:end]`` on word boundaries."""
+def _english_labels(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of English labels in ``text[start:end]`` on word boundaries."""
     return [
-        (m.end(), label_kind(m.group()))
+        (m.start(), m.end(), label_kind(m.group()))
         for m in ASCII_LABELS.finditer(text, max(start, 0), max(end, 0))
         if not text[m.start() - 1 : m.start()].isalnum()
         and not text[m.end() : m.end() + 1].isalnum()
@@ -68,28 +70,33 @@ def _english_labels(text: str, start: int, end: int) -> list[tuple[int, str]]:
 
 class _Context:
     """Label positions by kind: Japanese ones recorded as the scan meets them; English ones
-    searched in the window of the first few numbers that need context, then (when a text
-    has many such numbers, like a list) indexed by one pass over the whole text."""
+    indexed once for the whole text (by `ascii_index`) when a number first needs them."""
 
-    __slots__ = ("_index", "_lookups", "labels", "text", "window")
+    __slots__ = ("_index", "_starts", "labels", "text", "window")
 
     def __init__(self, text: str, window: int) -> None:
         self.labels: dict[str, int] = {}
         self.text = text
         self.window = window
-        self._lookups = 0
         self._index: tuple[list[int], list[str]] | None = None
+        self._starts: list[int] = []
+
+    def ascii_index(self) -> tuple[list[int], list[str]]:
+        """(end positions, kinds) of every English label in the text, in order."""
+        if self._index is None:
+            found = _english_labels(self.text, 0, len(self.text))
+            self._index = ([e for _, e, _ in found], [k for _, _, k in found])
+            self._starts = [s for s, _, _ in found]
+        return self._index
+
+    def ascii_starts(self) -> list[int]:
+        """Start positions of the labels of `ascii_index`."""
+        self.ascii_index()
+        return self._starts
 
     def english_between(self, kinds: tuple[str, ...], start: int, end: int) -> bool:
         """An English label of one of `kinds` ending within ``[start, end]``."""
-        if self._index is None:
-            self._lookups += 1
-            if self._lookups <= _WINDOW_LOOKUPS:
-                found = _english_labels(self.text, start - 20, end)
-                return any(start <= e <= end and k in kinds for e, k in found)
-            found = _english_labels(self.text, 0, len(self.text))
-            self._index = ([e for e, _ in found], [k for _, k in found])
-        ends, labels = self._index
+        ends, labels = self.ascii_index()
         i = bisect_left(ends, start)
         while i < len(ends) and ends[i] <= end:
             if labels[i] in kinds:
@@ -108,6 +115,15 @@ class _Context:
     def ascii_around(self, kinds: tuple[str, ...], pos: int, span: int) -> bool:
         """An English label of one of `kinds` within `span` characters of `pos`."""
         return self.english_between(kinds, pos - span, pos + span)
+
+
+def new_context(text: str, window: int, *, english: bool = True) -> _Context:
+    """A scan context for `read_span`; ``english=False`` when the caller has made sure the
+    text holds no English label (no index is then built)."""
+    ctx = _Context(text, window)
+    if not english:
+        ctx._index = ([], [])
+    return ctx
 
 
 def _phone(digits: str) -> bool:
@@ -266,12 +282,38 @@ def _label(text: str, kind: str, end: int, ctx: _Context) -> Hit | None:
     return None
 
 
-def scan_text(text: str, *, body: bool, window: int = 40) -> list[Hit]:
-    """Every personal-data item in `text` (NFKC), in order; signatures skipped in bodies."""
+def scan_text(text: str, *, body: bool, window: int = 40, exhaustive: bool = False) -> list[Hit]:
+    """Every personal-data item in `text` (NFKC), in order; signatures skipped in bodies.
+
+    Most numbers can only be personal data with a context label shortly before them (a My
+    Number, a bank account, a birth date …). So the scan first finds the labels (two C-level
+    passes) and reads every match of `SCAN` only within a label's reach (its zone); between
+    zones it reads only the numbers that need no label (`LABEL_FREE`) and "@" signs. The
+    result is the same list as reading every match (``exhaustive=True``, kept for tests and
+    as the reference): a number outside every zone has no label near it by construction.
+    """
     ctx = _Context(text, window)
     hits: list[Hit] = []
     severity_labels: list[int] = []
-    for match in SCAN.finditer(text):
+    if exhaustive:
+        read_span(text, 0, len(text), ctx, hits, severity_labels)
+    else:
+        _read_zoned(text, ctx, hits, severity_labels)
+    if body:
+        hits = _drop_signatures(text, hits)
+    return [strengthen(h, severity_labels, ctx) if h.code == "credit-card" else h for h in hits]
+
+
+def read_span(
+    text: str, start: int, stop: int, ctx: _Context, hits: list[Hit], severity: list[int] | None
+) -> int:
+    """Read every `SCAN` match that starts in ``[start, stop)``; return where the last ended.
+    `severity` collects expiry/CVV label positions (None: the caller already has them)."""
+    end = start
+    for match in SCAN.finditer(text, start):
+        if match.start() >= stop:
+            break
+        end = match.end()
         found = match.group()
         first = found[0]
         if first in _DIGITS:
@@ -282,17 +324,63 @@ def scan_text(text: str, *, body: bool, window: int = 40) -> list[Hit]:
                 hits.append(hit)
         else:
             kind = label_kind(found)
-            if kind in ("expiry", "cvv"):
-                severity_labels.append(match.start())
+            if severity is not None and kind in ("expiry", "cvv"):
+                severity.append(match.start())
             hit = _label(text, kind, match.end(), ctx)
             if hit is not None:
                 hits.append(hit)
-    if body:
-        hits = _drop_signatures(text, hits)
-    return [_strengthen(h, severity_labels, ctx) if h.code == "credit-card" else h for h in hits]
+    return end
 
 
-def _strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
+def _zones(text: str, ctx: _Context, severity: list[int]) -> list[tuple[int, int]]:
+    """Merged ``[start, end)`` spans from each label to `window` (+ a margin) past its end."""
+    reach = ctx.window + _REACH_MARGIN
+    spans: list[tuple[int, int]] = []
+    for match in JAPANESE_LABELS.finditer(text):
+        if label_kind(match.group()) in ("expiry", "cvv"):
+            severity.append(match.start())
+        spans.append((match.start(), match.end() + reach))
+    ends, _ = ctx.ascii_index()
+    spans.extend((start, end + reach) for start, end in zip(ctx.ascii_starts(), ends, strict=True))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _read_zoned(text: str, ctx: _Context, hits: list[Hit], severity: list[int]) -> None:
+    """Label-free numbers between zones, every match inside them, in text order.
+
+    Zones start at labels, which no `SCAN` match spans, so both passes start on a match
+    boundary; a zone's last number may run past its end, and the next gap starts after it.
+    """
+    pos = 0
+    for zone_start, zone_end in _zones(text, ctx, severity):
+        start = max(zone_start, pos)
+        _read_label_free(text, pos, start, ctx, hits)
+        pos = max(read_span(text, start, zone_end, ctx, hits, None), zone_end)
+    _read_label_free(text, pos, len(text), ctx, hits)
+
+
+def _read_label_free(text: str, start: int, stop: int, ctx: _Context, hits: list[Hit]) -> None:
+    for match in LABEL_FREE.finditer(text, start):
+        if match.start() >= stop:
+            break
+        found = match.group()
+        if found == "@":
+            hit = _email(text, match.start())
+            if hit is not None:
+                hits.append(hit)
+        else:
+            hits.extend(_number(text, found, match.start(), ctx))
+
+
+def strengthen(hit: Hit, labels: list[int], ctx: _Context) -> Hit:
     i = bisect_left(labels, hit.pos - 80)  # labels are in text order
     if (i < len(labels) and labels[i] <= hit.pos + 80) or ctx.ascii_around(
         ("expiry", "cvv"), hit.pos, 80

@@ -8,8 +8,10 @@ per line, cells joined by tabs) are the same for every format.
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, islice
 
 from sendguard.model import Problem, Table
 from sendguard.parse.context import Blob, Context, problem
@@ -28,6 +30,13 @@ def cell_text(value: object) -> str:
         value = int(value)
     text = value if isinstance(value, str) else str(value)
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def _trimmed(row: list[str]) -> tuple[str, ...]:
+    end = len(row)
+    while end and not row[end - 1]:
+        end -= 1
+    return tuple(row[:end])
 
 
 def row_cells(row: Iterable[object]) -> list[str]:
@@ -107,6 +116,55 @@ class TableBuilder:
                 truncated = True
                 break
             kept.append(cells)
+        self._finish(name, kept, truncated)
+
+    def add_strings(self, name: str, rows: Iterable[list[str]], *, normalized: bool) -> None:
+        """Fast path for rows of strings (CSV), with the same table as `add` would build:
+        `normalized` (the whole source is NFKC already) keeps the cells as they are, else one
+        join, one NFKC and one split, as `add_matrix` does for sheets."""
+        limits = self.ctx.limits
+        self.ctx.check_time()
+        taken = list(islice(rows, limits.max_table_rows + 1))
+        if normalized:
+            self._add_normalized(name, taken)
+            return
+        head = taken[: limits.max_table_rows]
+        text = "\x1e".join(map("\x1f".join, head))
+        separators = sum(map(len, head)) - len(head) + head.count([])
+        if text.count("\x1f") != separators or text.count("\x1e") != max(len(head) - 1, 0):
+            self.add(name, taken)  # a cell holds U+001E or U+001F: cell by cell
+            return
+        truncated = len(taken) > limits.max_table_rows
+        del taken, head
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        self.ctx.check_time()
+        kept: list[tuple[str, ...]] = []
+        for line in text.split("\x1e") if text or separators else ():
+            cells = tuple(line.rstrip("\x1f").split("\x1f")) if line.strip("\x1f") else ()
+            self.cells += len(cells)
+            if self.cells > limits.max_table_cells:
+                truncated = True
+                break
+            kept.append(cells)
+        self._finish(name, kept, truncated)
+
+    def _add_normalized(self, name: str, taken: list[list[str]]) -> None:
+        limits = self.ctx.limits
+        truncated = len(taken) > limits.max_table_rows
+        kept = [
+            tuple(row) if not row or row[-1] else _trimmed(row)
+            for row in taken[: limits.max_table_rows]
+        ]
+        del taken
+        totals = list(accumulate(map(len, kept), initial=self.cells))
+        if totals[-1] > limits.max_table_cells:
+            over = bisect_right(totals, limits.max_table_cells) - 1  # rows that fit
+            del kept[over:]
+            truncated = True
+            self.cells = totals[over + 1]
+        else:
+            self.cells = totals[-1]
         self._finish(name, kept, truncated)
 
     def _finish(self, name: str, kept: list[tuple[str, ...]], truncated: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from selectolax.lexbor import LexborHTMLParser
@@ -84,7 +85,8 @@ def read_csv(blob: Blob, ctx: Context) -> Extracted:
     )
     builder = TableBuilder(blob, ctx)
     errors: list[str] = []
-    builder.add("", _rows(reader, errors))
+    normalized = unicodedata.is_normalized("NFKC", source)
+    builder.add_strings("", _rows(reader, errors), normalized=normalized)
     if errors:
         builder.problems.append(problem("malformed", "bad-csv", blob, errors[0][:80]))
     return Extracted(
