@@ -35,6 +35,8 @@ from sendguard.policy.holder import PolicyHolder
 from sendguard.queue.store import Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
 from sendguard.settings import Settings
+from sendguard.web import mount as web_mount
+from sendguard.web.console import ConsoleParts
 
 log = structlog.get_logger(__name__)
 
@@ -85,11 +87,13 @@ class App:
         self.inspector.pool = self.pool
         await self.inspector.warm_up()
         await self._probe()
+        key = await web_mount.link_key(self.settings) if web_mount.wanted(self.settings) else None
         notifier = Notifier(
             self.upstream,
             self.settings.notify,
             hostname=self.settings.hostname,
             policy=lambda: self.policy.current,
+            links=web_mount.notice_links(self.settings, key) if key else None,
         )
         if self.settings.notify.enabled and notifier.from_address() is None:
             log.warning(
@@ -116,8 +120,22 @@ class App:
                     upstream_probe=self._upstream_check(),
                 )
             )
-            self.web_bound = await self.ops.start(self.settings.web_listen)
+            if key is not None and self.settings.web.console:
+                web_mount.mount(self.ops.app, self._console_parts(key))
+            self.web_bound = await self.ops.start(
+                self.settings.web_listen, web_mount.tls_context(self.settings)
+            )
         return self.bound
+
+    def _console_parts(self, key: bytes) -> ConsoleParts:
+        return ConsoleParts(
+            store=lambda: self.store,
+            people=lambda: self.policy.current.people,
+            users=UsersFile(self.settings.users_file),
+            web=self.settings.web,
+            notify=self.settings.notify,
+            key=key,
+        )
 
     def _upstream_check(self) -> Callable[[], Awaitable[Reply]] | None:
         """Readiness of the upstream: an SMTP session opens (a maildir is checked on write)."""

@@ -27,7 +27,7 @@ import structlog
 from sendguard.deliver import Upstream
 from sendguard.model import Envelope, Reply
 from sendguard.notify.dsn import build_dsn
-from sendguard.notify.render import render, reviewers_of
+from sendguard.notify.render import LinkBlock, render, reviewers_of
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy
 from sendguard.policy.scope import is_internal
@@ -47,8 +47,10 @@ class Notifier:
         *,
         hostname: str | None = None,
         policy: Callable[[], LoadedPolicy] | None = None,
+        links: LinkBlock | None = None,
     ) -> None:
         self._upstream = upstream
+        self._links = links  # signed links in notices (`sendguard.web.links`), when set up
         self._settings = settings
         self._hostname = hostname or os.uname().nodename
         # The serving policy (it reloads): internal domains and [people]. Without one nothing
@@ -144,7 +146,7 @@ class Notifier:
     ) -> bytes:
         """The complete notice message (CRLF), without sending it; From: is ``sender`` or
         `from_address`."""
-        text = render(kind, entry, self._settings)
+        text = render(kind, entry, self._settings, self._links)
         msg = EmailMessage(policy=SMTP)
         from_address = sender or self.from_address()
         if from_address is None:

@@ -472,6 +472,22 @@ class SqliteStore(StoreBase):
         )
         return int(row[0])
 
+    async def use_link(
+        self, nonce: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    ) -> bool:
+        """Record a signed link's nonce; False when it was used before."""
+        now = self._clock()
+
+        def write(cur: Cursor) -> bool:
+            cur.execute("DELETE FROM used_link WHERE expires_at < ?", (iso(now),))
+            inserted = cur.execute(
+                "INSERT OR IGNORE INTO used_link VALUES (?, ?, ?, ?, ?)",
+                (nonce, queue_id, action, iso(now), iso(expires_at)),
+            )
+            return inserted.rowcount == 1
+
+        return await self._call(self._write, write)
+
     async def close(self) -> None:
         """Close the connection."""
         await self._call(self._read, lambda cur: cur.close())

@@ -245,6 +245,13 @@ class Store(Protocol):
         """The migration version the database is at."""
         ...
 
+    async def use_link(
+        self, nonce: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    ) -> bool:
+        """Record a signed link's nonce as used; False when it was used before (a replay).
+        Nonces past `expires_at` are forgotten (their links no longer verify anyway)."""
+        ...
+
     async def close(self) -> None:
         """Release connections; further calls fail."""
         ...

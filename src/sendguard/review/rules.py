@@ -188,3 +188,14 @@ def cancel(entry: Entry, actor: Actor, now: dt.datetime) -> Decision:
     cancelled = replace(entry, state="cancelled", decided_by=actor.name, decided_at=now,
                         reason=reason)  # fmt: skip
     return Decision(cancelled, event="cancelled", actor=actor.name, details=_by(actor))
+
+
+def request_review(entry: Entry, actor: Actor) -> Decision:
+    """The sender of a held message asks its reviewers (again) to decide: the reviewers'
+    notice goes out once more; nothing else changes."""
+    if entry.state != "held":
+        raise ReviewError(f"{entry.id} is {entry.state}; only held mail waits for a review")
+    if not (is_sender(actor, entry.envelope) or actor.is_admin):
+        raise ReviewError(f"only the sender of {entry.id} or an admin may ask for its review")
+    return Decision(entry, event="review_requested", actor=actor.name, details=_by(actor),
+                    notify=("reviewers",))  # fmt: skip
