@@ -8,11 +8,13 @@ as a reviewer or a sender would. ``SENDGUARD_SCREENSHOTS=DIR`` saves the main pa
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import smtplib
+import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -20,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.queue.store import Entry, open_store
 from sendguard.testing.relay import RelayProcess, write_policy
 from sendguard.web.testing import (
     PASSWORDS,
@@ -41,12 +42,21 @@ pytestmark = [
 ]
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A queue entry as the test sees it."""
+
+    id: str
+    state: str
+
+
 class Console:
     """The relay process and how to reach it."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.store_url = f"sqlite:///{root / 'queue.db'}"
+        self.db = root / "queue.db"
+        self.store_url = f"sqlite:///{self.db}"
         env = {
             "SENDGUARD_POLICY_DIR": str(write_policy(root / "policies", WEB_POLICY)),
             "SENDGUARD_UPSTREAM": f"maildir:{root / 'out'}",
@@ -61,20 +71,16 @@ class Console:
         address = str(self.relay.wait_for("web_listening")["address"])
         self.url = f"http://{address}"
 
-    def submit(self, data: bytes) -> Entry:
+    def submit(self, data: bytes) -> Queued:
         with smtplib.SMTP("127.0.0.1", self.relay.port, timeout=60) as smtp:
             smtp.sendmail("tanaka@corp.example", ["buyer@client.example"], data)
         return self.entries()[-1]
 
-    def entries(self) -> list[Entry]:
-        async def read() -> list[Entry]:
-            store = await open_store(self.store_url)
-            try:
-                return await store.list()
-            finally:
-                await store.close()
-
-        return asyncio.run(read())
+    def entries(self) -> list[Queued]:
+        # Read with sqlite3: Playwright's sync API owns this thread's event loop.
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
+            rows = db.execute("SELECT id, state FROM queue_entry ORDER BY created_at, id")
+            return [Queued(str(i), str(s)) for i, s in rows]
 
     def state(self, queue_id: str) -> str:
         return next(e.state for e in self.entries() if e.id == queue_id)
