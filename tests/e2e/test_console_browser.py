@@ -168,7 +168,8 @@ def test_two_reviewers_release_a_held_customer_list(
     assert entry.id in page.locator("#queue").inner_text()
     _shot(page, "console-queue")
     page.get_by_role("link", name=entry.id).click()
-    assert "顧客リスト.xlsx" in page.locator("#attachments").inner_text()
+    files = page.locator("#attachments").inner_text()
+    assert "顧客リスト.xlsx" in files and "×30" in files
     assert "<script>" in page.locator("#body").inner_text()  # shown as text, not run
     _shot(page, "console-detail")
     page.get_by_role("button", name="送信を許可する").click()

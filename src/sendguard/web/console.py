@@ -333,8 +333,9 @@ class Console:
             # Telemetry: a release after a "viewed" by the same login counts as looked-at.
             seen = {"verified_by": actor.verified_by, **self._context(request)}
             await self._audit("viewed", actor=actor.login, queue_id=entry.id, details=seen)
+        labels = _attachment_labels(entry.data)
         per_file = {
-            a.filename: [f for f in details.findings if any(a.filename in w for w in f.where)]
+            a.filename: [f for f in details.findings if _found_in(f.where, a.filename, labels)]
             for a in details.attachments
         }
         return self._page(
@@ -521,6 +522,40 @@ def _age(delta: dt.timedelta) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60}h"
     return f"{minutes // 1440}d"
+
+
+def _attachment_labels(data: bytes) -> dict[str, str]:
+    """File name → the ``attachment N`` label findings use (`sendguard.parse.mime` numbers
+    every leaf that is not a text body, in order)."""
+    msg = message_from_bytes(data, _class=EmailMessage, policy=default_policy)
+    labels: dict[str, str] = {}
+    count = 0
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        filename = part.get_filename() or ""
+        body = (
+            part.get_content_type() in ("text/plain", "text/html")
+            and not filename
+            and part.get_content_disposition() != "attachment"
+        )
+        if body:
+            continue
+        count += 1
+        if filename:
+            labels.setdefault(" ".join(filename.split()), f"attachment {count}")
+    return labels
+
+
+def _found_in(where: tuple[str, ...], filename: str, labels: Mapping[str, str]) -> bool:
+    """True when a finding's location is that file (by name, or by its attachment label)."""
+    label = labels.get(filename)
+    for place in where:
+        if filename in place:
+            return True
+        if label and (place == label or place.startswith(f"{label} ")):
+            return True
+    return False
 
 
 def _text_body(data: bytes) -> str | None:

@@ -203,6 +203,8 @@ async def test_pages_carry_strict_cookies_and_a_script_free_policy(relay: App) -
         # The body is shown as text: the message's markup is escaped, never run.
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
         assert "顧客リスト.xlsx" in page and "customer-list" in page
+        files = page.split('<table id="attachments">', 1)[1].split("</table>", 1)[0]
+        assert "×30" in files  # what was found in that file, next to its name
         async with http.get(_url(relay, "/review/"), headers={"Accept-Language": "en"}) as r:
             assert "Held and delayed mail" in await r.text()
     async with aiohttp.ClientSession() as http, http.get(_url(relay, "/healthz")) as r:
