@@ -34,6 +34,7 @@ from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
 from sendguard.queue.store import Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
+from sendguard.review.reminders import Reminders
 from sendguard.settings import Settings
 from sendguard.web import mount as web_mount
 from sendguard.web.console import ConsoleParts
@@ -110,6 +111,8 @@ class App:
             prepare=self._prepare_release,
         )
         self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
+        reminders = Reminders(self.store, self.settings.queue)
+        self.tasks.append(asyncio.create_task(reminders.run(), name="hold-reminders"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
         self.bound = await self.intake.start(self.settings.listen)
         if self.settings.web_listen:

@@ -21,6 +21,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
+from typing import Literal
 
 import structlog
 
@@ -86,8 +87,10 @@ class Notifier:
         try:
             if kind == "bounce":
                 return await self.bounce(entry)
-            if kind == "reviewers":
-                return await self.notify_reviewers(entry)
+            if kind in ("reviewers", "reminder"):
+                return await self.notify_reviewers(entry, kind)
+            if kind == "escalation":
+                return await self.escalate(entry)
             return await self._to_sender(kind, entry)
         except Exception as exc:  # noqa: BLE001  # a bad template or address must not stop the outbox
             log.error("notice_compose_error", kind=kind, queue_id=entry.id, error=repr(exc))
@@ -113,13 +116,22 @@ class Notifier:
         """Tell the sender nobody decided in time, so the message was not sent."""
         return await self._to_sender("expired", entry)
 
-    async def notify_reviewers(self, entry: Entry) -> Reply:
-        """Ask the reviewers (the rule's, else the configured default) to decide."""
+    async def notify_reviewers(
+        self, entry: Entry, kind: Literal["reviewers", "reminder"] = "reviewers"
+    ) -> Reply:
+        """Ask the reviewers (the rule's, else the configured default) to decide; a
+        ``reminder`` when the hold is still undecided after the rule's ``remind_hours``."""
         reviewers = reviewers_of(entry, self._settings)
         if not reviewers:
             log.warning("notice_without_reviewers", queue_id=entry.id)
             return NOTHING_TO_SEND
-        return await self._deliver("reviewers", entry, reviewers)
+        return await self._deliver(kind, entry, reviewers)
+
+    async def escalate(self, entry: Entry) -> Reply:
+        """Ask the rule's ``escalate_to`` list to decide a hold nobody decided in time."""
+        if not entry.verdict.hold.escalate_to:
+            return NOTHING_TO_SEND
+        return await self._deliver("escalation", entry, entry.verdict.hold.escalate_to)
 
     async def bounce(self, entry: Entry) -> Reply:
         """Send a DSN (multipart/report) from ``<>`` to the sender of a failed message.

@@ -75,16 +75,17 @@ _SQLITE_V1 = (
 # 2: recipients already delivered, so a split (per-recipient) delivery resumes without repeats.
 _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-# 3 (web): nonces of signed links already used, so a link acts once (`Store.use_link`).
+# 3 (web): things that happen once: a signed link's nonce, a hold's reminder and
+# escalation (`Store.use_once`).
 _SQLITE_V3 = (
-    """CREATE TABLE used_link (
-        nonce TEXT PRIMARY KEY,
+    """CREATE TABLE used_once (
+        key TEXT PRIMARY KEY,
         queue_id TEXT NOT NULL,
         action TEXT NOT NULL,
         used_at TEXT NOT NULL,
         expires_at TEXT NOT NULL
     )""",
-    "CREATE INDEX used_link_expiry ON used_link (expires_at)",
+    "CREATE INDEX used_once_expiry ON used_once (expires_at)",
 )
 
 SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2, _SQLITE_V3)
@@ -155,14 +156,14 @@ _POSTGRES_V1 = (
 _POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
 _POSTGRES_V3 = (
-    """CREATE TABLE used_link (
-        nonce TEXT PRIMARY KEY,
+    """CREATE TABLE used_once (
+        key TEXT PRIMARY KEY,
         queue_id TEXT NOT NULL,
         action TEXT NOT NULL,
         used_at TIMESTAMPTZ NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     )""",
-    "CREATE INDEX used_link_expiry ON used_link (expires_at)",
+    "CREATE INDEX used_once_expiry ON used_once (expires_at)",
 )
 
 POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_V3)

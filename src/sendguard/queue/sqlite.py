@@ -472,17 +472,17 @@ class SqliteStore(StoreBase):
         )
         return int(row[0])
 
-    async def use_link(
-        self, nonce: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    async def use_once(
+        self, key: str, *, queue_id: str, action: str, expires_at: dt.datetime
     ) -> bool:
-        """Record a signed link's nonce; False when it was used before."""
+        """Record `key` once; False when it was recorded before."""
         now = self._clock()
 
         def write(cur: Cursor) -> bool:
-            cur.execute("DELETE FROM used_link WHERE expires_at < ?", (iso(now),))
+            cur.execute("DELETE FROM used_once WHERE expires_at < ?", (iso(now),))
             inserted = cur.execute(
-                "INSERT OR IGNORE INTO used_link VALUES (?, ?, ?, ?, ?)",
-                (nonce, queue_id, action, iso(now), iso(expires_at)),
+                "INSERT OR IGNORE INTO used_once VALUES (?, ?, ?, ?, ?)",
+                (key, queue_id, action, iso(now), iso(expires_at)),
             )
             return inserted.rowcount == 1
 

@@ -45,9 +45,20 @@ STATES: tuple[State, ...] = (
 FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", "failed")
 """States nothing moves out of; entries in them may be purged."""
 
-NoticeKind = Literal["held", "delayed", "released", "rejected", "expired", "reviewers", "bounce"]
+NoticeKind = Literal[
+    "held",
+    "delayed",
+    "released",
+    "rejected",
+    "expired",
+    "reviewers",
+    "bounce",
+    "reminder",
+    "escalation",
+]
 """What a queued notification tells: to the sender (most kinds), the reviewers
-(``reviewers``), or a DSN back to the sender (``bounce``)."""
+(``reviewers``, ``reminder``), the hold's escalation list (``escalation``), or a DSN back to
+the sender (``bounce``)."""
 
 
 class Conflict(StoreError):
@@ -245,11 +256,13 @@ class Store(Protocol):
         """The migration version the database is at."""
         ...
 
-    async def use_link(
-        self, nonce: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    async def use_once(
+        self, key: str, *, queue_id: str, action: str, expires_at: dt.datetime
     ) -> bool:
-        """Record a signed link's nonce as used; False when it was used before (a replay).
-        Nonces past `expires_at` are forgotten (their links no longer verify anyway)."""
+        """Record that `key` happened, once across every node: False when it was recorded
+        before. Used for a signed link's nonce (a replay changes nothing) and for a hold's
+        reminder and escalation (sent once). Keys past `expires_at` are forgotten (a link
+        no longer verifies by then; a hold has expired)."""
         ...
 
     async def close(self) -> None:

@@ -54,8 +54,10 @@ def is_sender(actor: Actor, envelope: Envelope) -> bool:
 
 
 def reviewers_of(entry: Entry, default: Sequence[str] = ()) -> tuple[str, ...]:
-    """The rule's reviewers, else the configured default (the same list notices go to)."""
-    return entry.verdict.hold.reviewers or tuple(default)
+    """The rule's reviewers and its escalation list (``escalate_to``: told later, but
+    entitled to decide all along), else the configured default (who get the notices)."""
+    hold = entry.verdict.hold
+    return (*hold.reviewers, *hold.escalate_to) or tuple(default)
 
 
 def may_review(actor: Actor, reviewers: Sequence[str]) -> bool:

@@ -437,7 +437,7 @@ class Console:
         t = self._t(request)
         store = self._store()
         expires = utcnow() + dt.timedelta(seconds=self.links.max_age)
-        fresh = await store.use_link(link.nonce, queue_id=entry.id, action=link.action,
+        fresh = await store.use_once(f"link:{link.nonce}", queue_id=entry.id, action=link.action,
                                      expires_at=expires)  # fmt: skip
         if not fresh:
             log.warning("web_link_replayed", queue_id=entry.id, action=link.action)

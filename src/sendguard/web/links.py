@@ -3,8 +3,8 @@
 A link is ``BASE/review/link/TOKEN``; the token is an itsdangerous timed signature (HMAC
 with the link key, `sendguard.web.keys`) over the action, the queue id and a random nonce.
 Opening it shows a confirmation page; only the POST from that page acts, and the store
-records the nonce (`Store.use_link`) in the same transaction as the audit event, so a
-replayed link changes nothing. Who acts is not in the link: it is the entry's sender as
+records the nonce (`Store.use_once`) before acting, so a replayed link changes nothing.
+Who acts is not in the link: it is the entry's sender as
 the relay verified it (`link_actor`), and the review rules decide as for anyone else.
 """
 
@@ -89,7 +89,7 @@ class LinkSigner:
             for action in _ACTIONS_BY_KIND.get(kind, ())
             if action != "confirm" or entry.verdict.hold.self_release
         ]
-        if kind == "reviewers":
+        if kind in ("reviewers", "reminder", "escalation"):
             lines.append(f"{_LABELS[language]['open']}:\n  {self.console_url(entry.id)}")
             return "\n".join(lines)
         if not lines:
