@@ -361,7 +361,7 @@ class Console:
         form = await request.post()
         t = self._t(request)
         service = self._service()
-        context = self._context(request, {"viewed": True})
+        context = self._context(request)
         try:
             if action == "release":
                 result = (await service.release([queue_id], actor, context=context))[0]

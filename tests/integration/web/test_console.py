@@ -140,6 +140,7 @@ async def test_two_different_reviewers_release_and_others_are_refused(relay: App
     assert (await relay.store.get(entry.id)).approvals == ("suzuki",)
     async with _client() as http:
         assert await _sign_in(http, relay, "sato") == 303
+        await _csrf(http, _url(relay, f"/review/q/{entry.id}"))  # opens the message first
         status, page = await _post(http, relay, f"/review/q/{entry.id}/release")
         assert status == 200 and "送信を許可しました" in page
     done = await relay.store.get(entry.id)
@@ -149,7 +150,14 @@ async def test_two_different_reviewers_release_and_others_are_refused(relay: App
     released = [r for r in records if r.event == "released" and r.queue_id == entry.id]
     details = json.loads(released[0].details)
     assert details["by"] == "sato" and details["verified_by"] == "web"
-    assert details["client"] == "127.0.0.1" and details["viewed"] is True
+    assert details["client"] == "127.0.0.1"
+    async with _client() as http:
+        assert await _sign_in(http, relay, "sato") == 303
+        _status, page, _ = await _csrf(http, _url(relay, "/review/dashboard"))
+    row = page.split("<td>hold-customer-list</td>", 1)[1].split("</tr>", 1)[0]
+    # one decision, released, and its releaser had opened the message first
+    assert re.findall(r"<td>([^<]*)</td>", row)[:2] == ["1", "100%"]
+    assert row.rstrip().endswith("<td>100%</td>")
 
 
 async def test_reject_with_a_japanese_reason_reaches_the_sender(relay: App, tmp_path: Path) -> None:
@@ -300,3 +308,43 @@ async def test_a_used_link_cannot_be_used_again(relay: App, tmp_path: Path) -> N
     events = [r.event for r in await relay.store.audit_records() if r.queue_id == entry.id]
     assert events.count("review_requested") == 1
     assert (await relay.store.get(entry.id)).state == "held"
+
+
+async def test_single_sign_on_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """A trusted proxy's login header signs in; the same header from anyone else does not."""
+    configure_logging("json", "info")
+    async with (
+        running_relay(
+            policy_dir=write_policy(tmp_path / "policies", WEB_POLICY),
+            upstream=f"maildir:{tmp_path / 'out'}",
+            web_listen="127.0.0.1:0",
+            users_file=write_users(tmp_path / "users"),
+            web={
+                "link_key_file": str(tmp_path / "link.key"),
+                "sso_header": "X-Forwarded-User",
+                "trusted_proxies": "127.0.0.1/32",
+            },
+        ) as trusting,
+        running_relay(
+            policy_dir=write_policy(tmp_path / "policies2", WEB_POLICY),
+            web_listen="127.0.0.1:0",
+            web={"link_key_file": str(tmp_path / "link2.key"), "sso_header": "X-Forwarded-User"},
+        ) as untrusting,
+    ):
+        entry = await _submit(trusting, customer_list_message())
+        headers = {"X-Forwarded-User": "suzuki", "X-Forwarded-For": "203.0.113.7"}
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                         headers=headers) as http:  # fmt: skip
+            status, page, _ = await _csrf(http, _url(trusting, "/review/"))
+            assert status == 200 and entry.id in page and ">suzuki<" in page
+            status, page = await _post(http, trusting, f"/review/q/{entry.id}/release")
+            assert status == 200 and "あと 1 人" in page
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.get(_url(untrusting, "/review/"), allow_redirects=False) as r,
+        ):
+            assert r.status == 303 and r.headers["Location"] == "/review/login"
+        assert trusting.store is not None
+        records = await trusting.store.audit_records()
+        approved = next(r for r in records if r.event == "approved")
+        assert json.loads(approved.details)["client"] == "203.0.113.7"
