@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from email import message_from_bytes
@@ -26,6 +27,7 @@ from sendguard.app import App
 from sendguard.log import configure_logging
 from sendguard.queue.store import Entry
 from sendguard.testing.relay import running_relay, write_policy
+from sendguard.testing.tls import CertPair
 from sendguard.web.testing import (
     PASSWORDS,
     WEB_POLICY,
@@ -348,3 +350,35 @@ async def test_single_sign_on_only_from_a_trusted_proxy(tmp_path: Path) -> None:
         records = await trusting.store.audit_records()
         approved = next(r for r in records if r.event == "approved")
         assert json.loads(approved.details)["client"] == "203.0.113.7"
+
+
+async def test_https_on_the_web_listener_gives_secure_cookies(
+    tmp_path: Path, certs: CertPair
+) -> None:
+    """With web.tls_cert/tls_key the listener speaks HTTPS (the ops routes too) and the
+    session cookie is marked Secure."""
+    configure_logging("json", "info")
+    async with running_relay(
+        policy_dir=write_policy(tmp_path / "policies", WEB_POLICY),
+        web_listen="127.0.0.1:0",
+        users_file=write_users(tmp_path / "users"),
+        web={
+            "link_key_file": str(tmp_path / "link.key"),
+            "tls_cert": str(certs.cert),
+            "tls_key": str(certs.key),
+        },
+    ) as app:
+        base = f"https://127.0.0.1:{app.web_bound[0][1]}"
+        trust = ssl.create_default_context(cafile=str(certs.cert))
+        connector = aiohttp.TCPConnector(ssl=trust)
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as http:
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            _status, _page, csrf = await _csrf(http, f"{base}/review/login")
+            form = {"login": "suzuki", "password": PASSWORDS["suzuki"], "csrf": csrf}
+            async with http.post(f"{base}/review/login", data=form,
+                                 allow_redirects=False) as response:  # fmt: skip
+                assert response.status == 303
+                assert "Secure" in response.headers["Set-Cookie"]
