@@ -30,7 +30,7 @@ from sendguard.errors import NotFound, ReviewError, StoreError
 from sendguard.intake.auth import UsersFile
 from sendguard.notify.settings import Language, NotifySettings
 from sendguard.policy.people import People
-from sendguard.queue.store import STATES, Entry, Store, utcnow
+from sendguard.queue.store import Entry, State, Store, utcnow
 from sendguard.review import rules
 from sendguard.review.actor import Actor
 from sendguard.review.details import describe
@@ -46,7 +46,7 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-_OPEN_STATES = ("held", "delayed")
+_OPEN_STATES: tuple[State, ...] = ("held", "delayed")
 _MAX_BODY = 100_000
 """Characters of the text body shown; a longer body is cut (the reviewer sees that)."""
 _LINK_STATES = {"cancel": "delayed", "send_now": "delayed", "confirm": "held",
@@ -285,10 +285,10 @@ class Console:
             older = float(query.get("older", "") or 0)
         except ValueError:
             older = 0.0
-        states = [state] if state in _OPEN_STATES else list(_OPEN_STATES)
+        states = [s for s in _OPEN_STATES if s == state] or list(_OPEN_STATES)
         now = utcnow()
         entries = []
-        for entry in await self._store().list(states=states):  # type: ignore[arg-type]
+        for entry in await self._store().list(states=states):
             if not self._visible(actor, entry):
                 continue
             if rule and (entry.verdict.rule_id or "") != rule:
@@ -573,8 +573,3 @@ def _text_body(data: bytes) -> str | None:
         payload = part.get_payload(decode=True)
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     return text[:_MAX_BODY]
-
-
-def known_state(value: str) -> bool:
-    """True for a queue state name (filters from the query string)."""
-    return value in STATES
