@@ -76,16 +76,17 @@ _SQLITE_V1 = (
 _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
 # 3 (web): things that happen once: a signed link's nonce, a hold's reminder and
-# escalation (`Store.use_once`).
+# escalation (`Store.use_once`). IF NOT EXISTS: a new table, so re-running it over a database
+# whose version row was rolled back (an upgrade test, a restored backup) is harmless.
 _SQLITE_V3 = (
-    """CREATE TABLE used_once (
+    """CREATE TABLE IF NOT EXISTS used_once (
         key TEXT PRIMARY KEY,
         queue_id TEXT NOT NULL,
         action TEXT NOT NULL,
         used_at TEXT NOT NULL,
         expires_at TEXT NOT NULL
     )""",
-    "CREATE INDEX used_once_expiry ON used_once (expires_at)",
+    "CREATE INDEX IF NOT EXISTS used_once_expiry ON used_once (expires_at)",
 )
 
 SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2, _SQLITE_V3)
@@ -156,14 +157,14 @@ _POSTGRES_V1 = (
 _POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
 _POSTGRES_V3 = (
-    """CREATE TABLE used_once (
+    """CREATE TABLE IF NOT EXISTS used_once (
         key TEXT PRIMARY KEY,
         queue_id TEXT NOT NULL,
         action TEXT NOT NULL,
         used_at TIMESTAMPTZ NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     )""",
-    "CREATE INDEX used_once_expiry ON used_once (expires_at)",
+    "CREATE INDEX IF NOT EXISTS used_once_expiry ON used_once (expires_at)",
 )
 
 POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_V3)
