@@ -24,6 +24,10 @@ from sendguard.queue.store import Entry, NoticeKind
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MAX_RECIPIENTS = 20
 _MAX_EVIDENCE = 5
+_CANCEL_HINT: dict[Language, str] = {
+    "ja": "送信を取り消すには、待機中に次のコマンドを実行してください:\n  {command}",
+    "en": "To cancel it, run this before it is sent:\n  {command}",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,11 @@ def render(
     for language in settings.languages:
         subject, body = _template(kind, language)
         values["links"] = links(kind, entry, language) if links else ""
+        # A delay notice offers the signed links when there are any; the command only
+        # helps someone with a shell on the relay host.
+        values["cancel_hint"] = values["links"] or _CANCEL_HINT[language].format(
+            command=values["cancel_command"]
+        )
         subjects.append(_one_line(Template(subject).safe_substitute(values)))
         bodies.append(Template(body).safe_substitute(values).rstrip() + "\n")
     rule = "\n" + "-" * 60 + "\n\n"

@@ -230,6 +230,7 @@ async def test_the_sender_cancels_from_the_link_in_the_notice(relay: App, tmp_pa
     assert bodies, "no delay notice arrived"
     links = links_in(bodies[0])
     assert len(links) == 4  # send now + cancel, in Japanese and in English
+    assert "sendguard queue cancel" not in bodies[0]  # no shell command for an Outlook user
     cancel = _local(relay, links[1])
     assert relay.store is not None
     async with _client() as http:
