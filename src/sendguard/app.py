@@ -39,7 +39,10 @@ from sendguard.policy.load import LoadedPolicy
 from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
 from sendguard.queue.store import AuditHead, Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
+from sendguard.review.reminders import Reminders
 from sendguard.settings import Settings
+from sendguard.web import mount as web_mount
+from sendguard.web.console import ConsoleParts
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +108,7 @@ class App:
         self.inspector.pool = self.pool
         await self.inspector.warm_up()
         await self._probe()
+        key = await web_mount.link_key(self.settings) if web_mount.wanted(self.settings) else None
         if self.queue_upstream is None:
             # Entries already in the store wait for a node that can deliver them.
             log.warning("queue_worker_disabled", reason="passthrough without queue_upstream")
@@ -114,6 +118,7 @@ class App:
                 self.settings.notify,
                 hostname=self.settings.hostname,
                 policy=lambda: self.policy.current,
+                links=web_mount.notice_links(self.settings, key) if key else None,
             )
             if self.settings.notify.enabled and notifier.from_address() is None:
                 log.warning(
@@ -130,6 +135,8 @@ class App:
                 prepare=self._prepare_release,
             )
             self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
+            reminders = Reminders(self.store, self.settings.queue)
+            self.tasks.append(asyncio.create_task(reminders.run(), name="hold-reminders"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
         self.tasks.append(asyncio.create_task(self._anchor_audit(), name="audit-anchor"))
         self.bound = await self.intake.start(self.settings.listen)
@@ -141,8 +148,22 @@ class App:
                     upstream_probe=self._upstream_check(),
                 )
             )
-            self.web_bound = await self.ops.start(self.settings.web_listen)
+            if key is not None and self.settings.web.console:
+                web_mount.mount(self.ops.app, self._console_parts(key))
+            self.web_bound = await self.ops.start(
+                self.settings.web_listen, web_mount.tls_context(self.settings)
+            )
         return self.bound
+
+    def _console_parts(self, key: bytes) -> ConsoleParts:
+        return ConsoleParts(
+            store=lambda: self.store,
+            people=lambda: self.policy.current.people,
+            users=UsersFile(self.settings.users_file),
+            web=self.settings.web,
+            notify=self.settings.notify,
+            key=key,
+        )
 
     def _upstream_check(self) -> Callable[[], Awaitable[Reply]] | None:
         """Readiness of the upstream: an SMTP session opens (a maildir is checked on write)."""

@@ -269,6 +269,12 @@ class HoldParams:
     """Business hours until an undecided hold expires; None = the queue default."""
     notify_sender: bool = True
     notify_reviewers: bool = True
+    remind_hours: float | None = None
+    """Business hours after which an undecided hold reminds its reviewers; None = never."""
+    escalate_hours: float | None = None
+    """Business hours after which an undecided hold goes to `escalate_to`; None = never."""
+    escalate_to: tuple[str, ...] = ()
+    """Addresses an undecided hold escalates to (they may then decide as reviewers)."""
 
 
 @dataclass(frozen=True, slots=True)

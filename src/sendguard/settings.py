@@ -25,6 +25,7 @@ from sendguard.intake.guard import LoginLimits
 from sendguard.notify.settings import NotifySettings
 from sendguard.parse.limits import ParseLimits
 from sendguard.queue.settings import QueueSettings
+from sendguard.web.settings import WebSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -159,6 +160,8 @@ class Settings(BaseSettings):
     """Held/delayed mail: retries, expiry, calendar, encryption (``SENDGUARD_QUEUE__…``)."""
     notify: NotifySettings = NotifySettings()
     """Notices to senders and reviewers (``SENDGUARD_NOTIFY__…``)."""
+    web: WebSettings = WebSettings()
+    """Review console and signed links in notices (``SENDGUARD_WEB__…``)."""
     shutdown_grace: float = 30.0
     """Seconds SIGTERM waits for in-flight transactions before closing them with 421."""
     log_format: Literal["json", "console"] = "json"

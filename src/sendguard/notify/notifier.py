@@ -21,13 +21,14 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
+from typing import Literal
 
 import structlog
 
 from sendguard.deliver import Upstream
 from sendguard.model import Envelope, Reply
 from sendguard.notify.dsn import build_dsn
-from sendguard.notify.render import render, reviewers_of
+from sendguard.notify.render import LinkBlock, render, reviewers_of
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy
 from sendguard.policy.scope import is_internal
@@ -47,8 +48,10 @@ class Notifier:
         *,
         hostname: str | None = None,
         policy: Callable[[], LoadedPolicy] | None = None,
+        links: LinkBlock | None = None,
     ) -> None:
         self._upstream = upstream
+        self._links = links  # signed links in notices (`sendguard.web.links`), when set up
         self._settings = settings
         self._hostname = hostname or os.uname().nodename
         # The serving policy (it reloads): internal domains and [people]. Without one nothing
@@ -84,8 +87,10 @@ class Notifier:
         try:
             if kind == "bounce":
                 return await self.bounce(entry)
-            if kind == "reviewers":
-                return await self.notify_reviewers(entry)
+            if kind in ("reviewers", "reminder"):
+                return await self.notify_reviewers(entry, kind)
+            if kind == "escalation":
+                return await self.escalate(entry)
             return await self._to_sender(kind, entry)
         except Exception as exc:  # noqa: BLE001  # a bad template or address must not stop the outbox
             log.error("notice_compose_error", kind=kind, queue_id=entry.id, error=repr(exc))
@@ -111,13 +116,22 @@ class Notifier:
         """Tell the sender nobody decided in time, so the message was not sent."""
         return await self._to_sender("expired", entry)
 
-    async def notify_reviewers(self, entry: Entry) -> Reply:
-        """Ask the reviewers (the rule's, else the configured default) to decide."""
+    async def notify_reviewers(
+        self, entry: Entry, kind: Literal["reviewers", "reminder"] = "reviewers"
+    ) -> Reply:
+        """Ask the reviewers (the rule's, else the configured default) to decide; a
+        ``reminder`` when the hold is still undecided after the rule's ``remind_hours``."""
         reviewers = reviewers_of(entry, self._settings)
         if not reviewers:
             log.warning("notice_without_reviewers", queue_id=entry.id)
             return NOTHING_TO_SEND
-        return await self._deliver("reviewers", entry, reviewers)
+        return await self._deliver(kind, entry, reviewers)
+
+    async def escalate(self, entry: Entry) -> Reply:
+        """Ask the rule's ``escalate_to`` list to decide a hold nobody decided in time."""
+        if not entry.verdict.hold.escalate_to:
+            return NOTHING_TO_SEND
+        return await self._deliver("escalation", entry, entry.verdict.hold.escalate_to)
 
     async def bounce(self, entry: Entry) -> Reply:
         """Send a DSN (multipart/report) from ``<>`` to the sender of a failed message.
@@ -144,7 +158,7 @@ class Notifier:
     ) -> bytes:
         """The complete notice message (CRLF), without sending it; From: is ``sender`` or
         `from_address`."""
-        text = render(kind, entry, self._settings)
+        text = render(kind, entry, self._settings, self._links)
         msg = EmailMessage(policy=SMTP)
         from_address = sender or self.from_address()
         if from_address is None:

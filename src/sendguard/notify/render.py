@@ -14,6 +14,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from importlib import resources
 from string import Template
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sendguard.model import Finding
@@ -23,6 +24,10 @@ from sendguard.queue.store import Entry, NoticeKind
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MAX_RECIPIENTS = 20
 _MAX_EVIDENCE = 5
+_CANCEL_HINT: dict[Language, str] = {
+    "ja": "送信を取り消すには、待機中に次のコマンドを実行してください:\n  {command}",
+    "en": "To cancel it, run this before it is sent:\n  {command}",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,12 @@ def fields(entry: Entry, settings: NotifySettings) -> dict[str, str]:
     }
 
 
+class LinkBlock(Protocol):
+    """Makes the signed links of one notice (`sendguard.web.links.LinkSigner.notice_links`)."""
+
+    def __call__(self, kind: NoticeKind, entry: Entry, language: Language) -> str: ...
+
+
 def _template(kind: NoticeKind, language: Language) -> tuple[str, str]:
     text = (
         resources.files("sendguard.notify")
@@ -122,12 +133,21 @@ def _template(kind: NoticeKind, language: Language) -> tuple[str, str]:
     return head.removeprefix("Subject:").strip(), body
 
 
-def render(kind: NoticeKind, entry: Entry, settings: NotifySettings) -> Rendered:
-    """Subject and body of notice `kind` for `entry`, in the configured languages."""
+def render(
+    kind: NoticeKind, entry: Entry, settings: NotifySettings, links: LinkBlock | None = None
+) -> Rendered:
+    """Subject and body of notice `kind` for `entry`, in the configured languages; `links`
+    fills ``$links`` (signed links, when ``notify.base_url`` is set; else nothing)."""
     values = fields(entry, settings)
     subjects, bodies = [], []
     for language in settings.languages:
         subject, body = _template(kind, language)
+        values["links"] = links(kind, entry, language) if links else ""
+        # A delay notice offers the signed links when there are any; the command only
+        # helps someone with a shell on the relay host.
+        values["cancel_hint"] = values["links"] or _CANCEL_HINT[language].format(
+            command=values["cancel_command"]
+        )
         subjects.append(_one_line(Template(subject).safe_substitute(values)))
         bodies.append(Template(body).safe_substitute(values).rstrip() + "\n")
     rule = "\n" + "-" * 60 + "\n\n"

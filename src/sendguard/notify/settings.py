@@ -37,7 +37,8 @@ class NotifySettings(BaseModel):
     timezone: str = "Asia/Tokyo"
     """Zone for times shown in notices."""
     base_url: str | None = None
-    """Web review page base URL for links in notices; default none (no links yet)."""
+    """Base URL of the review console as people reach it (``https://sendguard.corp.example``):
+    notices then carry signed links (`sendguard.web.links`). Default none: no links."""
     cancel_command: str = "sendguard queue cancel"
     """Command shown to senders for cancelling a delayed message (followed by the id)."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -95,21 +96,26 @@ class OpsServer:
 
     def __init__(self, checks: Checks) -> None:
         self.checks = checks
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Public so that the review console (`sendguard.web`) mounts its sub-application
+        # here before `start`; these three routes stay unauthenticated.
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self._sockets: list[socket.socket] = []
 
-    async def start(self, listeners: tuple[Listener, ...]) -> list[tuple[str, int]]:
-        """Bind every listener (SO_REUSEPORT); returns the bound (host, port) pairs."""
+    async def start(
+        self, listeners: tuple[Listener, ...], ssl_context: ssl.SSLContext | None = None
+    ) -> list[tuple[str, int]]:
+        """Bind every listener (SO_REUSEPORT), with TLS when `ssl_context` is given;
+        returns the bound (host, port) pairs."""
         await self._runner.setup()
         bound: list[tuple[str, int]] = []
         for listener in listeners:
             sock = _reuse_port_socket(listener)
             self._sockets.append(sock)
-            await web.SockSite(self._runner, sock).start()
+            await web.SockSite(self._runner, sock, ssl_context=ssl_context).start()
             host, port = sock.getsockname()[:2]
             bound.append((host, port))
             log.info("web_listening", address=f"{host}:{port}")

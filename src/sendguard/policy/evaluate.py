@@ -350,10 +350,13 @@ def _auto_reason(result: RuleResult) -> str:
 
 def _hold_params(rules: list[Rule], top: Action) -> HoldParams:
     """Combine equal-severity rules the strict way: every reviewer, most approvals, shortest
-    expiry, self-release only if every rule allows it, notify if any rule asks."""
+    expiry (and reminder and escalation), self-release only if every rule allows it, notify
+    if any rule asks."""
     if top not in (Action.HOLD, Action.DELAY):
         return HoldParams()
     expiries = [r.expire_hours for r in rules if r.expire_hours is not None]
+    reminders = [r.remind_hours for r in rules if r.remind_hours is not None]
+    escalations = [r.escalate_hours for r in rules if r.escalate_hours is not None]
     return HoldParams(
         reviewers=tuple(sorted({a for r in rules for a in r.reviewers})),
         self_release=top == Action.DELAY or all(r.self_release for r in rules),
@@ -361,4 +364,9 @@ def _hold_params(rules: list[Rule], top: Action) -> HoldParams:
         expire_hours=min(expiries) if expiries else None,
         notify_sender=any(r.notify_sender for r in rules),
         notify_reviewers=top == Action.HOLD and any(r.notify_reviewers for r in rules),
+        remind_hours=min(reminders) if reminders and top == Action.HOLD else None,
+        escalate_hours=min(escalations) if escalations and top == Action.HOLD else None,
+        escalate_to=tuple(sorted({a for r in rules for a in r.escalate_to}))
+        if top == Action.HOLD
+        else (),
     )

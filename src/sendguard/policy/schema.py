@@ -310,6 +310,9 @@ ACTION_PARAMS: dict[str, frozenset[str]] = {
             "expire_hours",
             "notify_sender",
             "notify_reviewers",
+            "remind_hours",
+            "escalate_hours",
+            "escalate_to",
         }
     ),
     "reject": frozenset(),
@@ -361,6 +364,18 @@ class Rule(_Strict):
     """``hold``/``delay``: tell the sender."""
     notify_reviewers: StrictBool = True
     """``hold`` only: tell the reviewers."""
+    remind_hours: StrictFloat | None = Field(default=None, gt=0)
+    """``hold`` only: business hours until an undecided hold reminds its reviewers."""
+    escalate_hours: StrictFloat | None = Field(default=None, gt=0)
+    """``hold`` only: business hours until an undecided hold goes to `escalate_to`."""
+    escalate_to: Annotated[tuple[MailAddress, ...], BeforeValidator(_as_tuple)] = ()
+    """``hold`` only: the second list of reviewers an undecided hold escalates to."""
+
+    @model_validator(mode="after")
+    def _escalation_has_a_list(self) -> Rule:
+        if (self.escalate_hours is None) != (not self.escalate_to):
+            raise ValueError("escalate_hours and escalate_to go together")
+        return self
 
     @model_validator(mode="after")
     def _params_fit_action(self) -> Rule:

@@ -87,11 +87,26 @@ _SQLITE_V4 = (
     "ALTER TABLE audit ADD COLUMN key_id TEXT",
 )
 
+# 5 (web): things that happen once: a signed link's nonce, a hold's reminder and
+# escalation (`Store.use_once`). IF NOT EXISTS: a new table, so re-running it over a database
+# whose version row was rolled back (an upgrade test, a restored backup) is harmless.
+_SQLITE_V5 = (
+    """CREATE TABLE IF NOT EXISTS used_once (
+        key TEXT PRIMARY KEY,
+        queue_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        used_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS used_once_expiry ON used_once (expires_at)",
+)
+
 SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _SQLITE_V1,
     _SQLITE_V2,
     _SQLITE_V3,
     _SQLITE_V4,
+    _SQLITE_V5,
 )
 
 _POSTGRES_V1 = (
@@ -166,9 +181,21 @@ _POSTGRES_V4 = (
     "ALTER TABLE audit ADD COLUMN key_id TEXT",
 )
 
+_POSTGRES_V5 = (
+    """CREATE TABLE IF NOT EXISTS used_once (
+        key TEXT PRIMARY KEY,
+        queue_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        used_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS used_once_expiry ON used_once (expires_at)",
+)
+
 POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _POSTGRES_V1,
     _POSTGRES_V2,
     _POSTGRES_V3,
     _POSTGRES_V4,
+    _POSTGRES_V5,
 )

@@ -477,6 +477,19 @@ class PostgresStore(StoreBase):
             row = await (await conn.execute("SELECT MAX(version) FROM schema_version")).fetchone()
         return int(row[0]) if row else 0
 
+    async def use_once(
+        self, key: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    ) -> bool:
+        """Record `key` once; False when it was recorded before."""
+        now = self._clock()
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM used_once WHERE expires_at < %s", (now,))
+            cur = await conn.execute(
+                "INSERT INTO used_once VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (key, queue_id, action, now, expires_at),
+            )
+            return cur.rowcount == 1
+
     async def close(self) -> None:
         """Close the pool (after the audit commit in progress)."""
         await self._drain_audits()

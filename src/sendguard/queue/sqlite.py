@@ -519,6 +519,22 @@ class SqliteStore(StoreBase):
         )
         return int(row[0])
 
+    async def use_once(
+        self, key: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    ) -> bool:
+        """Record `key` once; False when it was recorded before."""
+        now = self._clock()
+
+        def write(cur: Cursor) -> bool:
+            cur.execute("DELETE FROM used_once WHERE expires_at < ?", (iso(now),))
+            inserted = cur.execute(
+                "INSERT OR IGNORE INTO used_once VALUES (?, ?, ?, ?, ?)",
+                (key, queue_id, action, iso(now), iso(expires_at)),
+            )
+            return inserted.rowcount == 1
+
+        return await self._call(self._write, write)
+
     async def close(self) -> None:
         """Close the connection (after the audit commit in progress)."""
         await self._drain_audits()

@@ -51,9 +51,20 @@ FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", 
 ``corrupt`` is not among them: an entry that cannot be decoded waits for an admin, who
 inspects it (`queue show`), fixes the cause and runs `queue recover`, or deletes it."""
 
-NoticeKind = Literal["held", "delayed", "released", "rejected", "expired", "reviewers", "bounce"]
+NoticeKind = Literal[
+    "held",
+    "delayed",
+    "released",
+    "rejected",
+    "expired",
+    "reviewers",
+    "bounce",
+    "reminder",
+    "escalation",
+]
 """What a queued notification tells: to the sender (most kinds), the reviewers
-(``reviewers``), or a DSN back to the sender (``bounce``)."""
+(``reviewers``, ``reminder``), the hold's escalation list (``escalation``), or a DSN back to
+the sender (``bounce``)."""
 
 
 class Conflict(StoreError):
@@ -323,6 +334,15 @@ class Store(Protocol):
 
     async def schema_version(self) -> int:
         """The migration version the database is at."""
+        ...
+
+    async def use_once(
+        self, key: str, *, queue_id: str, action: str, expires_at: dt.datetime
+    ) -> bool:
+        """Record that `key` happened, once across every node: False when it was recorded
+        before. Used for a signed link's nonce (a replay changes nothing) and for a hold's
+        reminder and escalation (sent once). Keys past `expires_at` are forgotten (a link
+        no longer verifies by then; a hold has expired)."""
         ...
 
     async def close(self) -> None:

@@ -1,7 +1,7 @@
 """Who acts on queued mail: a verified identity, never a name the caller typed.
 
 An `Actor` is built by whatever verified the person — the CLI from the operating system
-(`os_actor`), the web console from its sign-in (later) — and carries the policy's
+(`os_actor`), the web console from its sign-in (`sendguard.web`) — and carries the policy's
 `Person` for that login (``[people.<login>]``, `sendguard.policy.people`). The review rules
 (`sendguard.review.rules`) decide on it: approvals count distinct ``login`` values, a
 reviewer must be listed with a role and an address among the rule's reviewers, an admin
@@ -36,9 +36,11 @@ from typing import Literal
 from sendguard.errors import ReviewError
 from sendguard.policy.people import People, Person, Role
 
-Verification = Literal["os", "sudo", "web"]
+Verification = Literal["os", "sudo", "web", "link"]
 """How the identity was established: the process's effective uid (``os``), the invoking
-account behind sudo (``sudo``), a web console sign-in (``web``, not built yet)."""
+account behind sudo (``sudo``), a web console sign-in (``web``: a password from the users
+file, or a trusted proxy's single sign-on header), or a signed link in a notice (``link``:
+the sender of that message as the relay verified it, `sendguard.web.links`)."""
 
 _MAX_NAME = 64
 

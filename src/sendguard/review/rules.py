@@ -54,8 +54,10 @@ def is_sender(actor: Actor, envelope: Envelope) -> bool:
 
 
 def reviewers_of(entry: Entry, default: Sequence[str] = ()) -> tuple[str, ...]:
-    """The rule's reviewers, else the configured default (the same list notices go to)."""
-    return entry.verdict.hold.reviewers or tuple(default)
+    """The rule's reviewers and its escalation list (``escalate_to``: told later, but
+    entitled to decide all along), else the configured default (who get the notices)."""
+    hold = entry.verdict.hold
+    return (*hold.reviewers, *hold.escalate_to) or tuple(default)
 
 
 def may_review(actor: Actor, reviewers: Sequence[str]) -> bool:
@@ -188,3 +190,14 @@ def cancel(entry: Entry, actor: Actor, now: dt.datetime) -> Decision:
     cancelled = replace(entry, state="cancelled", decided_by=actor.name, decided_at=now,
                         reason=reason)  # fmt: skip
     return Decision(cancelled, event="cancelled", actor=actor.name, details=_by(actor))
+
+
+def request_review(entry: Entry, actor: Actor) -> Decision:
+    """The sender of a held message asks its reviewers (again) to decide: the reviewers'
+    notice goes out once more; nothing else changes."""
+    if entry.state != "held":
+        raise ReviewError(f"{entry.id} is {entry.state}; only held mail waits for a review")
+    if not (is_sender(actor, entry.envelope) or actor.is_admin):
+        raise ReviewError(f"only the sender of {entry.id} or an admin may ask for its review")
+    return Decision(entry, event="review_requested", actor=actor.name, details=_by(actor),
+                    notify=("reviewers",))  # fmt: skip

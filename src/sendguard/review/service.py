@@ -1,7 +1,7 @@
 """The review service: the one place reviewers and senders act on queued mail.
 
-The `sendguard queue` CLI uses it now; the web page and signed links in notices will use
-it later. Each caller verifies who is acting and passes that `Actor`
+The `sendguard queue` CLI, the web console and signed links in notices (`sendguard.web`)
+use it. Each caller verifies who is acting and passes that `Actor`
 (`sendguard.review.actor`), never a typed name. Every decision goes through `Store.apply`
 with a rule from `review.rules`, so it is checked under a row lock and audited in the same
 transaction; the worker then delivers what was released.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from sendguard.errors import NotFound, ReviewError, StoreError
@@ -21,6 +21,7 @@ from sendguard.queue.store import (
     Clock,
     Conflict,
     Decide,
+    Decision,
     Entry,
     State,
     Store,
@@ -70,7 +71,11 @@ class ReviewService:
         return describe(await self._store.get(queue_id))
 
     async def release(
-        self, ids: Sequence[str] | Literal["ALL"], actor: Actor
+        self,
+        ids: Sequence[str] | Literal["ALL"],
+        actor: Actor,
+        *,
+        context: Mapping[str, object] | None = None,
     ) -> builtins.list[ReleaseResult]:
         """Release (or approve) each id; bulk release of every held entry only with ``ALL``."""
         if ids == ALL:
@@ -91,6 +96,7 @@ class ReviewService:
                 entry = await self._decide(
                     queue_id,
                     lambda e: rules.release(e, actor, self._clock(), self._default_reviewers),
+                    context,
                 )
             except (ReviewError, StoreError) as exc:
                 results.append(ReleaseResult(queue_id, None, str(exc)))
@@ -112,16 +118,34 @@ class ReviewService:
                 plan.append(ReleaseResult(entry.id, decided))
         return plan
 
-    async def reject(self, queue_id: str, actor: Actor, reason: str) -> Entry:
+    async def reject(
+        self,
+        queue_id: str,
+        actor: Actor,
+        reason: str,
+        *,
+        context: Mapping[str, object] | None = None,
+    ) -> Entry:
         """Refuse a held or delayed message; the sender is told `reason`."""
         return await self._decide(
             queue_id,
             lambda e: rules.reject(e, actor, reason, self._clock(), self._default_reviewers),
+            context,
         )
 
-    async def cancel(self, queue_id: str, actor: Actor) -> Entry:
+    async def cancel(
+        self, queue_id: str, actor: Actor, *, context: Mapping[str, object] | None = None
+    ) -> Entry:
         """The sender (or an admin) withdraws a delayed message."""
-        return await self._decide(queue_id, lambda e: rules.cancel(e, actor, self._clock()))
+        return await self._decide(
+            queue_id, lambda e: rules.cancel(e, actor, self._clock()), context
+        )
+
+    async def request_review(
+        self, queue_id: str, actor: Actor, *, context: Mapping[str, object] | None = None
+    ) -> Entry:
+        """The sender of a held message asks its reviewers again (their notice is re-sent)."""
+        return await self._decide(queue_id, lambda e: rules.request_review(e, actor), context)
 
     async def delete(self, queue_id: str, actor: Actor) -> None:
         """Remove an entry without notifying anyone (admins; audited); not while delivering."""
@@ -156,7 +180,19 @@ class ReviewService:
         rules.require_admin(actor, "purge the queue")
         return await self._store.purge(before=before, actor=actor.name)
 
-    async def _decide(self, queue_id: str, decide: Decide) -> Entry:
+    async def _decide(
+        self, queue_id: str, decide: Decide, context: Mapping[str, object] | None = None
+    ) -> Entry:
+        """Apply `decide`; `context` (e.g. the console's client address) joins the audit
+        details of the decision."""
+        if context:
+            extra = dict(context)
+            inner = decide
+
+            def decide(entry: Entry) -> Decision:
+                decision = inner(entry)
+                return replace(decision, details={**decision.details, **extra})
+
         try:
             return await self._store.apply(queue_id, decide)
         except NotFound:

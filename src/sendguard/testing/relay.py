@@ -53,6 +53,7 @@ async def running_relay(**overrides: Any) -> AsyncIterator[App]:
         overrides.setdefault("web_listen", "")  # off unless the test asks (tests share ports)
         overrides.setdefault("workers", 1)
         overrides.setdefault("store", f"sqlite:///{tmp}/queue.db")
+        overrides.setdefault("web", {"link_key_file": f"{tmp}/link.key"})
         if "policy_dir" not in overrides:
             overrides["policy_dir"] = write_policy(Path(tmp) / "policies")
         app = build_app(load_settings(**overrides))
@@ -73,6 +74,7 @@ class RelayProcess:
             "SENDGUARD_LISTEN": "127.0.0.1:0",
             "SENDGUARD_WEB_LISTEN": "",
             "SENDGUARD_WORKERS": "1",
+            "SENDGUARD_WEB__LINK_KEY_FILE": str(cwd / "link.key"),
         }
         self.env = {**os.environ, **defaults, **env}
         self.cwd = cwd

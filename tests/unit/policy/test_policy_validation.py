@@ -134,7 +134,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         (
             "rule 'hold-lists' top level",
             "delay_minutes does not apply to action 'hold'",
-            "parameters for 'hold': approvals, expire_hours",
+            "parameters for 'hold': approvals, escalate_hours, escalate_to, expire_hours",
         ),
         "hold-lists",
         "",

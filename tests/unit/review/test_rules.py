@@ -260,3 +260,16 @@ def test_os_actor_without_an_account_name_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(os, "geteuid", lambda: 4_000_000_000)
     with pytest.raises(ReviewError, match="uid 4000000000 has no account name"):
         os_actor(PEOPLE, environ={})
+
+
+def test_only_the_sender_asks_for_review_of_a_held_message() -> None:
+    """A link in the held notice re-sends the reviewers' notice; nothing else changes."""
+    sender = actor("tanaka", "tanaka@corp.example", role="sender", verified_by="link")
+    held = _entry()
+    decision = rules.request_review(held, sender)
+    assert decision.notify == ("reviewers",) and decision.entry == held
+    assert decision.details == {"by": "tanaka", "verified_by": "link"}
+    with pytest.raises(ReviewError, match="only the sender"):
+        rules.request_review(_entry(), actor("kacho", "kacho@corp.example", role="sender"))
+    with pytest.raises(ReviewError, match="only held mail"):
+        rules.request_review(_entry("delayed"), sender)
