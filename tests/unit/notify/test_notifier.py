@@ -189,7 +189,7 @@ def test_from_address_must_be_a_mail_address() -> None:
 def corp_policy(tmp_path: Path) -> LoadedPolicy:
     """A policy whose internal domains are corp.example (first) and corp2.example."""
     (tmp_path / "p.toml").write_text(
-        '[organisation]\ninternal_domains = ["corp.example", "corp2.example"]\n'
+        'allow_empty = true\n[organisation]\ninternal_domains = ["corp.example", "corp2.example"]\n'
         '[people.suzuki]\naddresses = ["@corp.example"]\n',
         encoding="utf-8",
     )
