@@ -21,6 +21,7 @@ import structlog
 from sendguard.actions import apply_stored_verdict, apply_verdict, reject_reply
 from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_upstream
 from sendguard.errors import ConfigError
+from sendguard.history.service import History
 from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
 from sendguard.intake.handler import IntakeOptions, RelayHandler
@@ -70,12 +71,14 @@ class App:
     web_bound: list[tuple[str, int]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     ops: OpsServer | None = None
+    history: History | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
         registrable_domain("example.co.jp")  # load the public suffix list before any client
         self.store = await open_configured_store(self.settings.store, self.settings.queue)
         self.pipeline.queue = self.store
+        await self._open_history()
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
@@ -99,7 +102,7 @@ class App:
             )
         worker = Worker(
             self.store,
-            self.upstream,
+            _Learning(self.upstream, self.history) if self.history else self.upstream,
             notifier,
             self.settings.queue,
             node_id=f"{self.settings.hostname}:{os.getpid()}",
@@ -118,6 +121,20 @@ class App:
             )
             self.web_bound = await self.ops.start(self.settings.web_listen)
         return self.bound
+
+    async def _open_history(self) -> None:
+        """The correspondent history in the same database (tables ``history_*``)."""
+        if not self.settings.history.enabled:
+            return
+        from sendguard.history.store import HistoryStore
+
+        store = await HistoryStore.open(self.settings.store, migrate=False)
+        self.history = History(
+            store, self.settings.history, lambda: self.policy.current.organisation
+        )
+        await self.history.start()
+        self.pipeline.history = self.history
+        self.inspector.history = self.history
 
     def _upstream_check(self) -> Callable[[], Awaitable[Reply]] | None:
         """Readiness of the upstream: an SMTP session opens (a maildir is checked on write)."""
@@ -157,6 +174,8 @@ class App:
         if self.ops is not None:
             steps.append(("web", self.ops.stop()))
         steps.append(("upstream", self.upstream.close()))
+        if self.history is not None:
+            steps.append(("history", self.history.stop()))
         if self.pool is not None:
             steps.append(("pool", self.pool.close()))
         if self.store is not None:
@@ -167,6 +186,24 @@ class App:
             except TimeoutError:
                 log.error("shutdown_step_timed_out", step=name)
         log.info("shutdown_finished")
+
+
+@dataclass(frozen=True)
+class _Learning:
+    """The queue worker's upstream: a released message that is delivered is also noted in
+    the correspondent history (in the background, like live mail)."""
+
+    upstream: MaildirUpstream | SmtpUpstream
+    history: History
+
+    async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
+        reply = await self.upstream.send(envelope, data)
+        if reply.ok:
+            self.history.delivered(envelope, data)
+        return reply
+
+    async def close(self) -> None:
+        await self.upstream.close()
 
 
 def _authenticator(

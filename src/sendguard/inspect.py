@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sendguard.detect.base import DetectContext
 from sendguard.detect.registry import Detectors
 from sendguard.errors import InspectionError
+from sendguard.history.model import HistorySnapshot
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
@@ -47,7 +48,22 @@ class Inspection:
     so a reload between inspection and delivery cannot change who counts as external."""
 
 
-def detect_context(envelope: Envelope, organisation: Organisation) -> DetectContext:
+class HistorySource(Protocol):
+    """What inspection needs of the correspondent history (`sendguard.history.service`)."""
+
+    @property
+    def learned(self) -> Mapping[str, int]:
+        """Registrable domain → messages the organisation sent there (the frequent ones)."""
+        ...
+
+    async def snapshot(self, envelope: Envelope, mail: Mail) -> HistorySnapshot | None:
+        """The per-message snapshot, or None when it could not be had in time."""
+        ...
+
+
+def detect_context(
+    envelope: Envelope, organisation: Organisation, learned: Mapping[str, int] | None = None
+) -> DetectContext:
     """The detectors' view of the transaction: envelope addresses parsed strictly."""
     from sendguard.parse.addresses import parse_addr_spec
 
@@ -64,7 +80,11 @@ def detect_context(envelope: Envelope, organisation: Organisation) -> DetectCont
         except ValueError:
             sender = None
     return DetectContext(
-        organisation=organisation, envelope=envelope, recipients=tuple(recipients), sender=sender
+        organisation=organisation,
+        envelope=envelope,
+        recipients=tuple(recipients),
+        sender=sender,
+        learned=dict(learned or {}),
     )
 
 
@@ -124,6 +144,7 @@ class Inspector:
         network_timeout: float = 5.0,
         content_timeout: float = 30.0,
         inline_max_bytes: int = 64 * 1024,
+        history: HistorySource | None = None,
     ) -> None:
         """``content_timeout`` bounds the worker round trip; the pipeline's budget bounds all.
 
@@ -138,6 +159,8 @@ class Inspector:
         self.network_timeout = network_timeout
         self.content_timeout = content_timeout
         self.inline_max_bytes = inline_max_bytes
+        self.history = history
+        """The correspondent history; None: history detectors find nothing, no learned targets."""
         self._built: tuple[str, Detectors] | None = None
 
     def _detectors(self, loaded: LoadedPolicy) -> Detectors:
@@ -151,23 +174,40 @@ class Inspector:
 
     async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         """Parse, detect and decide; raises InspectionError/InspectionTimeout on any failure."""
-        from sendguard.detect.registry import run_network
+        from sendguard.detect.registry import run_history, run_network
 
         loaded = self.policy.current  # one policy for the whole message, even across a reload
         detectors = self._detectors(loaded)
-        ctx = detect_context(envelope, loaded.organisation)
+        learned = self.history.learned if self.history is not None else None
+        ctx = detect_context(envelope, loaded.organisation, learned)
         content_only = Detectors(content=detectors.content, network=())
         try:
             mail, found = await self._content(data, loaded, content_only, ctx)
-            network = await run_network(detectors, mail, ctx, timeout=self.network_timeout)
+            network, snapshot = await asyncio.gather(
+                run_network(detectors, mail, ctx, timeout=self.network_timeout),
+                self._snapshot(detectors, envelope, mail),
+            )
+            learned_found = (
+                run_history(detectors, mail, replace(ctx, history=snapshot))
+                if snapshot is not None
+                else ()
+            )
         except InspectionError:
             raise
         except Exception as exc:
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
-        findings = (*found, *network)
+        findings = (*found, *network, *learned_found)
         verdict = evaluate(loaded, findings, envelope, mail)
         _log_warned(verdict)
         return Inspection(mail, findings, verdict, organisation=loaded.organisation)
+
+    async def _snapshot(
+        self, detectors: Detectors, envelope: Envelope, mail: Mail
+    ) -> HistorySnapshot | None:
+        """Look the history up only when a history detector will read it."""
+        if self.history is None or not detectors.history:
+            return None
+        return await self.history.snapshot(envelope, mail)
 
     async def _content(
         self, data: bytes, loaded: LoadedPolicy, detectors: Detectors, ctx: DetectContext
@@ -282,12 +322,19 @@ def inspect_sync(
     *,
     offline: bool = False,
     network_timeout: float = 5.0,
+    history: HistorySnapshot | None = None,
+    learned: Mapping[str, int] | None = None,
 ) -> Inspection:
-    """The same inspection without a relay, for the CLI; ``offline`` skips network detectors."""
-    from sendguard.detect.registry import Detectors, build, run_network
+    """The same inspection without a relay, for the CLI; ``offline`` skips network detectors.
+
+    ``history`` is the snapshot the history detectors read (from the store or a file) and
+    ``learned`` the organisation's frequent domains; without them those detectors are noted
+    as not run.
+    """
+    from sendguard.detect.registry import Detectors, build, run_history, run_network
 
     detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
-    ctx = detect_context(envelope, policy.organisation)
+    ctx = detect_context(envelope, policy.organisation, learned)
     mail, found = parse_and_detect(data, limits, Detectors(detectors.content, ()), ctx)
     notes: tuple[str, ...] = ()
     if policy.disabled_detectors:
@@ -299,6 +346,12 @@ def inspect_sync(
             notes += (f"offline: network detectors not run ({skipped})",)
     else:
         network = asyncio.run(run_network(detectors, mail, ctx, timeout=network_timeout))
-    findings = (*found, *network)
+    learned_found: tuple[Finding, ...] = ()
+    if history is not None:
+        learned_found = run_history(detectors, mail, replace(ctx, history=history))
+    elif detectors.history:
+        skipped = ", ".join(d.id for d in detectors.history)
+        notes += (f"no correspondent history given: not run ({skipped})",)
+    findings = (*found, *network, *learned_found)
     verdict = evaluate(policy, findings, envelope, mail)
     return Inspection(mail, findings, verdict, notes, organisation=policy.organisation)

@@ -39,6 +39,7 @@ from sendguard.errors import InspectionError, StoreError
 from sendguard.intake import replies
 from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
 from sendguard.ops import metrics
+from sendguard.policy.replay import replay_facts
 
 log = structlog.get_logger("sendguard.transaction")
 
@@ -73,6 +74,14 @@ Prepare = Callable[[bytes, Inspected, Envelope], tuple[Outgoing, ...]]
 """Apply tag/rewrite edits to a copy of the bytes (`sendguard.actions.rewrite.apply_verdict`)."""
 RejectReply = Callable[[Verdict, str], Reply]
 """The reply for a reject verdict, given the reference (`sendguard.actions.reject_reply`)."""
+
+
+class Learns(Protocol):
+    """The correspondent history's intake (`sendguard.history.service.History.delivered`)."""
+
+    def delivered(self, envelope: Envelope, data: bytes) -> None:
+        """Note a delivered message; returns at once (the write happens in the background)."""
+        ...
 
 
 class Queue(Protocol):
@@ -123,6 +132,7 @@ class Pipeline:
         reject_reply: RejectReply,
         queue: Queue | None = None,
         options: PipelineOptions | None = None,
+        history: Learns | None = None,
     ) -> None:
         self.inspector = inspector
         self.upstream = upstream
@@ -130,6 +140,7 @@ class Pipeline:
         self.reject_reply = reject_reply
         self.queue = queue
         self.options = options or PipelineOptions()
+        self.history = history
         self._audits: set[asyncio.Task[None]] = set()
 
     async def handle(
@@ -149,6 +160,8 @@ class Pipeline:
                 inspect_ms = _ms_since(started)
                 verdict, findings = inspected.verdict, inspected.findings
                 reply = await self._act(envelope, data, inspected, upstream or self.upstream)
+                if self.history is not None and reply.ok and verdict.action <= Action.REWRITE:
+                    self.history.delivered(envelope, data)  # queued: the client does not wait
         _log_transaction(envelope, data, verdict, findings, reply, started, inspect_ms)
         self._audit(envelope, verdict, findings, reply)
         structlog.contextvars.unbind_contextvars("transaction_id")
@@ -179,6 +192,7 @@ class Pipeline:
                     "findings": [f"{f.detector}/{f.code}:{f.count}" for f in findings],
                     "reply_code": reply.code,
                     "policy_version": verdict.trace.policy_version,
+                    **replay_facts(envelope, findings),
                 },
             )
         )

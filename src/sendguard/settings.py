@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sendguard.errors import ConfigError
+from sendguard.history.settings import HistorySettings
 from sendguard.notify.settings import NotifySettings
 from sendguard.parse.limits import ParseLimits
 from sendguard.queue.settings import QueueSettings
@@ -124,6 +125,8 @@ class Settings(BaseSettings):
     """Held/delayed mail: retries, expiry, calendar, encryption (``SENDGUARD_QUEUE__…``)."""
     notify: NotifySettings = NotifySettings()
     """Notices to senders and reviewers (``SENDGUARD_NOTIFY__…``)."""
+    history: HistorySettings = HistorySettings()
+    """Correspondent history: learning from delivered mail, retention (``SENDGUARD_HISTORY__…``)."""
     shutdown_grace: float = 30.0
     """Seconds SIGTERM waits for in-flight transactions before closing them with 421."""
     log_format: Literal["json", "console"] = "json"

@@ -4,6 +4,8 @@ check   — load the directory exactly as the relay would; exit 1 on any error.
 explain — run the real parser, detectors and policy on one message without sending it;
           print every finding (masked) and rule, hit or miss, and the decision (exit 0).
 test    — run the cases in DIR/tests/*.toml; exit 1 if any case fails.
+replay  — re-decide past traffic (from the audit log) with another policy directory and
+          print how many messages would change action, by rule, with references.
 """
 
 from __future__ import annotations
@@ -77,7 +79,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain.add_argument("--json", action="store_true", help="print the JSON report")
     explain.add_argument("--policy-dir", type=Path, help="policy directory")
     explain.add_argument("--offline", action="store_true", help="skip network (DNS) detectors")
+    explain.add_argument(
+        "--history",
+        type=Path,
+        metavar="FILE",
+        help="correspondent history snapshot (JSON from `sendguard history snapshot`)",
+    )
     explain.set_defaults(func=run_explain)
+    from sendguard.cli.replay import register_replay
+
+    register_replay(actions)
     test = actions.add_parser("test", help="run the policy test cases in DIR/tests/*.toml")
     test.add_argument("directory", nargs="?", type=Path, help="policy directory")
     test.add_argument("--online", action="store_true", help="also run network (DNS) detectors")
@@ -127,9 +138,23 @@ def run_explain(args: argparse.Namespace) -> int:
             auth_user=args.auth_user,
         )
     )
+    history = None
+    if args.history is not None:
+        from sendguard.history.model import HistorySnapshot
+
+        try:
+            history = HistorySnapshot.from_json(json.loads(args.history.read_text("utf-8")))
+        except (OSError, ValueError) as exc:
+            print(f"sendguard: cannot read history {args.history}: {exc}", file=sys.stderr)
+            return 2
     try:
         inspection = inspect_sync(
-            envelope, data, loaded, ParseLimits.model_validate({}), offline=args.offline
+            envelope,
+            data,
+            loaded,
+            ParseLimits.model_validate({}),
+            offline=args.offline,
+            history=history,
         )
     except SendguardError as exc:
         print(

@@ -6,7 +6,8 @@ Never edit a shipped migration: append a new one (to both lists, same number).
 
 Tables: ``queue_entry`` (one row per held/delayed message; ``data`` holds the original
 bytes, sealed when a key is set), ``notice`` (outbox of notifications and bounces, so they
-survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and DELETE).
+survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and DELETE),
+``history_*`` (correspondent history, `sendguard.history.store`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,49 @@ _SQLITE_V1 = (
 # 2: recipients already delivered, so a split (per-recipient) delivery resumes without repeats.
 _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2)
+
+def _history(ts: str) -> tuple[str, ...]:
+    """The correspondent history (`sendguard.history.store`): separate tables, no foreign keys
+    to the queue's. ``ts`` is the timestamp type of the backend."""
+    return (
+        f"""CREATE TABLE history_recipient (
+            sender TEXT NOT NULL,
+            address TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            local TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            first_at {ts} NOT NULL,
+            last_at {ts} NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (sender, address)
+        )""",
+        "CREATE INDEX history_recipient_address ON history_recipient (address)",
+        "CREATE INDEX history_recipient_domain ON history_recipient (domain)",
+        "CREATE INDEX history_recipient_local ON history_recipient (sender, local)",
+        "CREATE INDEX history_recipient_name ON history_recipient (sender, name)",
+        "CREATE INDEX history_recipient_last ON history_recipient (last_at)",
+        f"""CREATE TABLE history_domain (
+            domain TEXT PRIMARY KEY,
+            first_at {ts} NOT NULL,
+            last_at {ts} NOT NULL,
+            count INTEGER NOT NULL
+        )""",
+        f"""CREATE TABLE history_thread (
+            thread TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            last_at {ts} NOT NULL,
+            PRIMARY KEY (thread, domain)
+        )""",
+        "CREATE INDEX history_thread_last ON history_thread (last_at)",
+        f"CREATE TABLE history_seen (key TEXT PRIMARY KEY, at {ts} NOT NULL)",
+        "CREATE INDEX history_seen_at ON history_seen (at)",
+    )
+
+
+# 3 (history): correspondent history. Renumber freely at merge: it depends on nothing after 2.
+_SQLITE_HISTORY = _history("TEXT")
+
+SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SQLITE_V1, _SQLITE_V2, _SQLITE_HISTORY)
 
 _POSTGRES_V1 = (
     """CREATE TABLE queue_entry (
@@ -142,4 +185,6 @@ _POSTGRES_V1 = (
 
 _POSTGRES_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]'",)
 
-POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2)
+_POSTGRES_HISTORY = _history("TIMESTAMPTZ")
+
+POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_HISTORY)
