@@ -328,8 +328,8 @@ def inspect_sync(
     """The same inspection without a relay, for the CLI; ``offline`` skips network detectors.
 
     ``history`` is the snapshot the history detectors read (from the store or a file) and
-    ``learned`` the organisation's frequent domains; without them those detectors are noted
-    as not run.
+    ``learned`` the organisation's frequent domains; without a snapshot those detectors do
+    not run.
     """
     from sendguard.detect.registry import Detectors, build, run_history, run_network
 
@@ -349,9 +349,6 @@ def inspect_sync(
     learned_found: tuple[Finding, ...] = ()
     if history is not None:
         learned_found = run_history(detectors, mail, replace(ctx, history=history))
-    elif detectors.history:
-        skipped = ", ".join(d.id for d in detectors.history)
-        notes += (f"no correspondent history given: not run ({skipped})",)
     findings = (*found, *network, *learned_found)
     verdict = evaluate(policy, findings, envelope, mail)
     return Inspection(mail, findings, verdict, notes, organisation=policy.organisation)

@@ -162,6 +162,16 @@ def run_explain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if history is None:
+        from dataclasses import replace
+
+        from sendguard.detect.registry import build
+
+        built = build(loaded.detector_settings, enabled=loaded.enabled_detectors()).history
+        if built:
+            skipped = ", ".join(d.id for d in built)
+            note = f"no correspondent history given (--history): not run ({skipped})"
+            inspection = replace(inspection, notes=(*inspection.notes, note))
     if args.json:
         document = report(inspection, envelope, loaded.people).model_dump(mode="json")
         print(json.dumps(document, ensure_ascii=False, indent=2))

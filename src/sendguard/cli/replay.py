@@ -66,9 +66,8 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
-        print(
-            f"policy {args.directory} (version {policy.version[:12]}) since {args.since:%Y-%m-%d %H:%M %Z}"
-        )
+        when = f"{args.since:%Y-%m-%d %H:%M %Z}"
+        print(f"policy {args.directory} (version {policy.version[:12]}) since {when}")
         print("\n".join(report.lines()))
     return 0
 

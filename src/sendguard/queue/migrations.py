@@ -79,9 +79,10 @@ _SQLITE_V2 = ("ALTER TABLE queue_entry ADD COLUMN delivered_to TEXT NOT NULL DEF
 
 def _history(ts: str) -> tuple[str, ...]:
     """The correspondent history (`sendguard.history.store`): separate tables, no foreign keys
-    to the queue's. ``ts`` is the timestamp type of the backend."""
+    to the queue's. ``ts`` is the timestamp type of the backend. ``IF NOT EXISTS``: the
+    migration may be renumbered at a merge, and must then not trip over its own tables."""
     return (
-        f"""CREATE TABLE history_recipient (
+        f"""CREATE TABLE IF NOT EXISTS history_recipient (
             sender TEXT NOT NULL,
             address TEXT NOT NULL,
             domain TEXT NOT NULL,
@@ -92,26 +93,26 @@ def _history(ts: str) -> tuple[str, ...]:
             count INTEGER NOT NULL,
             PRIMARY KEY (sender, address)
         )""",
-        "CREATE INDEX history_recipient_address ON history_recipient (address)",
-        "CREATE INDEX history_recipient_domain ON history_recipient (domain)",
-        "CREATE INDEX history_recipient_local ON history_recipient (sender, local)",
-        "CREATE INDEX history_recipient_name ON history_recipient (sender, name)",
-        "CREATE INDEX history_recipient_last ON history_recipient (last_at)",
-        f"""CREATE TABLE history_domain (
+        "CREATE INDEX IF NOT EXISTS history_recipient_address ON history_recipient (address)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_domain ON history_recipient (domain)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_local ON history_recipient (sender, local)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_name ON history_recipient (sender, name)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_last ON history_recipient (last_at)",
+        f"""CREATE TABLE IF NOT EXISTS history_domain (
             domain TEXT PRIMARY KEY,
             first_at {ts} NOT NULL,
             last_at {ts} NOT NULL,
             count INTEGER NOT NULL
         )""",
-        f"""CREATE TABLE history_thread (
+        f"""CREATE TABLE IF NOT EXISTS history_thread (
             thread TEXT NOT NULL,
             domain TEXT NOT NULL,
             last_at {ts} NOT NULL,
             PRIMARY KEY (thread, domain)
         )""",
-        "CREATE INDEX history_thread_last ON history_thread (last_at)",
-        f"CREATE TABLE history_seen (key TEXT PRIMARY KEY, at {ts} NOT NULL)",
-        "CREATE INDEX history_seen_at ON history_seen (at)",
+        "CREATE INDEX IF NOT EXISTS history_thread_last ON history_thread (last_at)",
+        f"CREATE TABLE IF NOT EXISTS history_seen (key TEXT PRIMARY KEY, at {ts} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS history_seen_at ON history_seen (at)",
     )
 
 
