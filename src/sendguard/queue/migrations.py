@@ -94,7 +94,9 @@ def _history(ts: str) -> tuple[str, ...]:
             PRIMARY KEY (sender, address)
         )""",
         "CREATE INDEX IF NOT EXISTS history_recipient_address ON history_recipient (address)",
-        "CREATE INDEX IF NOT EXISTS history_recipient_domain ON history_recipient (domain)",
+        # Covering: the neighbour query reads addresses of one domain without table look-ups.
+        "CREATE INDEX IF NOT EXISTS history_recipient_domain "
+        "ON history_recipient (domain, address)",
         "CREATE INDEX IF NOT EXISTS history_recipient_local ON history_recipient (sender, local)",
         "CREATE INDEX IF NOT EXISTS history_recipient_name ON history_recipient (sender, name)",
         "CREATE INDEX IF NOT EXISTS history_recipient_last ON history_recipient (last_at)",
