@@ -5,7 +5,8 @@ of a known address slipped. Reads the per-message `HistorySnapshot`. Two codes:
 ``autocomplete`` — an address this sender never wrote to whose display name or local part
 equals that of a correspondent at *another* domain; ``near-address`` — an address one edit
 away from a known address at the *same* domain. Generic local parts (info, sales…) are not
-compared, and a correspondent must have been written to `min_known_count` times.
+compared, a local part shared by two differently named people is not a slip, and a
+correspondent must have been written to `min_known_count` times.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pydantic
 from sendguard.detect.base import DetectContext, DetectorSettings, HistoryDetector
 from sendguard.detect.domains import is_internal, mask_address
 from sendguard.detect.similarity import distance
-from sendguard.history.model import Known
+from sendguard.history.model import Known, name_key
 from sendguard.model import Address, Finding, Mail
 
 GENERIC_LOCAL_PARTS = frozenset(
@@ -44,6 +45,12 @@ class RecipientSlipSettings(DetectorSettings):
         ge=1,
         description="Shortest local part compared (by equality or by one edit).",
     )
+    max_recipients: int = pydantic.Field(
+        default=20,
+        ge=1,
+        description="Messages to more outside recipients than this are not checked "
+        "(newsletters: a slip there is the Bcc rules' business).",
+    )
     max_evidence: int = pydantic.Field(default=5, ge=0, description="Pairs named (masked).")
 
 
@@ -66,6 +73,12 @@ class RecipientSlip(HistoryDetector):
         history = ctx.history
         if history is None:
             return []
+        outside = {
+            a.addr_spec.lower() for a in ctx.recipients if not is_internal(a, ctx.organisation)
+        }
+        if len(outside) > cfg.max_recipients:
+            return []
+        names = {a.addr_spec.lower(): name_key(a.display_name) for a in mail.visible_recipients}
         slips: dict[str, list[tuple[Address, Known, str]]] = {}
         seen: set[str] = set()
         for address in ctx.recipients:
@@ -82,7 +95,14 @@ class RecipientSlip(HistoryDetector):
                 and local not in GENERIC_LOCAL_PARTS
                 and len(local) >= cfg.min_local_length
             ):
-                hit = self._autocomplete(address, history.same_local.get(spec, ()), "name")
+                # Same local part, but both named and the names differ: another person.
+                name = names.get(spec, "")
+                same = tuple(
+                    k
+                    for k in history.same_local.get(spec, ())
+                    if not (name and k.name and k.name != name)
+                )
+                hit = self._autocomplete(address, same, "name")
             if hit is not None:
                 slips.setdefault("autocomplete", []).append(hit)
                 continue
