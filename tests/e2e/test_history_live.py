@@ -73,7 +73,7 @@ async def _written(store: HistoryStore, rcpt: str, want: int) -> int:
     """How often the store says SENDER wrote to `rcpt`, waiting briefly for the background."""
     domain = rcpt.partition("@")[2]
     got = 0
-    for _ in range(50):
+    for _ in range(150):
         snap = await store.snapshot(SENDER, [Recipient(rcpt, domain)])
         got = snap.written.get(rcpt, 0)
         if got == want:
@@ -110,10 +110,17 @@ async def test_learned_lookalike_first_contact_forget_and_replay(
         # The lookalike of a domain only the history knows is held.
         code, text = await asyncio.to_thread(_send, port, "tanaka@tanaka-shouji.co.jp")
         assert code == 250 and "held by rule hold-lookalike-domain" in text, text
+        assert await _written(app.history.store, "tanaka@tanaka-shouji.co.jp", 0) == 0
+        # A reviewer releases it: once the worker has delivered it, it is learned too.
+        [queue_id] = re.findall(r" as (\S+):", text)
+        release = ["queue", "release", queue_id, "--store", store_url, "--actor", "boss"]
+        assert await asyncio.to_thread(cli, release) == 0
+        assert await _written(app.history.store, "tanaka@tanaka-shouji.co.jp", 1) == 1
         # A domain nobody here has written to is delayed by the first-contact rule.
         code, text = await asyncio.to_thread(_send, port, "ceo@brand-new.example")
         assert code == 250 and "delayed by rule delay-first-contact" in text, text
-    assert [m.rcpt_tos for m in upstream.messages] == [(KNOWN,)]
+    sent = [m.rcpt_tos for m in upstream.messages if m.mail_from == SENDER]
+    assert sent == [(KNOWN,), ("tanaka@tanaka-shouji.co.jp",)]
 
     # Replay: the stricter policy would have held the message that passed.
     replay_dir = write_policy(tmp_path / "strict", REPLAY_POLICY)
