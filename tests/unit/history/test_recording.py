@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from sendguard.deliver.maildir import MaildirUpstream
@@ -130,3 +132,35 @@ def test_replay_facts_rebuild_the_decision(tmp_path: Path) -> None:
     assert replay([internal_only], policy).changed == 0  # recipients = any-external: not met
     old = from_facts("t3", {"action": "pass", "findings": ["recipient-slip/autocomplete:1"]})
     assert old is not None and old.approximate
+
+
+def test_policy_explain_reads_a_history_snapshot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`policy explain --history FILE`: the history detectors see the snapshot; without it
+    the output says they did not run."""
+    from sendguard.cli.main import main as cli
+    from sendguard.history.model import HistorySnapshot, Known
+
+    policy = write_policy(tmp_path / "policies", ORG_POLICY)
+    message = tmp_path / "m.eml"
+    message.write_bytes(
+        b"From: yamada@example.jp\r\nTo: tanaka@other.example\r\nSubject: x\r\n\r\nx\r\n"
+    )
+    snap = HistorySnapshot(
+        sender="yamada@example.jp",
+        sender_messages=50,
+        written={RCPT: 9},
+        domains={"tanaka-shoji.co.jp": 9},
+        same_local={"tanaka@other.example": (Known(RCPT, 9),)},
+    )
+    history = tmp_path / "snap.json"
+    history.write_text(json.dumps(snap.to_json()), encoding="utf-8")
+    base = ["policy", "explain", str(message), "--mail-from", "yamada@example.jp"]
+    base += ["--rcpt", "tanaka@other.example", "--policy-dir", str(policy), "--offline"]
+    assert cli([*base, "--history", str(history)]) == 0
+    out = capsys.readouterr().out
+    assert "recipient-slip" in out and "autocomplete" in out and "new-domain" in out, out
+    assert "tanaka@" not in out  # masked
+    assert cli(base) == 0
+    assert "no correspondent history given" in capsys.readouterr().out
