@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -58,6 +58,10 @@ class HistorySource(Protocol):
 
     async def snapshot(self, envelope: Envelope, mail: Mail) -> HistorySnapshot | None:
         """The per-message snapshot, or None when it could not be had in time."""
+        ...
+
+    def snapshot_now(self, envelope: Envelope, mail: Mail) -> HistorySnapshot | None:
+        """The same, in the calling (worker) thread."""
         ...
 
 
@@ -132,6 +136,22 @@ def parse_and_detect_in_worker(
     return parse_and_detect(data, limits, _worker_detectors(spec), ctx)
 
 
+Lookup = Callable[[Envelope, Mail], HistorySnapshot | None]
+_Early = tuple[HistorySnapshot | None] | None
+"""A snapshot already looked up (in a 1-tuple, as it may itself be None), or None."""
+
+
+def _inline(
+    data: bytes,
+    limits: ParseLimits,
+    detectors: Detectors,
+    ctx: DetectContext,
+    lookup: Lookup | None,
+) -> tuple[Mail, tuple[Finding, ...], _Early]:
+    mail, found = parse_and_detect(data, limits, detectors, ctx)
+    return mail, found, (lookup(ctx.envelope, mail),) if lookup is not None else None
+
+
 class Inspector:
     """Inspects live mail against the policy the holder currently serves."""
 
@@ -181,11 +201,14 @@ class Inspector:
         learned = self.history.learned if self.history is not None else None
         ctx = detect_context(envelope, loaded.organisation, learned)
         content_only = Detectors(content=detectors.content, network=())
+        lookup = (
+            self.history.snapshot_now if self.history is not None and detectors.history else None
+        )
         try:
-            mail, found = await self._content(data, loaded, content_only, ctx)
+            mail, found, early = await self._content(data, loaded, content_only, ctx, lookup)
             network, snapshot = await asyncio.gather(
                 run_network(detectors, mail, ctx, timeout=self.network_timeout),
-                self._snapshot(detectors, envelope, mail),
+                self._snapshot(detectors, envelope, mail, early),
             )
             learned_found = (
                 run_history(detectors, mail, replace(ctx, history=snapshot))
@@ -202,37 +225,52 @@ class Inspector:
         return Inspection(mail, findings, verdict, organisation=loaded.organisation)
 
     async def _snapshot(
-        self, detectors: Detectors, envelope: Envelope, mail: Mail
+        self, detectors: Detectors, envelope: Envelope, mail: Mail, early: _Early
     ) -> HistorySnapshot | None:
-        """Look the history up only when a history detector will read it."""
+        """Look the history up only when a history detector will read it (and the inline
+        inspection has not already done so in its thread)."""
         if self.history is None or not detectors.history:
             return None
+        if early is not None:
+            return early[0]
         return await self.history.snapshot(envelope, mail)
 
     async def _content(
-        self, data: bytes, loaded: LoadedPolicy, detectors: Detectors, ctx: DetectContext
-    ) -> tuple[Mail, tuple[Finding, ...]]:
-        """Parse and run the content detectors: inline when that is safe and cheaper, else pool."""
+        self,
+        data: bytes,
+        loaded: LoadedPolicy,
+        detectors: Detectors,
+        ctx: DetectContext,
+        lookup: Lookup | None = None,
+    ) -> tuple[Mail, tuple[Finding, ...], _Early]:
+        """Parse and run the content detectors: inline when that is safe and cheaper, else pool.
+
+        Inline, the history snapshot (`lookup`) is looked up in the same thread right after
+        parsing: one thread hop instead of two for the commonest mail."""
         if self.pool is None:
-            return await asyncio.to_thread(parse_and_detect, data, self.limits, detectors, ctx)
+            mail, found = await asyncio.to_thread(
+                parse_and_detect, data, self.limits, detectors, ctx
+            )
+            return mail, found, None
         if len(data) <= self.inline_max_bytes and is_plain(data):
             # A thread, not the loop itself: should a detector ever loop on some input, the
             # relay keeps serving and the scan budget still fails the message closed. Tight
             # limits keep the inline cost small; anything that hits one (a sniffed archive in
             # a text part, say) is inspected again in the pool with the real limits.
-            mail, found = await asyncio.to_thread(
-                parse_and_detect, data, inline_limits(self.limits), detectors, ctx
+            mail, found, early = await asyncio.to_thread(
+                _inline, data, inline_limits(self.limits), detectors, ctx, lookup
             )
             if not any(p.kind in ("limit", "timeout") for p in mail.problems):
-                return mail, found
+                return mail, found, early
         spec = DetectorSpec(
             version=loaded.version,
             settings=loaded.detector_settings,
             enabled=frozenset(loaded.enabled_detectors()),
         )
-        return await self.pool.run(
+        mail, found = await self.pool.run(
             parse_and_detect_in_worker, data, self.limits, spec, ctx, timeout=self.content_timeout
         )
+        return mail, found, None
 
     async def warm_up(self) -> None:
         """Run one small message through every pool worker, so no client pays the first-use cost

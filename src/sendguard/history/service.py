@@ -19,7 +19,7 @@ import structlog
 
 from sendguard.errors import StoreError
 from sendguard.history.extract import delivery, external, header_names, header_section
-from sendguard.history.model import HistorySnapshot, Recipient, name_key, thread_key
+from sendguard.history.model import Delivery, HistorySnapshot, Recipient, name_key, thread_key
 from sendguard.history.settings import HistorySettings
 from sendguard.history.store import HistoryStore
 from sendguard.model import Envelope, Mail, Organisation
@@ -95,8 +95,18 @@ class History:
         return items
 
     async def _write(self, items: list[tuple[Envelope, bytes, dt.datetime]]) -> int:
-        org = self._organisation()
-        records = [
+        # Parsing the headers is CPU work: done in a thread, off the event loop.
+        records = await asyncio.to_thread(self._deliveries, items, self._organisation())
+        if not records:
+            return 0
+        written = await self.store.record(records)
+        log.debug("history_recorded", messages=written)
+        return written
+
+    def _deliveries(
+        self, items: list[tuple[Envelope, bytes, dt.datetime]], org: Organisation
+    ) -> list[Delivery]:
+        return [
             d
             for envelope, headers, at in items
             if (
@@ -111,11 +121,6 @@ class History:
             )
             is not None
         ]
-        if not records:
-            return 0
-        written = await self.store.record(records)
-        log.debug("history_recorded", messages=written)
-        return written
 
     async def _write_loop(self) -> None:
         while True:
@@ -164,6 +169,19 @@ class History:
                 return await self.store.snapshot(sender, recipients, threads)
         except (TimeoutError, StoreError) as exc:
             log.warning("history_lookup_skipped", error=str(exc) or type(exc).__name__)
+            return None
+
+    def snapshot_now(self, envelope: Envelope, mail: Mail) -> HistorySnapshot | None:
+        """`snapshot` in the calling thread (the inline inspection's worker thread)."""
+        sender, recipients, threads = snapshot_query(
+            envelope, mail, self._organisation(), self._secret
+        )
+        if not recipients:
+            return HistorySnapshot(sender=sender)
+        try:
+            return self.store.snapshot_locked(sender, recipients, threads)
+        except StoreError as exc:
+            log.warning("history_lookup_skipped", error=str(exc))
             return None
 
 

@@ -192,6 +192,19 @@ class HistoryStore:
         """What the history knows about `sender` writing to these external `recipients`."""
         return await self._call(lambda: self.snapshot_sync(sender, recipients, threads))
 
+    def snapshot_locked(
+        self, sender: str, recipients: Sequence[Recipient], threads: Sequence[str] = ()
+    ) -> HistorySnapshot:
+        """`snapshot` in the calling thread, serialised with the writer."""
+        try:
+            return self._locked(lambda: self.snapshot_sync(sender, recipients, threads))
+        except sqlite3.Error as exc:
+            raise StoreError(f"history store failed: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise StoreError(f"history store failed: {exc}") from exc
+            raise
+
     def snapshot_sync(
         self, sender: str, recipients: Sequence[Recipient], threads: Sequence[str] = ()
     ) -> HistorySnapshot:
