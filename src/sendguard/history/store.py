@@ -30,9 +30,10 @@ _SENDER_CAP = 1000
 class HistoryStore:
     """Record deliveries, answer snapshots, forget people, expire old rows."""
 
-    def __init__(self, conn: Any, *, postgres: bool) -> None:
+    def __init__(self, conn: Any, *, postgres: bool, url: str = "") -> None:
         self._conn = conn
         self._postgres = postgres
+        self._url = url
         self._lock = threading.Lock()
 
     @classmethod
@@ -51,7 +52,7 @@ class HistoryStore:
             raise StoreError(f"cannot open the history store: {exc}") from exc
         except Exception as exc:
             raise StoreError(f"cannot open the history store: {type(exc).__name__}: {exc}") from exc
-        return cls(conn, postgres=postgres)
+        return cls(conn, postgres=postgres, url=url)
 
     async def close(self) -> None:
         """Close the connection."""
@@ -71,6 +72,10 @@ class HistoryStore:
 
     def _locked(self, fn: Callable[[], T]) -> T:
         with self._lock:
+            if self._postgres and self._url and self._conn.closed:
+                # A restarted server or a dropped connection: the history must come back by
+                # itself (look-ups are skipped and logged until it does).
+                self._conn = _connect_postgres(self._url)
             return fn()
 
     def _sql(self, sql: str) -> str:

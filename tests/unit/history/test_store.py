@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from sendguard.errors import StoreError
 from sendguard.history.extract import delivery
 from sendguard.history.model import Delivery, Recipient, thread_key
 from sendguard.history.store import HistoryStore
 from sendguard.model import Organisation
+from sendguard.queue.testing import postgres_schema
 
 ORG = Organisation(internal_domains=frozenset({"example-corp.co.jp"}))
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -119,3 +123,22 @@ async def test_reopen_keeps_the_history(store_url: str) -> None:
         assert await again.learned_domains(1) == {"tanaka-shoji.co.jp": 1}
     finally:
         await again.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_connection_comes_back_after_a_drop() -> None:
+    """A terminated server connection: the next call reconnects instead of failing forever."""
+    import psycopg
+
+    with postgres_schema() as url:
+        store = await HistoryStore.open(url)
+        try:
+            await store.record([sent(1, ("tanaka@tanaka-shoji.co.jp",))])
+            pid = store._rows("SELECT pg_backend_pid()")[0][0]
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(StoreError):
+                await store.learned_domains(1)  # the call that finds the connection dead
+            assert await store.learned_domains(1) == {"tanaka-shoji.co.jp": 1}
+        finally:
+            await store.close()
