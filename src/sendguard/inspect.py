@@ -88,7 +88,7 @@ def detect_context(
         envelope=envelope,
         recipients=tuple(recipients),
         sender=sender,
-        learned=dict(learned or {}),
+        learned=learned if learned is not None else {},  # replaced, never mutated: no copy
     )
 
 

@@ -78,14 +78,20 @@ class LookalikeDomain(ContentDetector):
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         super().__init__(settings)
         self._indexes: dict[frozenset[str], TargetIndex] = {}
+        self._learned: tuple[Mapping[str, int], frozenset[str]] | None = None
+        """The last learned mapping seen and its frequent domains (the relay replaces the
+        mapping on refresh, so identity says whether to recompute)."""
 
     def _index(self, org: Organisation, learned: Mapping[str, int]) -> TargetIndex:
         cfg = self.settings_as(LookalikeDomainSettings)
-        frequent = (
-            {d for d, n in learned.items() if n >= cfg.learned_min_count}
-            if cfg.learned_min_count
-            else set()
-        )
+        if self._learned is None or self._learned[0] is not learned:
+            frequent = frozenset(
+                d
+                for d, n in learned.items()
+                if cfg.learned_min_count and n >= cfg.learned_min_count
+            )
+            self._learned = (learned, frequent)
+        frequent = self._learned[1]
         targets = frozenset(
             org.internal_domains | org.partner_domains | org.frequent_domains | frequent
             | set(cfg.extra_targets) | (CONSUMER_DOMAINS if cfg.consumer_domains else set())

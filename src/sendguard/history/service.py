@@ -28,6 +28,8 @@ log = structlog.get_logger(__name__)
 
 _BATCH = 200
 _EXPIRE_EVERY = 3600.0
+_KNOWN_TTL = 600.0
+_KNOWN_MAX = 100_000
 
 
 class History:
@@ -49,6 +51,13 @@ class History:
         self.learned: dict[str, int] = {}
         """Registrable domain → messages sent there (at least ``learn_floor``)."""
         self._tasks: list[asyncio.Task[None]] = []
+        # The common message goes to people the sender already writes to and is not a reply:
+        # its snapshot needs no query. (sender, address) → (count, expiry) and sender →
+        # (correspondents, expiry), filled from look-ups and from this process's own writes.
+        # Entries only ever say "known"; they expire after 10 minutes, so another process's
+        # `history forget` is honoured here within that time.
+        self._known: dict[tuple[str, str], tuple[int, float]] = {}
+        self._senders: dict[str, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,8 +109,41 @@ class History:
         if not records:
             return 0
         written = await self.store.record(records)
+        expiry = time.monotonic() + _KNOWN_TTL
+        for record in records:
+            for r in record.recipients:
+                count = self._known.get((record.sender, r.address), (0, 0.0))[0]
+                self._remember(record.sender, r.address, count + 1, expiry)
         log.debug("history_recorded", messages=written)
         return written
+
+    def _remember(self, sender: str, address: str, count: int, expiry: float) -> None:
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[(sender, address)] = (count, expiry)
+
+    def _cached(
+        self, sender: str, recipients: Sequence[Recipient], threads: Sequence[str]
+    ) -> HistorySnapshot | None:
+        """The snapshot from memory when every recipient is known and it is not a reply."""
+        now = time.monotonic()
+        total = self._senders.get(sender)
+        if threads or total is None or total[1] < now:
+            return None
+        written: dict[str, int] = {}
+        for r in recipients:
+            hit = self._known.get((sender, r.address))
+            if hit is None or hit[1] < now:
+                return None
+            written[r.address] = hit[0]
+        return HistorySnapshot(sender=sender, sender_messages=total[0], written=written)
+
+    def _learn_from(self, snap: HistorySnapshot) -> HistorySnapshot:
+        expiry = time.monotonic() + _KNOWN_TTL
+        self._senders[snap.sender] = (snap.sender_messages, expiry)
+        for address, count in snap.written.items():
+            self._remember(snap.sender, address, count, expiry)
+        return snap
 
     def _deliveries(
         self, items: list[tuple[Envelope, bytes, dt.datetime]], org: Organisation
@@ -164,9 +206,12 @@ class History:
         )
         if not recipients:
             return HistorySnapshot(sender=sender)
+        cached = self._cached(sender, recipients, threads)
+        if cached is not None:
+            return cached
         try:
             async with asyncio.timeout(self.settings.lookup_timeout):
-                return await self.store.snapshot(sender, recipients, threads)
+                return self._learn_from(await self.store.snapshot(sender, recipients, threads))
         except (TimeoutError, StoreError) as exc:
             log.warning("history_lookup_skipped", error=str(exc) or type(exc).__name__)
             return None
@@ -178,8 +223,11 @@ class History:
         )
         if not recipients:
             return HistorySnapshot(sender=sender)
+        cached = self._cached(sender, recipients, threads)
+        if cached is not None:
+            return cached
         try:
-            return self.store.snapshot_locked(sender, recipients, threads)
+            return self._learn_from(self.store.snapshot_locked(sender, recipients, threads))
         except StoreError as exc:
             log.warning("history_lookup_skipped", error=str(exc))
             return None

@@ -164,3 +164,22 @@ def test_policy_explain_reads_a_history_snapshot(
     assert "tanaka@" not in out  # masked
     assert cli(base) == 0
     assert "no correspondent history given" in capsys.readouterr().out
+
+
+async def test_known_correspondents_need_no_query(tmp_path: Path) -> None:
+    """Once the sender's recipients are known, their snapshot comes from memory; a new
+    recipient or a reply still asks the store."""
+    history = await _history(tmp_path)
+    envelope = Envelope(mail_from="yamada@example.jp", rcpt_tos=(RCPT,))
+    history.delivered(envelope, DATA)
+    await history.flush()
+    first = await history.snapshot(envelope, Mail())
+    assert first is not None and first.written == {RCPT: 1}
+    await history.store.close()  # from here on, any query fails (and is logged, skipped)
+    again = await history.snapshot(envelope, Mail())
+    assert again is not None and again.written == {RCPT: 1}
+    with capture_logs() as logs:
+        other = Envelope(mail_from="yamada@example.jp", rcpt_tos=("new@new.example",))
+        assert await history.snapshot(other, Mail()) is None
+        assert await history.snapshot(envelope, Mail(in_reply_to=("<a1@example.jp>",))) is None
+    assert [e["event"] for e in logs] == ["history_lookup_skipped"] * 2
