@@ -35,6 +35,7 @@ class HistoryStore:
         self._postgres = postgres
         self._url = url
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> HistoryStore:
@@ -55,8 +56,15 @@ class HistoryStore:
         return cls(conn, postgres=postgres, url=url)
 
     async def close(self) -> None:
-        """Close the connection."""
-        await asyncio.to_thread(self._conn.close)
+        """Close the connection once no call is using it (a write still running in its
+        thread — its task cancelled at shutdown — finishes first)."""
+
+        def close() -> None:
+            with self._lock:
+                self._closed = True
+                self._conn.close()
+
+        await asyncio.to_thread(close)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -72,6 +80,8 @@ class HistoryStore:
 
     def _locked(self, fn: Callable[[], T]) -> T:
         with self._lock:
+            if self._closed:
+                raise StoreError("the history store is closed")
             if self._postgres and self._url and self._conn.closed:
                 # A restarted server or a dropped connection: the history must come back by
                 # itself (look-ups are skipped and logged until it does).
