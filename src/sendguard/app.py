@@ -23,6 +23,7 @@ import structlog
 from sendguard.actions import apply_stored_verdict, apply_verdict, reject_reply
 from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_queue_upstream, open_upstream
 from sendguard.errors import ConfigError, StoreError
+from sendguard.history.service import History
 from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
 from sendguard.intake.guard import LoginGuard
@@ -84,6 +85,7 @@ class App:
     ops: OpsServer | None = None
     _anchor_file: Path | None = None
     _anchored: AuditHead | None = None
+    history: History | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
@@ -99,6 +101,7 @@ class App:
         self._anchor_file = anchor_path(key_file, self.settings.audit_anchor_file)
         unqueueable = self.queue_upstream is None
         self.pipeline.queue = _Unqueueable(self.store) if unqueueable else self.store
+        await self._open_history()
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
@@ -128,7 +131,9 @@ class App:
                 )
             worker = Worker(
                 self.store,
-                self.queue_upstream,
+                _Learning(self.queue_upstream, self.history)
+                if self.history
+                else self.queue_upstream,
                 notifier,
                 self.settings.queue,
                 node_id=f"{self.settings.hostname}:{os.getpid()}",
@@ -164,6 +169,20 @@ class App:
             notify=self.settings.notify,
             key=key,
         )
+
+    async def _open_history(self) -> None:
+        """The correspondent history in the same database (tables ``history_*``)."""
+        if not self.settings.history.enabled:
+            return
+        from sendguard.history.store import HistoryStore
+
+        store = await HistoryStore.open(self.settings.store, migrate=False)
+        self.history = History(
+            store, self.settings.history, lambda: self.policy.current.organisation
+        )
+        await self.history.start()
+        self.pipeline.history = self.history
+        self.inspector.history = self.history
 
     def _upstream_check(self) -> Callable[[], Awaitable[Reply]] | None:
         """Readiness of the upstream: an SMTP session opens (a maildir is checked on write)."""
@@ -231,6 +250,8 @@ class App:
         steps.append(("upstream", self.upstream.close()))
         if self.queue_upstream is not None and self.queue_upstream is not self.upstream:
             steps.append(("queue upstream", self.queue_upstream.close()))
+        if self.history is not None:
+            steps.append(("history", self.history.stop()))
         if self.pool is not None:
             steps.append(("pool", self.pool.close()))
         if self.store is not None:
@@ -317,6 +338,24 @@ def _require_queue_upstream(settings: Settings, policy: PolicyHolder) -> None:
             ":PASSWORD@smtp.office365.com:587 with SendAs rights, or a Microsoft 365 connector); "
             "it carries held, delayed and released mail, notices and bounces"
         )
+
+
+@dataclass(frozen=True)
+class _Learning:
+    """The queue worker's upstream: a released message that is delivered is also noted in
+    the correspondent history (in the background, like live mail)."""
+
+    upstream: MaildirUpstream | SmtpUpstream
+    history: History
+
+    async def send(self, envelope: Envelope, data: bytes, /) -> Reply:
+        reply = await self.upstream.send(envelope, data)
+        if reply.ok:
+            self.history.delivered(envelope, data)
+        return reply
+
+    async def close(self) -> None:
+        await self.upstream.close()
 
 
 def _authenticator(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sendguard.detect.base import DetectContext
 from sendguard.detect.registry import Detectors
 from sendguard.errors import InspectionError
+from sendguard.history.model import HistorySnapshot
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
@@ -47,8 +48,29 @@ class Inspection:
     so a reload between inspection and delivery cannot change who counts as external."""
 
 
+class HistorySource(Protocol):
+    """What inspection needs of the correspondent history (`sendguard.history.service`)."""
+
+    @property
+    def learned(self) -> Mapping[str, int]:
+        """Registrable domain → messages the organisation sent there (the frequent ones)."""
+        ...
+
+    async def snapshot(self, envelope: Envelope, mail: Mail) -> HistorySnapshot | None:
+        """The per-message snapshot, or None when it could not be had in time."""
+        ...
+
+    def snapshot_now(self, envelope: Envelope, mail: Mail) -> HistorySnapshot | None:
+        """The same, in the calling (worker) thread."""
+        ...
+
+
 def detect_context(
-    envelope: Envelope, organisation: Organisation, *, exhaustive: bool = False
+    envelope: Envelope,
+    organisation: Organisation,
+    learned: Mapping[str, int] | None = None,
+    *,
+    exhaustive: bool = False,
 ) -> DetectContext:
     """The detectors' view of the transaction: envelope addresses parsed strictly.
     ``exhaustive``: the detectors' slow reference paths (see `DetectContext.exhaustive`)."""
@@ -72,6 +94,7 @@ def detect_context(
         recipients=tuple(recipients),
         sender=sender,
         exhaustive=exhaustive,
+        learned=learned if learned is not None else {},  # replaced, never mutated: no copy
     )
 
 
@@ -119,6 +142,22 @@ def parse_and_detect_in_worker(
     return parse_and_detect(data, limits, _worker_detectors(spec), ctx)
 
 
+Lookup = Callable[[Envelope, Mail], HistorySnapshot | None]
+_Early = tuple[HistorySnapshot | None] | None
+"""A snapshot already looked up (in a 1-tuple, as it may itself be None), or None."""
+
+
+def _inline(
+    data: bytes,
+    limits: ParseLimits,
+    detectors: Detectors,
+    ctx: DetectContext,
+    lookup: Lookup | None,
+) -> tuple[Mail, tuple[Finding, ...], _Early]:
+    mail, found = parse_and_detect(data, limits, detectors, ctx)
+    return mail, found, (lookup(ctx.envelope, mail),) if lookup is not None else None
+
+
 class Inspector:
     """Inspects live mail against the policy the holder currently serves."""
 
@@ -131,6 +170,7 @@ class Inspector:
         network_timeout: float = 5.0,
         content_timeout: float = 30.0,
         inline_max_bytes: int = 64 * 1024,
+        history: HistorySource | None = None,
     ) -> None:
         """``content_timeout`` bounds the worker round trip; the pipeline's budget bounds all.
 
@@ -145,6 +185,8 @@ class Inspector:
         self.network_timeout = network_timeout
         self.content_timeout = content_timeout
         self.inline_max_bytes = inline_max_bytes
+        self.history = history
+        """The correspondent history; None: history detectors find nothing, no learned targets."""
         self._built: tuple[str, Detectors] | None = None
 
     def _detectors(self, loaded: LoadedPolicy) -> Detectors:
@@ -158,48 +200,83 @@ class Inspector:
 
     async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         """Parse, detect and decide; raises InspectionError/InspectionTimeout on any failure."""
-        from sendguard.detect.registry import run_network
+        from sendguard.detect.registry import run_history, run_network
 
         loaded = self.policy.current  # one policy for the whole message, even across a reload
         detectors = self._detectors(loaded)
-        ctx = detect_context(envelope, loaded.organisation)
+        learned = self.history.learned if self.history is not None else None
+        ctx = detect_context(envelope, loaded.organisation, learned)
         content_only = Detectors(content=detectors.content, network=())
+        lookup = (
+            self.history.snapshot_now if self.history is not None and detectors.history else None
+        )
         try:
-            mail, found = await self._content(data, loaded, content_only, ctx)
-            network = await run_network(detectors, mail, ctx, timeout=self.network_timeout)
+            mail, found, early = await self._content(data, loaded, content_only, ctx, lookup)
+            network, snapshot = await asyncio.gather(
+                run_network(detectors, mail, ctx, timeout=self.network_timeout),
+                self._snapshot(detectors, envelope, mail, early),
+            )
+            learned_found = (
+                run_history(detectors, mail, replace(ctx, history=snapshot))
+                if snapshot is not None
+                else ()
+            )
         except InspectionError:
             raise
         except Exception as exc:
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
-        findings = (*found, *network)
+        findings = (*found, *network, *learned_found)
         verdict = evaluate(loaded, findings, envelope, mail)
         _log_warned(verdict)
         return Inspection(mail, findings, verdict, organisation=loaded.organisation)
 
+    async def _snapshot(
+        self, detectors: Detectors, envelope: Envelope, mail: Mail, early: _Early
+    ) -> HistorySnapshot | None:
+        """Look the history up only when a history detector will read it (and the inline
+        inspection has not already done so in its thread)."""
+        if self.history is None or not detectors.history:
+            return None
+        if early is not None:
+            return early[0]
+        return await self.history.snapshot(envelope, mail)
+
     async def _content(
-        self, data: bytes, loaded: LoadedPolicy, detectors: Detectors, ctx: DetectContext
-    ) -> tuple[Mail, tuple[Finding, ...]]:
-        """Parse and run the content detectors: inline when that is safe and cheaper, else pool."""
+        self,
+        data: bytes,
+        loaded: LoadedPolicy,
+        detectors: Detectors,
+        ctx: DetectContext,
+        lookup: Lookup | None = None,
+    ) -> tuple[Mail, tuple[Finding, ...], _Early]:
+        """Parse and run the content detectors: inline when that is safe and cheaper, else pool.
+
+        Inline, the history snapshot (`lookup`) is looked up in the same thread right after
+        parsing: one thread hop instead of two for the commonest mail."""
         if self.pool is None:
-            return await asyncio.to_thread(parse_and_detect, data, self.limits, detectors, ctx)
+            mail, found = await asyncio.to_thread(
+                parse_and_detect, data, self.limits, detectors, ctx
+            )
+            return mail, found, None
         if len(data) <= self.inline_max_bytes and is_plain(data):
             # A thread, not the loop itself: should a detector ever loop on some input, the
             # relay keeps serving and the scan budget still fails the message closed. Tight
             # limits keep the inline cost small; anything that hits one (a sniffed archive in
             # a text part, say) is inspected again in the pool with the real limits.
-            mail, found = await asyncio.to_thread(
-                parse_and_detect, data, inline_limits(self.limits), detectors, ctx
+            mail, found, early = await asyncio.to_thread(
+                _inline, data, inline_limits(self.limits), detectors, ctx, lookup
             )
             if not any(p.kind in ("limit", "timeout") for p in mail.problems):
-                return mail, found
+                return mail, found, early
         spec = DetectorSpec(
             version=loaded.version,
             settings=loaded.detector_settings,
             enabled=frozenset(loaded.enabled_detectors()),
         )
-        return await self.pool.run(
+        mail, found = await self.pool.run(
             parse_and_detect_in_worker, data, self.limits, spec, ctx, timeout=self.content_timeout
         )
+        return mail, found, None
 
     async def warm_up(self) -> None:
         """Run one small message through every pool worker, so no client pays the first-use cost
@@ -290,18 +367,22 @@ def inspect_sync(
     offline: bool = False,
     network_timeout: float = 5.0,
     exhaustive: bool = False,
+    history: HistorySnapshot | None = None,
+    learned: Mapping[str, int] | None = None,
 ) -> Inspection:
     """The same inspection without a relay, for the CLI; ``offline`` skips network detectors.
 
     By default it runs exactly what the relay runs. ``exhaustive`` takes the detectors' slow
     reference paths instead (every number read one by one, tables as text): the same
     findings, which tests/unit/detect/test_fast_paths.py proves; for comparing, not needed
-    for exact figures.
+    for exact figures. ``history`` is the snapshot the history detectors read (from the store
+    or a file) and ``learned`` the organisation's frequent domains; without a snapshot those
+    detectors do not run.
     """
-    from sendguard.detect.registry import Detectors, build, run_network
+    from sendguard.detect.registry import Detectors, build, run_history, run_network
 
     detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
-    ctx = detect_context(envelope, policy.organisation, exhaustive=exhaustive)
+    ctx = detect_context(envelope, policy.organisation, learned, exhaustive=exhaustive)
     mail, found = parse_and_detect(data, limits, Detectors(detectors.content, ()), ctx)
     notes: tuple[str, ...] = ()
     if policy.disabled_detectors:
@@ -313,6 +394,9 @@ def inspect_sync(
             notes += (f"offline: network detectors not run ({skipped})",)
     else:
         network = asyncio.run(run_network(detectors, mail, ctx, timeout=network_timeout))
-    findings = (*found, *network)
+    learned_found: tuple[Finding, ...] = ()
+    if history is not None:
+        learned_found = run_history(detectors, mail, replace(ctx, history=history))
+    findings = (*found, *network, *learned_found)
     verdict = evaluate(policy, findings, envelope, mail)
     return Inspection(mail, findings, verdict, notes, organisation=policy.organisation)

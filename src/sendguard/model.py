@@ -151,6 +151,10 @@ class Mail:
     """Resent-To (RFC 5322 §3.6.6): a re-sent message shows these to every recipient too."""
     resent_cc: tuple[Address, ...] = ()
     message_id: str = ""
+    in_reply_to: tuple[str, ...] = ()
+    """The ``<id>``s of In-Reply-To: the message this one answers (thread-outsider)."""
+    references: tuple[str, ...] = ()
+    """The ``<id>``s of References: the thread this message belongs to."""
     parts: tuple[Part, ...] = ()
     problems: tuple[Problem, ...] = ()
     header_bytes: int = 0

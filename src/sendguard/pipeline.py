@@ -51,6 +51,7 @@ from sendguard.errors import InspectionError, StoreError
 from sendguard.intake import replies
 from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
 from sendguard.ops import metrics
+from sendguard.policy.replay import replay_facts
 
 log = structlog.get_logger("sendguard.transaction")
 
@@ -87,6 +88,14 @@ Prepare = Callable[[bytes, Inspected, Envelope], tuple[Outgoing, ...]]
 """Apply tag/rewrite edits to a copy of the bytes (`sendguard.actions.rewrite.apply_verdict`)."""
 RejectReply = Callable[[Verdict, str], Reply]
 """The reply for a reject verdict, given the reference (`sendguard.actions.reject_reply`)."""
+
+
+class Learns(Protocol):
+    """The correspondent history's intake (`sendguard.history.service.History.delivered`)."""
+
+    def delivered(self, envelope: Envelope, data: bytes) -> None:
+        """Note a delivered message; returns at once (the write happens in the background)."""
+        ...
 
 
 class Queue(Protocol):
@@ -163,6 +172,7 @@ class Pipeline:
         reject_reply: RejectReply,
         queue: Queue | None = None,
         options: PipelineOptions | None = None,
+        history: Learns | None = None,
     ) -> None:
         self.inspector = inspector
         self.upstream = upstream
@@ -170,6 +180,7 @@ class Pipeline:
         self.reject_reply = reject_reply
         self.queue = queue
         self.options = options or PipelineOptions()
+        self.history = history
 
     async def handle(
         self,
@@ -205,6 +216,8 @@ class Pipeline:
                     reply = await self._act(
                         envelope, data, inspected, upstream or self.upstream, client
                     )
+                    if self.history is not None and reply.ok and verdict.action <= Action.REWRITE:
+                        self.history.delivered(envelope, data)  # queued: the client does not wait
             # Durable before the reply: a 250 always has its verdict record.
             reply = await self._audit(envelope, verdict, findings, reply)
         except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
@@ -243,6 +256,7 @@ class Pipeline:
                     "findings": [f"{f.detector}/{f.code}:{f.count}" for f in findings],
                     "reply_code": reply.code,
                     "policy_version": verdict.trace.policy_version,
+                    **replay_facts(envelope, findings),
                 },
             )
         # Whatever failed, the record is not durable: never answer 250 then.

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sendguard.errors import ConfigError
+from sendguard.history.settings import HistorySettings
 from sendguard.intake.guard import LoginLimits
 from sendguard.notify.settings import NotifySettings
 from sendguard.parse.limits import ParseLimits
@@ -162,6 +163,8 @@ class Settings(BaseSettings):
     """Notices to senders and reviewers (``SENDGUARD_NOTIFY__…``)."""
     web: WebSettings = WebSettings()
     """Review console and signed links in notices (``SENDGUARD_WEB__…``)."""
+    history: HistorySettings = HistorySettings()
+    """Correspondent history: learning from delivered mail, retention (``SENDGUARD_HISTORY__…``)."""
     shutdown_grace: float = 30.0
     """Seconds SIGTERM waits for in-flight transactions before closing them with 421."""
     log_format: Literal["json", "console"] = "json"

@@ -4,6 +4,8 @@ check   — load the directory exactly as the relay would; exit 1 on any error.
 explain — run the real parser, detectors and policy on one message without sending it;
           print every finding (masked) and rule, hit or miss, and the decision (exit 0).
 test    — run the cases in DIR/tests/*.toml; exit 1 if any case fails.
+replay  — re-decide past traffic (from the audit log) with another policy directory and
+          print how many messages would change action, by rule, with references.
 
 explain and test read the relay's own settings (SENDGUARD_* and the SENDGUARD_CONFIG file,
 like `sendguard serve`): the same parsing limits, network timeout and policy directory, so
@@ -87,7 +89,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--policy-dir", type=Path, help="policy directory (default: the relay's policy_dir)"
     )
     explain.add_argument("--offline", action="store_true", help="skip network (DNS) detectors")
+    explain.add_argument(
+        "--history",
+        type=Path,
+        metavar="FILE",
+        help="correspondent history snapshot (JSON from `sendguard history snapshot`)",
+    )
     explain.set_defaults(func=run_explain)
+    from sendguard.cli.replay import register_replay
+
+    register_replay(actions)
     test = actions.add_parser("test", help="run the policy test cases in DIR/tests/*.toml")
     test.add_argument(
         "directory", nargs="?", type=Path, help="policy directory (default: the relay's)"
@@ -142,6 +153,15 @@ def run_explain(args: argparse.Namespace) -> int:
             auth_user=args.auth_user,
         )
     )
+    history = None
+    if args.history is not None:
+        from sendguard.history.model import HistorySnapshot
+
+        try:
+            history = HistorySnapshot.from_json(json.loads(args.history.read_text("utf-8")))
+        except (OSError, ValueError) as exc:
+            print(f"sendguard: cannot read history {args.history}: {exc}", file=sys.stderr)
+            return 2
     try:
         inspection = inspect_sync(
             envelope,
@@ -150,6 +170,7 @@ def run_explain(args: argparse.Namespace) -> int:
             settings.limits,
             offline=args.offline,
             network_timeout=settings.network_timeout,
+            history=history,
         )
     except SendguardError as exc:
         print(
@@ -157,6 +178,16 @@ def run_explain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if history is None:
+        from dataclasses import replace
+
+        from sendguard.detect.registry import build
+
+        built = build(loaded.detector_settings, enabled=loaded.enabled_detectors()).history
+        if built:
+            skipped = ", ".join(d.id for d in built)
+            note = f"no correspondent history given (--history): not run ({skipped})"
+            inspection = replace(inspection, notes=(*inspection.notes, note))
     if args.json:
         document = report(inspection, envelope, loaded.people).model_dump(mode="json")
         print(json.dumps(document, ensure_ascii=False, indent=2))

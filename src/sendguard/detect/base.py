@@ -9,11 +9,13 @@ every `NetworkDetector` on the event loop. Detectors return `Finding`s and never
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
 import pydantic
 
+from sendguard.history.model import HistorySnapshot
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation
 
 _S = TypeVar("_S", bound=pydantic.BaseModel)
@@ -39,6 +41,12 @@ class DetectContext:
     """Read content the slow reference way: every number one by one, tables as text. The
     default fast paths (label zones, tables by columns) give the same findings; tests
     compare the two."""
+    learned: Mapping[str, int] = field(default_factory=dict)
+    """Registrable domains the organisation has written to → how often (from the history;
+    empty without one). `lookalike-domain` takes the frequent ones as targets."""
+    history: HistorySnapshot | None = None
+    """What the history knows of this sender and these recipients; set (after parsing) only
+    for the history detectors. None: no history available, they report nothing."""
 
 
 class _Detector:
@@ -75,6 +83,11 @@ class ContentDetector(_Detector, abc.ABC):
     @abc.abstractmethod
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """Findings for one message (empty when nothing was seen)."""
+
+
+class HistoryDetector(ContentDetector, abc.ABC):
+    """A content detector that reads `DetectContext.history`: run in the relay process once
+    the per-message history snapshot has been looked up (pure: no I/O of its own)."""
 
 
 class NetworkDetector(_Detector, abc.ABC):

@@ -1,6 +1,7 @@
 """`lookalike-domain`: a recipient domain that imitates one the organisation trusts.
 
-Targets: the organisation's internal, partner and frequent domains, the built-in consumer
+Targets: the organisation's internal, partner and frequent domains, the domains the
+correspondent history shows it writes to often (`learned_min_count`), the built-in consumer
 domains (`domains.CONSUMER_DOMAINS`) and any configured extra ones. Every target is
 trusted, and a trusted recipient is never reported. The other recipient domains are checked
 in order: homoglyphs / mixed script (skeleton equality), hyphen slips, suffix swaps
@@ -11,6 +12,7 @@ detector instance.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import pydantic
@@ -51,6 +53,12 @@ class LookalikeDomainSettings(DetectorSettings):
         ge=1,
         description="Names this long or longer allow `max_distance` edits; shorter ones allow one.",
     )
+    learned_min_count: int = pydantic.Field(
+        default=5,
+        ge=0,
+        description="Domains the organisation has written to at least this many times (from "
+        "the correspondent history) become targets too; 0 = no learned targets.",
+    )
     max_distance: int = pydantic.Field(
         default=2,
         ge=1,
@@ -70,11 +78,22 @@ class LookalikeDomain(ContentDetector):
     def __init__(self, settings: pydantic.BaseModel | None = None) -> None:
         super().__init__(settings)
         self._indexes: dict[frozenset[str], TargetIndex] = {}
+        self._learned: tuple[Mapping[str, int], frozenset[str]] | None = None
+        """The last learned mapping seen and its frequent domains (the relay replaces the
+        mapping on refresh, so identity says whether to recompute)."""
 
-    def _index(self, org: Organisation) -> TargetIndex:
+    def _index(self, org: Organisation, learned: Mapping[str, int]) -> TargetIndex:
         cfg = self.settings_as(LookalikeDomainSettings)
+        if self._learned is None or self._learned[0] is not learned:
+            frequent = frozenset(
+                d
+                for d, n in learned.items()
+                if cfg.learned_min_count and n >= cfg.learned_min_count
+            )
+            self._learned = (learned, frequent)
+        frequent = self._learned[1]
         targets = frozenset(
-            org.internal_domains | org.partner_domains | org.frequent_domains
+            org.internal_domains | org.partner_domains | org.frequent_domains | frequent
             | set(cfg.extra_targets) | (CONSUMER_DOMAINS if cfg.consumer_domains else set())
         )  # fmt: skip
         index = self._indexes.get(targets)
@@ -145,7 +164,7 @@ class LookalikeDomain(ContentDetector):
 
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """One `lookalike` finding per suspicious recipient domain."""
-        index = self._index(ctx.organisation)
+        index = self._index(ctx.organisation, ctx.learned)
         by_domain: dict[str, list[Address]] = {}
         for address in ctx.recipients:
             by_domain.setdefault(address.domain, []).append(address)

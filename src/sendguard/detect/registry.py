@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import pydantic
 import structlog
 
-from sendguard.detect.base import ContentDetector, DetectContext, NetworkDetector
+from sendguard.detect.base import ContentDetector, DetectContext, HistoryDetector, NetworkDetector
 from sendguard.detect.confidential_marker import ConfidentialMarker
 from sendguard.detect.external_recipients import ExternalRecipients
+from sendguard.detect.first_contact import FirstContact
 from sendguard.detect.lookalike_domain import LookalikeDomain
 from sendguard.detect.personal_data import PersonalData
+from sendguard.detect.recipient_slip import RecipientSlip
+from sendguard.detect.thread_outsider import ThreadOutsider
 from sendguard.detect.uninspectable_attachment import UninspectableAttachment
 from sendguard.detect.unresolvable_domain import UnresolvableDomain
 from sendguard.detect.visible_recipients import VisibleRecipients
@@ -36,6 +39,9 @@ _CLASSES: tuple[type[ContentDetector] | type[NetworkDetector], ...] = (
     PersonalData,
     ConfidentialMarker,
     UninspectableAttachment,
+    FirstContact,
+    RecipientSlip,
+    ThreadOutsider,
 )
 
 DETECTOR_IDS: tuple[str, ...] = tuple(cls.id for cls in _CLASSES)
@@ -66,6 +72,8 @@ class Detectors:
 
     content: tuple[ContentDetector, ...]
     network: tuple[NetworkDetector, ...]
+    history: tuple[HistoryDetector, ...] = ()
+    """Run in the relay process after the history snapshot is looked up (`run_history`)."""
 
 
 def build(
@@ -82,15 +90,18 @@ def build(
         detector_class(detector_id)
     content: list[ContentDetector] = []
     network: list[NetworkDetector] = []
+    history: list[HistoryDetector] = []
     for cls in _CLASSES:
         if cls.id not in wanted:
             continue
         detector = cls(settings.get(cls.id))
-        if isinstance(detector, ContentDetector):
+        if isinstance(detector, HistoryDetector):
+            history.append(detector)
+        elif isinstance(detector, ContentDetector):
             content.append(detector)
         else:
             network.append(detector)
-    return Detectors(content=tuple(content), network=tuple(network))
+    return Detectors(content=tuple(content), network=tuple(network), history=tuple(history))
 
 
 def run_content(detectors: Detectors, mail: Mail, ctx: DetectContext) -> tuple[Finding, ...]:
@@ -104,6 +115,11 @@ def run_content(detectors: Detectors, mail: Mail, ctx: DetectContext) -> tuple[F
             _log.error("detector_failed", detector=detector.id, error=type(exc).__name__)
             raise InspectionError(f"detector {detector.id} failed: {type(exc).__name__}") from exc
     return tuple(found)
+
+
+def run_history(detectors: Detectors, mail: Mail, ctx: DetectContext) -> tuple[Finding, ...]:
+    """Run the history detectors on `ctx.history` (pure and cheap: in the relay process)."""
+    return run_content(Detectors(content=detectors.history, network=()), mail, ctx)
 
 
 async def _run_one(

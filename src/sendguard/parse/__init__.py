@@ -18,6 +18,7 @@ and pure, meant to run in an `ExtractionPool` worker that can be killed.
 
 from __future__ import annotations
 
+from sendguard.history.model import message_ids
 from sendguard.model import Address, HeaderField, Mail
 from sendguard.parse import mime
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header, registrable_domain
@@ -90,6 +91,8 @@ def _mail(data: bytes, headers: Headers, addresses: HeaderAddresses, ctx: Contex
         resent_to=_field(addresses, "resent-to"),
         resent_cc=_field(addresses, "resent-cc"),
         message_id=headers.first("message-id").strip(),
+        in_reply_to=message_ids(headers.first("in-reply-to")),
+        references=message_ids(" ".join(headers.get_all("references"))),
         parts=tuple(ctx.parts),
         problems=tuple(ctx.problems),
         header_bytes=headers.size,

@@ -35,6 +35,9 @@ FINDING_CODES: Mapping[str, frozenset[str]] = {
     "uninspectable-attachment": frozenset(
         {"encrypted", "limit", "malformed", "unsupported", "timeout"}
     ),
+    "first-contact": frozenset({"new-recipient", "new-domain"}),
+    "recipient-slip": frozenset({"autocomplete", "near-address"}),
+    "thread-outsider": frozenset({"new-party"}),
 }
 """Finding codes per detector id."""
 
@@ -44,6 +47,9 @@ NUMERIC_PARAMS: Mapping[str, frozenset[str]] = {
     "personal-data": frozenset({"count", "records"}),
     "confidential-marker": frozenset({"count"}),
     "unresolvable-domain": frozenset({"count"}),
+    "first-contact": frozenset({"count", "domains"}),
+    "recipient-slip": frozenset({"count"}),
+    "thread-outsider": frozenset({"count", "domains"}),
 }
 """Numeric finding parameters ``params_at_least`` may test, per detector (others have none)."""
 

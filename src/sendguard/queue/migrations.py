@@ -6,7 +6,8 @@ Never edit a shipped migration: append a new one (to both lists, same number).
 
 Tables: ``queue_entry`` (one row per held/delayed message; ``data`` holds the original
 bytes, sealed when a key is set), ``notice`` (outbox of notifications and bounces, so they
-survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and DELETE).
+survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and DELETE),
+``history_*`` (correspondent history, `sendguard.history.store`).
 """
 
 from __future__ import annotations
@@ -101,12 +102,58 @@ _SQLITE_V5 = (
     "CREATE INDEX IF NOT EXISTS used_once_expiry ON used_once (expires_at)",
 )
 
+
+def _history(ts: str) -> tuple[str, ...]:
+    """The correspondent history (`sendguard.history.store`): separate tables, no foreign keys
+    to the queue's. ``ts`` is the timestamp type of the backend. ``IF NOT EXISTS``: the
+    migration may be renumbered at a merge, and must then not trip over its own tables."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS history_recipient (
+            sender TEXT NOT NULL,
+            address TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            local TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            first_at {ts} NOT NULL,
+            last_at {ts} NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (sender, address)
+        )""",
+        "CREATE INDEX IF NOT EXISTS history_recipient_address ON history_recipient (address)",
+        # Covering: the neighbour query reads addresses of one domain without table look-ups.
+        "CREATE INDEX IF NOT EXISTS history_recipient_domain "
+        "ON history_recipient (domain, address)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_local ON history_recipient (sender, local)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_name ON history_recipient (sender, name)",
+        "CREATE INDEX IF NOT EXISTS history_recipient_last ON history_recipient (last_at)",
+        f"""CREATE TABLE IF NOT EXISTS history_domain (
+            domain TEXT PRIMARY KEY,
+            first_at {ts} NOT NULL,
+            last_at {ts} NOT NULL,
+            count INTEGER NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS history_thread (
+            thread TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            last_at {ts} NOT NULL,
+            PRIMARY KEY (thread, domain)
+        )""",
+        "CREATE INDEX IF NOT EXISTS history_thread_last ON history_thread (last_at)",
+        f"CREATE TABLE IF NOT EXISTS history_seen (key TEXT PRIMARY KEY, at {ts} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS history_seen_at ON history_seen (at)",
+    )
+
+
+# 6 (history): correspondent history; tables of its own, depending on nothing after 2.
+_SQLITE_HISTORY = _history("TEXT")
+
 SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _SQLITE_V1,
     _SQLITE_V2,
     _SQLITE_V3,
     _SQLITE_V4,
     _SQLITE_V5,
+    _SQLITE_HISTORY,
 )
 
 _POSTGRES_V1 = (
@@ -192,10 +239,13 @@ _POSTGRES_V5 = (
     "CREATE INDEX IF NOT EXISTS used_once_expiry ON used_once (expires_at)",
 )
 
+_POSTGRES_HISTORY = _history("TIMESTAMPTZ")
+
 POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _POSTGRES_V1,
     _POSTGRES_V2,
     _POSTGRES_V3,
     _POSTGRES_V4,
     _POSTGRES_V5,
+    _POSTGRES_HISTORY,
 )

@@ -19,7 +19,9 @@ from .helpers import context, text_mail
 EXPECTED_IDS = (
     "external-recipients", "visible-recipients", "lookalike-domain", "unresolvable-domain",
     "personal-data", "confidential-marker", "uninspectable-attachment",
+    "first-contact", "recipient-slip", "thread-outsider",
 )  # fmt: skip
+HISTORY_IDS = ("first-contact", "recipient-slip", "thread-outsider")
 
 
 def test_ids_are_the_documented_ones() -> None:
@@ -50,8 +52,10 @@ def test_build_splits_content_and_network_and_applies_settings() -> None:
     """build() makes every enabled detector, with given settings or defaults."""
     settings = {"personal-data": PersonalDataSettings(min_records=10)}
     built = registry.build(settings)
-    assert [d.id for d in built.content] == [i for i in EXPECTED_IDS if i != "unresolvable-domain"]
+    content = [i for i in EXPECTED_IDS if i != "unresolvable-domain" and i not in HISTORY_IDS]
+    assert [d.id for d in built.content] == content
     assert [d.id for d in built.network] == ["unresolvable-domain"]
+    assert [d.id for d in built.history] == list(HISTORY_IDS)
     personal = next(d for d in built.content if d.id == "personal-data")
     assert personal.settings == settings["personal-data"]
     only = registry.build(enabled=["confidential-marker"])
