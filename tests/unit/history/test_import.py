@@ -16,7 +16,7 @@ from sendguard.history.store import HistoryStore
 from sendguard.testing.relay import write_policy
 
 SENDER = "yamada@example-corp.co.jp"
-POLICY = '[organisation]\ninternal_domains = ["example-corp.co.jp"]\n'
+POLICY = 'allow_empty = true\n[organisation]\ninternal_domains = ["example-corp.co.jp"]\n'
 
 
 def _message(n: int, to: str, cc: str = "") -> EmailMessage:

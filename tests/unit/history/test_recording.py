@@ -20,7 +20,7 @@ from sendguard.policy.load import load_policy
 from sendguard.policy.replay import from_facts, replay, replay_facts
 from sendguard.testing.relay import write_policy
 
-ORG_POLICY = '[organisation]\ninternal_domains = ["example.jp"]\n'
+ORG_POLICY = 'allow_empty = true\n[organisation]\ninternal_domains = ["example.jp"]\n'
 RCPT = "tanaka@tanaka-shoji.co.jp"
 DATA = (
     b"Message-ID: <a1@example.jp>\r\nTo: =?UTF-8?B?55Sw5Lit?= <" + RCPT.encode() + b">\r\n\r\nx\r\n"
