@@ -70,6 +70,10 @@ def test_kubernetes_deployment_is_locked_down() -> None:
     assert env["SENDGUARD_TLS_CERT"]["value"] and env["SENDGUARD_TLS_KEY"]["value"]
     for secret in ("SENDGUARD_STORE", "SENDGUARD_UPSTREAM"):
         assert "secretKeyRef" in env[secret]["valueFrom"]  # credentials never inline
+    # Replicas share one audit chain and accept each other's links: the keys come from one
+    # Secret, never created per pod.
+    for key in ("SENDGUARD_AUDIT_KEY", "SENDGUARD_WEB__LINK_KEY_FILE"):
+        assert env[key]["value"].startswith("/run/secrets/keys/")
     assert _kind("PodDisruptionBudget")["spec"]["minAvailable"] >= 1
 
 
@@ -136,6 +140,7 @@ def test_compose_waits_for_postgres_restarts_and_holds_no_password() -> None:
         assert relay["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert relay["restart"] == "unless-stopped"
         assert relay["read_only"] is True
+        assert relay["environment"]["SENDGUARD_AUDIT_KEY"].startswith("/run/secrets/")
     assert "healthcheck" in compose["services"]["postgres"]
 
 
@@ -223,3 +228,40 @@ def _send_with_login(port: int) -> None:
             b"From: tanaka@example.co.jp\r\nTo: colleague@example.co.jp\r\n"
             b"Subject: hi\r\n\r\nhi\r\n",
         )
+
+
+def _exported_metric_names() -> set[str]:
+    """Every metric family the relay registers, and the queue gauges `/metrics` adds."""
+    from prometheus_client import REGISTRY
+
+    from sendguard.ops.metrics import QueueDepth, exposition
+
+    body, _ = exposition(QueueDepth(by_state={"held": 1}, oldest_held_seconds=1.0))
+    typed = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# TYPE")}
+    return typed | {family.name for family in REGISTRY.collect()}
+
+
+def _referenced_metrics(text: str) -> set[str]:
+    names = set(re.findall(r"\bsendguard_[a-z_]+", text))
+    return {re.sub(r"_(total|bucket|count|sum|created)$", "", n) for n in names}
+
+
+def test_alert_rules_and_dashboard_use_only_exported_metrics() -> None:
+    """The Prometheus alerts and the Grafana dashboard in deploy/monitoring name metrics the
+    relay really exports (a renamed metric would silently blank a panel or an alert)."""
+    alerts_text = (DEPLOY / "monitoring" / "alerts.yaml").read_text("utf-8")
+    dashboard_text = (DEPLOY / "monitoring" / "grafana-dashboard.json").read_text("utf-8")
+    rules = [r for g in yaml.safe_load(alerts_text)["groups"] for r in g["rules"]]
+    wanted = {
+        "SendguardQueueGrowing",
+        "SendguardOldestHoldPastExpiry",
+        "SendguardUpstreamFailing",
+        "SendguardPolicyReloadFailed",
+    }
+    assert wanted <= {r["alert"] for r in rules}
+    assert all(r["expr"] and r["labels"]["severity"] for r in rules)
+    dashboard = json.loads(dashboard_text)
+    assert dashboard["panels"] and all(p["targets"] for p in dashboard["panels"])
+    exported = _exported_metric_names()
+    referenced = _referenced_metrics(alerts_text) | _referenced_metrics(dashboard_text)
+    assert referenced and referenced <= exported, referenced - exported
