@@ -227,7 +227,7 @@ def test_policy_test_fails_on_a_wrong_expectation(
         "FAIL  wrong.toml: lookalike must pass: expected pass, got hold (hold-lookalike-domain)"
         in out
     )
-    assert out.rstrip().endswith("11 passed, 1 failed")
+    assert out.rstrip().endswith("14 passed, 1 failed")
 
 
 def test_policy_test_invalid_case_file(
