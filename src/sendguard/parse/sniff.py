@@ -27,6 +27,7 @@ SEVEN_Z = "application/x-7z-compressed"
 RAR = "application/vnd.rar"
 TNEF = "application/vnd.ms-tnef"
 GZIP = "application/gzip"
+TAR = "application/x-tar"
 RFC822 = "message/rfc822"
 PLAIN = "text/plain"
 HTML = "text/html"
@@ -66,6 +67,8 @@ def sniff(data: bytes, filename: str = "", declared: str = "") -> str:
     for magic, kind in _MAGIC:
         if data.startswith(magic):
             return kind
+    if data[257:262] == b"ustar":  # POSIX and GNU tar headers
+        return TAR
     declared = declared.lower()
     suffix = PurePosixPath(filename.lower()).suffix
     if declared == RFC822 or suffix == ".eml":

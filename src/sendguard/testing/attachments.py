@@ -519,3 +519,140 @@ def xlsx_with_entity_bomb(levels: int = 9) -> bytes:
                 data = text.encode("utf-8")
             target.writestr(info, data)
     return out.getvalue()
+
+
+# --------------------------------------------------------------------------- legacy office
+
+_END_OF_CHAIN = 0xFFFFFFFE
+_FAT_SECTOR = 0xFFFFFFFD
+_FREE = 0xFFFFFFFF
+_CFB_MIN_STREAM = 4096  # smaller streams would belong in the mini stream, not written here
+
+
+def _chain(first: int, count: int) -> list[int]:
+    return [*range(first + 1, first + count), _END_OF_CHAIN]
+
+
+def _dir_entry(name: str, kind: int, *, child: int, right: int, start: int, size: int) -> bytes:
+    encoded = (name + "\x00").encode("utf-16-le") if name else b""
+    return struct.pack(
+        "<64sHBBLLL16sL8s8sLQ",
+        encoded,
+        len(encoded),
+        kind,
+        1,  # black: the red-black colouring is not checked by readers
+        _FREE,
+        right,
+        child,
+        b"",
+        0,
+        b"",
+        b"",
+        start,
+        size,
+    )
+
+
+def ole_file(streams: Mapping[str, bytes]) -> bytes:
+    """A compound file (CFB v3, 512-byte sectors) holding *streams* in the root storage.
+
+    Written from [MS-CFB] because no Python library writes new compound files (olefile
+    only edits them); streams are padded to 4 KiB so that no mini stream is needed.
+    """
+    datas = [data.ljust(_CFB_MIN_STREAM, b"\x00") for data in streams.values()]
+    datas = [data.ljust(-(-len(data) // 512) * 512, b"\x00") for data in datas]
+    starts: list[int] = []
+    fat: list[int] = []
+    for data in datas:
+        starts.append(len(fat))
+        fat += _chain(len(fat), len(data) // 512)
+    entries = [_dir_entry("Root Entry", 5, child=1, right=_FREE, start=_END_OF_CHAIN, size=0)]
+    for index, (name, data, start) in enumerate(zip(streams, datas, starts, strict=True), 1):
+        right = index + 1 if index < len(streams) else _FREE
+        entries.append(_dir_entry(name, 2, child=_FREE, right=right, start=start, size=len(data)))
+    while len(entries) % 4:
+        entries.append(_dir_entry("", 0, child=_FREE, right=_FREE, start=0, size=0))
+    directory_start = len(fat)
+    fat += _chain(directory_start, len(entries) // 4)
+    fat_sectors = 1
+    while (len(fat) + fat_sectors) > fat_sectors * 128:
+        fat_sectors += 1
+    fat_start = len(fat)
+    fat += [_FAT_SECTOR] * fat_sectors
+    fat += [_FREE] * (fat_sectors * 128 - len(fat))
+    difat = [*range(fat_start, fat_start + fat_sectors)] + [_FREE] * (109 - fat_sectors)
+    header = struct.pack(
+        "<8s16sHHHHH6sLLLLLLLLL109L",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        b"",
+        0x003E,
+        0x0003,
+        0xFFFE,
+        9,
+        6,
+        b"",
+        0,
+        fat_sectors,
+        directory_start,
+        0,
+        _CFB_MIN_STREAM,
+        _END_OF_CHAIN,
+        0,
+        _END_OF_CHAIN,
+        0,
+        *difat,
+    )
+    body = b"".join(datas) + b"".join(entries) + struct.pack(f"<{len(fat)}L", *fat)
+    return header + body
+
+
+def doc(pieces: Sequence[str]) -> bytes:
+    """A Word 97-2003 .doc whose text is *pieces* (paragraphs end in ``\\r``) per [MS-DOC].
+
+    ASCII-only pieces are stored compressed (one CP1252 byte a character), the others as
+    UTF-16LE, each through its own piece-table entry, as Word itself writes them.
+    """
+    text_start = 0x800
+    fib = bytearray(text_start)
+    struct.pack_into("<HH", fib, 0, 0xA5EC, 0x00C1)  # wIdent, nFib (Word 97)
+    struct.pack_into("<H", fib, 0x0A, 0x0200)  # fWhichTblStm: the table stream is 1Table
+    struct.pack_into("<H", fib, 32, 14)
+    struct.pack_into("<H", fib, 62, 22)
+    struct.pack_into("<H", fib, 152, 0x5D)
+    stored = bytearray()
+    cps, pcds = [0], []
+    for piece in pieces:
+        offset = text_start + len(stored)
+        if piece.isascii():
+            stored += piece.encode("cp1252")
+            pcds.append(struct.pack("<HLH", 0, (offset * 2) | 0x40000000, 0))
+        else:
+            stored += piece.encode("utf-16-le")
+            pcds.append(struct.pack("<HLH", 0, offset, 0))
+        cps.append(cps[-1] + len(piece))
+    plc = struct.pack(f"<{len(cps)}L", *cps) + b"".join(pcds)
+    clx = b"\x02" + struct.pack("<L", len(plc)) + plc
+    table = b"\x00" * 16 + clx
+    struct.pack_into("<LL", fib, 0x01A2, 16, len(clx))
+    return ole_file({"WordDocument": bytes(fib) + bytes(stored), "1Table": table})
+
+
+def _ppt_record(kind: int, body: bytes, *, container: bool = False) -> bytes:
+    return struct.pack("<HHL", 0x000F if container else 0, kind, len(body)) + body
+
+
+def ppt(slides: Sequence[str]) -> bytes:
+    """A PowerPoint 97-2003 .ppt: one text atom per slide in a SlideListWithText ([MS-PPT]).
+
+    ASCII-only text goes into a TextBytesAtom, the rest into a TextCharsAtom (UTF-16LE).
+    """
+    atoms = b""
+    for text in slides:
+        atoms += _ppt_record(0x0F9F, struct.pack("<L", 0))  # TextHeaderAtom: title
+        if text.isascii():
+            atoms += _ppt_record(0x0FA8, text.encode("latin-1"))
+        else:
+            atoms += _ppt_record(0x0FA0, text.encode("utf-16-le"))
+    slide_list = _ppt_record(0x0FF0, atoms, container=True)
+    document = _ppt_record(0x03E8, slide_list, container=True)
+    return ole_file({"PowerPoint Document": document, "Current User": b"\x00" * 20})

@@ -60,17 +60,23 @@ def test_encrypted_zip_members_are_listed() -> None:
 @pytest.mark.parametrize(
     ("name", "data"),
     [
-        ("a.7z", build.seven_zip_header(encrypted=False)),
         ("a.rar", build.rar5(encrypted_headers=False)),
         ("b.rar", build.rar4(encrypted_file=False)),
     ],
 )
-def test_unencrypted_7z_and_rar_are_unsupported_not_clean(name: str, data: bytes) -> None:
-    """7z and RAR without encryption cannot be read here: `unsupported`, never silent."""
+def test_unencrypted_rar_is_unsupported_not_clean(name: str, data: bytes) -> None:
+    """RAR without encryption cannot be read here: `unsupported`, never silent."""
     mail = parse_files({name: data})
     found = part(mail, "attachment 1")
     assert not found.encrypted
     assert [(p.kind, p.code) for p in mail.problems] == [("unsupported", "unsupported-archive")]
+
+
+def test_unencrypted_7z_header_without_content_is_malformed_not_clean() -> None:
+    """Issue 13: 7z is now read; a bare hand-written header has no members → malformed."""
+    mail = parse_files({"a.7z": build.seven_zip_header(encrypted=False)})
+    assert not part(mail, "attachment 1").encrypted
+    assert [(p.kind, p.code) for p in mail.problems] == [("malformed", "bad-7z")]
 
 
 def test_owner_password_only_pdf_is_read() -> None:

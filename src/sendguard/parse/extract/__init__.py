@@ -15,7 +15,7 @@ from types import MappingProxyType
 from sendguard.model import Part, Problem
 from sendguard.parse import sniff as kinds
 from sendguard.parse.context import Blob, BudgetExceeded, Context, Extracted, problem
-from sendguard.parse.extract import archive, documents, office, pdf, sheets, text
+from sendguard.parse.extract import archive, documents, office, packed, pdf, sheets, text
 
 Reader = Callable[[Blob, Context], Extracted]
 
@@ -39,6 +39,8 @@ _READERS: Mapping[str, Reader] = MappingProxyType(
         kinds.ZIP: archive.read_zip,
         kinds.SEVEN_Z: archive.read_7z,
         kinds.RAR: archive.read_rar,
+        kinds.GZIP: packed.read_gzip,
+        kinds.TAR: packed.read_tar,
         kinds.RFC822: archive.read_rfc822,
     }
 )
@@ -48,8 +50,7 @@ _SILENT = ("image/", "application/x-riff")
 def _unsupported(blob: Blob, sniffed: str) -> Extracted:
     if sniffed.startswith(_SILENT) or not blob.data:
         return Extracted()  # pictures carry no text we could read; not a finding
-    code = "unsupported-archive" if sniffed == kinds.GZIP else "unsupported-format"
-    return Extracted(problems=(problem("unsupported", code, blob, sniffed),))
+    return Extracted(problems=(problem("unsupported", "unsupported-format", blob, sniffed),))
 
 
 def _run(reader: Reader, blob: Blob, ctx: Context, sniffed: str) -> Extracted:

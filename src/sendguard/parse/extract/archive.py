@@ -1,9 +1,11 @@
-"""Containers: ZIP (read, nested), 7z and RAR (recognised, encryption detected), .eml files.
+"""Containers: ZIP and 7z (read, nested), RAR (recognised, encryption detected), .eml files.
 
 Dispatched from `sendguard.parse.extract.extract`; members are handed back to `extract`
 with a longer path (``attachment 2 › 顧客.zip › list/顧客.csv``) and one more level of
-archive depth. There is no 7z or RAR extractor here: those archives are reported as
-``unsupported`` (or ``encrypted``), never passed as read.
+archive depth. 7z members are decompressed by `sendguard.parse.extract.packed` (with
+gzip and tar). There is no RAR extractor yet (rarfile would need bsdtar or unar from
+Debian beside the relay), so RAR is reported ``unsupported`` (or ``encrypted``), never
+passed as read, and the shipped policy holds it when it goes outside.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def guess_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
-def _depth_problem(blob: Blob, ctx: Context) -> Problem | None:
+def depth_problem(blob: Blob, ctx: Context) -> Problem | None:
     if blob.archive_depth < ctx.limits.max_archive_depth:
         return None
     detail = f"archive depth {blob.archive_depth + 1} > {ctx.limits.max_archive_depth}"
@@ -43,7 +45,7 @@ def _depth_problem(blob: Blob, ctx: Context) -> Problem | None:
 
 def read_zip(blob: Blob, ctx: Context) -> Extracted:
     """Every member of a ZIP, recursively; encrypted members are listed and flagged."""
-    early = _depth_problem(blob, ctx)
+    early = depth_problem(blob, ctx)
     archive, opened = (None, early) if early else zipsafe.open_zip(blob, ctx)
     if archive is None:
         return Extracted(problems=(opened,) if opened else ())
@@ -58,14 +60,15 @@ def read_zip(blob: Blob, ctx: Context) -> Extracted:
         names.append(name)
         if zipsafe.is_encrypted(info):
             encrypted += 1
-        _read_member(archive, info, _child(blob, name), ctx)
+        _read_member(archive, info, child_blob(blob, name), ctx)
     found: list[Problem] = []
     if encrypted:
         found.append(problem("encrypted", "encrypted-zip", blob, f"{encrypted} encrypted files"))
     return Extracted(text="\n".join(names), encrypted=bool(encrypted), problems=tuple(found))
 
 
-def _child(blob: Blob, name: str) -> Blob:
+def child_blob(blob: Blob, name: str) -> Blob:
+    """An archive member of *blob* named *name*, one archive level deeper (no bytes yet)."""
     return Blob(
         data=b"",
         path=member_path(blob, name),
@@ -83,18 +86,19 @@ def _read_member(
     from sendguard.parse.extract import extract  # the dispatcher reads the members
 
     if zipsafe.is_encrypted(info):
-        _add_unread(child, ctx, "encrypted-zip", encrypted=True)
+        add_unread(child, ctx, "encrypted-zip", encrypted=True)
         return
     data, issue = zipsafe.read_member(archive, info, child, ctx)
     if issue is not None:
         ctx.problems.append(issue)
     if data is None:
-        _add_unread(child, ctx, issue.code if issue else "bad-zip")
+        add_unread(child, ctx, issue.code if issue else "bad-zip")
         return
     extract(dataclasses.replace(child, data=data), ctx)
 
 
-def _add_unread(child: Blob, ctx: Context, code: str, *, encrypted: bool = False) -> None:
+def add_unread(child: Blob, ctx: Context, code: str, *, encrypted: bool = False) -> None:
+    """List a member that could not be read as a part of its own, with the reason."""
     ctx.parts.append(
         Part(
             path=child.path,
@@ -109,7 +113,9 @@ def _add_unread(child: Blob, ctx: Context, code: str, *, encrypted: bool = False
 
 
 def read_7z(blob: Blob, ctx: Context) -> Extracted:
-    """7z: AES coder (06 F1 07 01) in the header, or an encoded header we cannot open."""
+    """7z: encryption from the header (AES coder 06 F1 07 01), else every member is read."""
+    from sendguard.parse.extract import packed  # packed builds on this module
+
     data = blob.data
     if len(data) < _SEVEN_Z_HEADER.size:
         return Extracted(problems=(problem("malformed", "bad-7z", blob, "truncated"),))
@@ -117,7 +123,7 @@ def read_7z(blob: Blob, ctx: Context) -> Extracted:
     header = data[32 + offset : 32 + offset + min(size, 1 << 20)]
     if _SEVEN_Z_AES in header:
         return Extracted(encrypted=True, problems=(problem("encrypted", "encrypted-7z", blob),))
-    return Extracted(problems=(problem("unsupported", "unsupported-archive", blob, "7z"),))
+    return packed.read_7z_members(blob, ctx)
 
 
 def read_rar(blob: Blob, ctx: Context) -> Extracted:

@@ -3,9 +3,9 @@ TNEF ``winmail.dat`` and RTF.
 
 Dispatched from `sendguard.parse.extract.extract`. An OOXML file saved with a password is
 not a ZIP at all but an OLE file holding an ``EncryptedPackage`` stream; that is how
-encrypted Word/Excel/PowerPoint files are recognised. Legacy XLS is read by calamine;
-legacy DOC/PPT text is not extracted (reported ``unsupported``), but their encryption flags
-are still checked.
+encrypted Word/Excel/PowerPoint files are recognised. Legacy XLS is read by calamine,
+legacy DOC/PPT text by `sendguard.parse.extract.legacy`, once their encryption flags are
+checked.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tnefparse.tnef import TNEF
 
 from sendguard.parse.charsets import decode_bytes, normalise
 from sendguard.parse.context import Blob, Context, Extracted, problem
-from sendguard.parse.extract import sheets
+from sendguard.parse.extract import legacy, sheets
 from sendguard.parse.extract.archive import member_path
 
 _MSG_PREFIX = "__substg1.0_"
@@ -47,7 +47,9 @@ def read_ole(blob: Blob, ctx: Context) -> Extracted:
             flags = struct.unpack_from("<H", head, 10)[0] if len(head) >= 12 else 0
             if flags & 0x0100:  # FIB fEncrypted
                 return _encrypted(blob)
-            return Extracted(problems=(problem("unsupported", "legacy-office", blob, "doc"),))
+            return Extracted(text=legacy.doc_text(ole, ctx.limits.max_part_text_chars))
+        if ole.exists("PowerPoint Document"):
+            return Extracted(text=legacy.ppt_text(ole, ctx.limits.max_part_text_chars))
         if ole.exists(_MSG_PREFIX + _MSG_BODY) or ole.exists(_MSG_PREFIX + "0037001F"):
             return _read_msg(ole)
         return Extracted(problems=(problem("unsupported", "legacy-office", blob, "ole"),))
