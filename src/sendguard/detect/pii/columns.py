@@ -25,7 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, zip_longest
 
-from sendguard.detect.pii.patterns import EMAIL_DOMAIN, JAPANESE_LABELS, LABELS, PREFECTURES
+from sendguard.detect.pii.patterns import (
+    EMAIL_DOMAIN,
+    JAPANESE_LABELS,
+    LABELS,
+    PREFECTURE,
+    PREFECTURES,
+)
 from sendguard.detect.pii.records import BUSINESS_LINE, RECORD_CODES
 from sendguard.detect.pii.scan import Hit, new_context, read_span, strengthen
 from sendguard.model import Table
@@ -215,7 +221,8 @@ def scan_rendered(
 
 
 def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
-    """Lines a Japanese label can reach, and the table-name lines: read by the text scan."""
+    """Lines a Japanese label can reach, rows naming a prefecture, and the table-name lines:
+    read by the text scan."""
     reach = window + 8
     starts = layout.starts
     lines: set[int] = set(layout.name_lines)
@@ -223,6 +230,10 @@ def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
         first = bisect_right(starts, match.start()) - 1
         last = bisect_right(starts, min(match.end() + reach, len(text))) - 1
         lines.update(range(first, last + 1))
+    # Rows naming a prefecture may hold a street address (`addresses.address`): read by the
+    # text scan too (an address reaches at most `_REACH` characters, within its row).
+    for match in PREFECTURE.finditer(text):
+        lines.add(bisect_right(starts, match.start()) - 1)
     return lines
 
 

@@ -52,8 +52,12 @@ _PERSON = frozenset(
      "gender", "age", "customer"}
 )  # fmt: skip
 _CONTACT = frozenset({"address", "postal", "phone", "email"})
-BUSINESS_LINE = re.compile("店|営業所|本社|事業所|支社|工場|センター|拠点")
-"""A text line about a shop or office (渋谷店 〒… TEL …) is business data, not a person."""
+BUSINESS_LINE = re.compile(
+    r"店|営業所|本社|事業所|支社|工場|センター|拠点|会社|\(株\)|\(有\)|事務所|病院|医院"
+    r"|クリニック|役所|役場|学校"
+)
+"""A text line about a shop, office or company (渋谷店 〒… TEL …, 株式会社… 東京都…) is
+business data, not a person."""
 _HEADER_ROWS = 5
 _DELETE_SEPARATORS = str.maketrans("", "", " -()/")
 
