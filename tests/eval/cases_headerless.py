@@ -88,7 +88,9 @@ def _quoted(s: Synth, i: int) -> Case:
 def _forwarded(s: Synth, i: int) -> Case:
     mail = _mime("参考までに転送します。\n", CHARSETS[i % 3], forward=_rows(s, "\t") + "\n")
     # The forwarded header (From: sato@…) is an e-mail address in the content too.
-    return _case(f"headerless-forward-{i}", "headerless:forward", mail, LIST | labels(PD, "email-address"))
+    return _case(
+        f"headerless-forward-{i}", "headerless:forward", mail, LIST | labels(PD, "email-address")
+    )
 
 
 def _pdf_spaced(s: Synth, i: int) -> Case:

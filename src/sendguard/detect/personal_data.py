@@ -143,7 +143,9 @@ class PersonalData(ContentDetector):
     ) -> None:
         where = part.label or "message"
         if part.filename:
-            tally.add(scan_text(_normal(part.filename), body=False, window=cfg.context_window), where)
+            tally.add(
+                scan_text(_normal(part.filename), body=False, window=cfg.context_window), where
+            )
         text = _normal(part.text) if part.text else ""
         body = cfg.skip_signatures and not part.is_attachment
         columnar = None

@@ -80,7 +80,7 @@ def address(text: str, start: int, end: int) -> str | None:
     place = _longest(text, pos, MUNICIPALITIES, _LONGEST)
     if not place:
         return None
-    head = text[start:end] + text[end:pos + place].replace(" ", "").replace("\u3000", "")
+    head = text[start:end] + text[end : pos + place].replace(" ", "").replace("\u3000", "")
     pos = _skip_space(text, pos + place)
     block = _BLOCK.match(text, pos, min(pos + _REACH, len(text)))
     if block is None:

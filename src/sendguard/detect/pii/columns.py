@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, zip_longest
 
+from sendguard.detect.pii.addresses import address
 from sendguard.detect.pii.patterns import (
     EMAIL_DOMAIN,
     JAPANESE_LABELS,
@@ -221,8 +222,8 @@ def scan_rendered(
 
 
 def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
-    """Lines a Japanese label can reach, rows naming a prefecture, and the table-name lines:
-    read by the text scan."""
+    """Lines a Japanese label can reach, rows with a street address, and the table-name
+    lines: read by the text scan."""
     reach = window + 8
     starts = layout.starts
     lines: set[int] = set(layout.name_lines)
@@ -230,10 +231,12 @@ def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
         first = bisect_right(starts, match.start()) - 1
         last = bisect_right(starts, min(match.end() + reach, len(text))) - 1
         lines.update(range(first, last + 1))
-    # Rows naming a prefecture may hold a street address (`addresses.address`): read by the
-    # text scan too (an address reaches at most `_REACH` characters, within its row).
+    # Rows holding a street address without a postal code (`addresses.address`, which the
+    # text scan reports wherever it is): read by the text scan too. Addresses after a postal
+    # code stay with the `_POSTAL` proof (`address` gives None for them).
     for match in PREFECTURE.finditer(text):
-        lines.add(bisect_right(starts, match.start()) - 1)
+        if address(text, match.start(), match.end()) is not None:
+            lines.add(bisect_right(starts, match.start()) - 1)
     return lines
 
 
