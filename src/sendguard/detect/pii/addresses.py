@@ -51,9 +51,9 @@ _BLOCK = re.compile(
     r"(?:丁目|番地|番|号|条|線|[-‐−の][0-9一二三四五六七八九十])"
 )
 _STREET_TAIL = re.compile(r"[0-9一二三四五六七八九十丁目番地号の\-‐−]{0,16}")
-_POSTAL_BEFORE = re.compile(r"[0-9]{3}-[0-9]{4}[\s,、:\"']{0,4}\Z")
+_POSTAL_BEFORE = re.compile(r"(?<![0-9\-])[0-9]{3}-[0-9]{4}[\s,、:\"']{0,4}\Z")
 """A postal code right before the prefecture: the address is already a `postal-address`
-hit (`scan._classify`), counted once."""
+hit (`scan._classify`), counted once. (Not the end of a phone number: 090-1234-5678.)"""
 
 
 def _skip_space(text: str, pos: int) -> int:
