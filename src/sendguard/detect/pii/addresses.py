@@ -4,8 +4,8 @@
 
 The scan (`scan.read_span`, `scan._read_label_free`) stops at every prefecture name — one
 more literal-first branch of its one-pass regex — and calls `address` there; everything
-else is bounded look-ahead from that point (dictionary probes of at most `_LONGEST`
-lengths, one regex `match` limited to `_REACH` characters), so 1 MB of addresses stays
+else is bounded look-ahead from that point (one dictionary probe by the next two
+characters, one regex `match` limited to `_REACH` characters), so 1 MB of addresses stays
 linear. The municipality must be on the list of Japanese local governments
 (`municipalities.txt`, 総務省「全国地方公共団体コード」): an address naming a real
 municipality is strong evidence, a made-up "○○市" after a prefecture is not reported.
@@ -40,8 +40,19 @@ def _load() -> tuple[frozenset[str], frozenset[str]]:
 
 MUNICIPALITIES, DISTRICTS = _load()
 PREFECTURE_NAMES = frozenset(PREFECTURES.split("|"))
-_LONGEST = max(map(len, MUNICIPALITIES))
-_LONGEST_DISTRICT = max(map(len, DISTRICTS))
+
+
+def _by_head(names: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    """Names by their first two characters, longest first: one dict probe rejects almost
+    every position (a hostile text of prefecture names costs a slice and a lookup each)."""
+    heads: dict[str, list[str]] = {}
+    for name in names:
+        heads.setdefault(name[:2], []).append(name)
+    return {head: tuple(sorted(found, key=len, reverse=True)) for head, found in heads.items()}
+
+
+_PLACES = _by_head(MUNICIPALITIES)
+_DISTRICTS = _by_head(DISTRICTS)
 _REACH = 40
 """Characters after the municipality in which the block number must start and end."""
 # A town name (no digits, no separators) then a block number: 10丁目, 8番地, 16号, 3-2-1,
@@ -60,25 +71,23 @@ def _skip_space(text: str, pos: int) -> int:
     return pos + 1 if text[pos : pos + 1] in (" ", "\u3000") else pos
 
 
-def _longest(text: str, pos: int, names: frozenset[str], longest: int) -> int:
+def _longest(text: str, pos: int, names: dict[str, tuple[str, ...]]) -> int:
     """Length of the longest name of `names` starting at `pos` (0: none)."""
-    for length in range(min(longest, len(text) - pos), 1, -1):
-        if text[pos : pos + length] in names:
-            return length
+    for name in names.get(text[pos : pos + 2], ()):
+        if text.startswith(name, pos):
+            return len(name)
     return 0
 
 
 def address(text: str, start: int, end: int) -> str | None:
     """The normalised address (``prefecture+municipality|street``) whose prefecture is
     ``text[start:end]``, or None when no real municipality and block number follow."""
-    if _POSTAL_BEFORE.search(text, max(start - 13, 0), start):
-        return None
     pos = _skip_space(text, end)
-    district = _longest(text, pos, DISTRICTS, _LONGEST_DISTRICT)
+    district = _longest(text, pos, _DISTRICTS)
     if district:
         pos = _skip_space(text, pos + district)
-    place = _longest(text, pos, MUNICIPALITIES, _LONGEST)
-    if not place:
+    place = _longest(text, pos, _PLACES)
+    if not place or _POSTAL_BEFORE.search(text, max(start - 13, 0), start):
         return None
     head = text[start:end] + text[end : pos + place].replace(" ", "").replace("\u3000", "")
     pos = _skip_space(text, pos + place)
