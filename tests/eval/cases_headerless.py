@@ -3,7 +3,8 @@ no header rows, no postal codes, lists pasted into bodies, quoted in replies (``
 Outlook's ``-----Original Message-----``), forwarded as ``message/rfc822``, PDF text with
 single spaces, full-width digits; each mail is real MIME bytes in UTF-8, CP932 or
 ISO-2022-JP read back by `parse_message`. Hard negatives: company directories, a single
-contact's signature without a postal code, invoices with registration numbers.
+contact's signature without a postal code, invoices with registration numbers, 12-digit
+order numbers that pass the My Number check digit, product masters with JAN codes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from email.policy import SMTP
 from sendguard.model import Mail, Part
 from sendguard.parse import parse_message
 from sendguard.parse.limits import ParseLimits
-from tests.unit.detect.numbers import corporate_number
+from tests.unit.detect.numbers import corporate_number, jan_code, my_number
 
 from .case import Case, labels
 from .synth import Synth
@@ -143,6 +144,30 @@ def _invoice(s: Synth, i: int) -> Case:
     return _case(f"invoice-{i}", "negative:invoice", mail, labels(PD, "corporate-number"))
 
 
+def _orders(s: Synth, i: int) -> Case:
+    """12-digit order numbers that pass the My Number check digit, labelled 注文番号/伝票番号,
+    one per line with a date and an amount, no header row."""
+    rng = random.Random(1000 + i)
+    label = ("注文番号", "伝票番号")[i % 2]
+    lines = [
+        f"{label}: {my_number(rng)}  2026/11/{rng.randint(1, 28):02d}  {rng.randrange(99999)}円"
+        for _ in range(s.rng.randint(6, 20))
+    ]
+    mail = _mime("受注一覧です。\n" + "\n".join(lines) + "\n", CHARSETS[i % 3])
+    return _case(f"orders-{i}", "negative:order-numbers", mail, frozenset())
+
+
+def _products(s: Synth, i: int) -> Case:
+    """A product master pasted without a header: JAN code, name, price."""
+    rng = random.Random(2000 + i)
+    lines = [
+        f"{jan_code(rng)}\t商品{n}\t{rng.randrange(100, 9999)}円"
+        for n in range(s.rng.randint(6, 25))
+    ]
+    mail = _mime("商品マスタです。\n" + "\n".join(lines) + "\n", CHARSETS[i % 3])
+    return _case(f"products-{i}", "negative:product-master", mail, frozenset())
+
+
 def headerless_cases(seed: int = 20261129) -> Iterator[Case]:
     """The issue-13 families, `PER_FAMILY` cases each, from their own seeded generator."""
     s = Synth(seed)
@@ -155,3 +180,5 @@ def headerless_cases(seed: int = 20261129) -> Iterator[Case]:
         yield _directory(s, i)
         yield _signature(s, i)
         yield _invoice(s, i)
+        yield _orders(s, i)
+        yield _products(s, i)
