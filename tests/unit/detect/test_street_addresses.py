@@ -151,3 +151,38 @@ def test_address_function_bounds() -> None:
     """At the very end of a text, and with only a prefecture, there is no address."""
     assert address("東京都", 0, 3) is None
     assert address("東京都千代田区", 0, 3) is None
+
+
+@pytest.mark.parametrize("as_attachment", [False, True], ids=["html-body", "html-file"])
+def test_headerless_html_table_is_a_customer_list(as_attachment: bool) -> None:
+    """An HTML table without a header row, as a body alternative or an attached file."""
+    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in ROWS)
+    html = f"<html><body><p>名簿です</p><table>{cells}</table></body></html>"
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = "名簿"
+    msg.set_content("名簿です")
+    if as_attachment:
+        msg.add_attachment(html.encode(), maintype="text", subtype="html", filename="名簿.html")
+    else:
+        msg.add_alternative(html, subtype="html")
+    found = _found(parse_message(msg.as_bytes(), ParseLimits()))
+    assert found["customer-list"].count == len(ROWS)
+
+
+MY_NUMBER = "123456789018"  # valid check digit (checksums.my_number_ok)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "個人番号\n1234 5678 9018",
+        "マイナンバー：１２３４－５６７８－９０１８",
+        "個人番号 1234−5678−9018",  # U+2212, as ISO-2022-JP mail decodes
+        "【個人番号】\n1 2 3 4 5 6 7 8 9 0 1 8",
+        "個人番号\n\n\u3000１２３４\u3000５６７８\u3000９０１８",
+    ],
+    ids=["label-above", "full-width", "minus-sign", "digit-by-digit", "form-layout"],
+)
+def test_my_number_written_the_way_people_write_it(text: str) -> None:
+    found = _scan(text)["my-number"]
+    assert found.evidence == ("1234********",)
