@@ -33,7 +33,7 @@ from sendguard.detect.pii.patterns import (
     PREFECTURE,
     PREFECTURES,
 )
-from sendguard.detect.pii.records import BUSINESS_LINE, RECORD_CODES
+from sendguard.detect.pii.records import BUSINESS_LINE, RECORD_CODES, person_line
 from sendguard.detect.pii.scan import Hit, new_context, read_span, strengthen
 from sendguard.model import Table
 
@@ -353,14 +353,38 @@ def _records(
     for i, first in enumerate(codes):
         for second in codes[i + 1 :]:
             two |= first & second
-    lines = (two & kept).bit_count()
+    one = 0
+    for mask in codes:
+        one |= mask
+    lines = (two & kept).bit_count() + _named(text, starts, one & kept & ~two)
     by_line: dict[int, set[str]] = {}
     for hit in personal:
         line = bisect_right(starts, hit.pos) - 1
         if not business[line]:
             by_line.setdefault(line, set()).add(hit.code)
             by_code[hit.code] = by_code.get(hit.code, 0) + 1
-    lines += sum(1 for found in by_line.values() if len(found) >= 2)
+    lines += sum(
+        1
+        for line, found in by_line.items()
+        if len(found) >= 2 or person_line(_line(text, starts, line))
+    )
     counts = sorted((n for n in by_code.values() if n), reverse=True)
     second_most = counts[1] if len(counts) > 1 else 0
     return max(lines, second_most)
+
+
+def _line(text: str, starts: list[int], line: int) -> str:
+    end = starts[line + 1] - 1 if line + 1 < len(starts) else len(text)
+    return text[starts[line] : end]
+
+
+def _named(text: str, starts: list[int], candidates: int) -> int:
+    """Rows (one byte each in `candidates`) with one kind of item that start with a name
+    (`records.person_line`): the record count of the text scan for such lines."""
+    flags = candidates.to_bytes((candidates.bit_length() + 7) // 8, "little")
+    found = 0
+    row = flags.find(1)
+    while row >= 0:
+        found += person_line(_line(text, starts, row))
+        row = flags.find(1, row + 1)
+    return found
