@@ -109,6 +109,18 @@ def _wide(s: Synth, i: int) -> Case:
     return _case(f"headerless-wide-{i}", "headerless:full-width", mail, LIST)
 
 
+def _name_phone(s: Synth, i: int) -> Case:
+    """An emergency contact list: name and mobile only, numbered, no header."""
+    lines = []
+    for n in range(s.rng.randint(6, 25)):
+        name, _ = s.name()
+        mobile = s.rng.choice(("090", "080", "070")) + f"-{s.rng.randrange(10**4):04d}-"
+        lines.append(f"{n + 1}. {name}\t{mobile}{s.rng.randrange(10**4):04d}")
+    mail = _mime("緊急連絡網です。\n" + "\n".join(lines) + "\n", CHARSETS[i % 3])
+    return _case(f"headerless-names-{i}", "headerless:name-phone", mail,
+                 labels(PD, "phone", "customer-list"))  # fmt: skip
+
+
 _COMPANIES = ("株式会社", "有限会社", "合同会社")
 
 
@@ -177,6 +189,7 @@ def headerless_cases(seed: int = 20261129) -> Iterator[Case]:
         yield _forwarded(s, i)
         yield _pdf_spaced(s, i)
         yield _wide(s, i)
+        yield _name_phone(s, i)
         yield _directory(s, i)
         yield _signature(s, i)
         yield _invoice(s, i)

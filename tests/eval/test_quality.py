@@ -90,7 +90,8 @@ def test_only_declared_codes_are_emitted(evaluated: Evaluated) -> None:
 
 
 _HEADERLESS = ("headerless:pasted", "headerless:quoted", "headerless:forward",
-               "headerless:pdf-spaced", "headerless:full-width")  # fmt: skip
+               "headerless:pdf-spaced", "headerless:full-width",
+               "headerless:name-phone")  # fmt: skip
 _HEADERLESS_NEGATIVES = ("negative:company-directory", "negative:signature-address",
                          "negative:invoice", "negative:order-numbers",
                          "negative:product-master")  # fmt: skip

@@ -221,6 +221,7 @@ def test_sales_ledger_is_inert_by_columns() -> None:
             ),
             st.sampled_from(("", "x@y.jp", "0901234567@a.jp", ".a@b.jp", "口座", "T1234567890123")),
             st.sampled_from(("", "1985-04-03", "2026-01-01 00:00:00", "INV20240115001", "-5")),
+            st.sampled_from(("", "山田 健一", "佐藤花子様", "営業部")),
         ),
         min_size=1,
         max_size=12,
@@ -228,10 +229,13 @@ def test_sales_ledger_is_inert_by_columns() -> None:
 )
 def test_generated_tables_agree(rows: list[tuple[str, ...]]) -> None:
     """Any mix of shapes, business lines, labels and empty cells: fast == exhaustive."""
-    head = ("電話番号", "郵便番号", "住所", "メール", "生年月日")
+    head = ("電話番号", "郵便番号", "住所", "メール", "生年月日", "備考")
     fast, slow, _ = _both([Table("", (head, *rows))])
     assert fast == slow
-    english = ("電話番号", "郵便番号", "account no", "DOB", "生年月日")
+    names_first = [(r[5], *r[:5]) for r in rows]  # a name at the start of each row
+    fast, slow, _ = _both([Table("", (("備考", *head[:5]), *names_first))])
+    assert fast == slow
+    english = ("電話番号", "郵便番号", "account no", "DOB", "生年月日", "備考")
     fast, slow, _ = _both([Table("", (english, *rows))])
     assert fast == slow
 

@@ -186,3 +186,14 @@ MY_NUMBER = "123456789018"  # valid check digit (checksums.my_number_ok)
 def test_my_number_written_the_way_people_write_it(text: str) -> None:
     found = _scan(text)["my-number"]
     assert found.evidence == ("1234********",)
+
+
+def test_name_and_phone_lines_are_a_list_but_a_name_alone_is_not() -> None:
+    """A surname from the list + a given name at the start of a line adds one kind: name +
+    mobile is a record; departments and products are not names."""
+    people = "\n".join(f"{row[0]}\t{row[1]}" for row in ROWS)
+    assert _scan(people)["customer-list"].count == len(ROWS)
+    numbered = "\n".join(f"{n}. {row[0].replace(' ', '')}様 {row[1]}" for n, row in enumerate(ROWS))
+    assert "customer-list" in _scan(numbered)
+    departments = "\n".join(f"営業{n}課\t{row[1]}" for n, row in enumerate(ROWS))
+    assert "customer-list" not in _scan(departments)
