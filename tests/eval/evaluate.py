@@ -26,6 +26,7 @@ from sendguard.model import Mail
 from .case import Case, Label
 from .cases_domains import lookalike_cases, recipient_cases
 from .cases_hard import lookalike_hard_cases, pii_hard_cases
+from .cases_headerless import headerless_cases
 from .cases_other import marker_cases, uninspectable_cases
 from .cases_pii import pii_cases
 from .synth import Synth
@@ -37,6 +38,7 @@ def all_cases(seed: int = 20261123) -> list[Case]:
     return [
         *pii_cases(s), *lookalike_cases(s), *recipient_cases(s), *marker_cases(s),
         *uninspectable_cases(s), *pii_hard_cases(s), *lookalike_hard_cases(s),
+        *headerless_cases(),
     ]  # fmt: skip
 
 

@@ -61,6 +61,8 @@ _PIECES = (
     "T", "TEL", "x.jp", "個人番号", "口座", "生年月日", "〒", "東京都", "千代田区", "カード番号",
     "有効期限", "シリアル", "passport", "DOB", "account no", "CVV", "--\n", "+81", "旅券",
     "基礎年金番号", "法人番号", "1985-04-03", "TK1234567", "4111111111111111", "150-0001",
+    "山武郡", "横芝光町", "大阪府", "大阪市北区", "梅田", "10丁目", "8番", "三丁目", "3-2-1",
+    "株式会社", "\u3000",
 )  # fmt: skip
 
 
@@ -214,9 +216,12 @@ def test_sales_ledger_is_inert_by_columns() -> None:
         st.tuples(
             st.sampled_from(("", "090-1234-5678", "0312345678", "0120-123-456", "080-0123-4567")),
             st.sampled_from(("", "150-0001", "1500001", "12345678")),
-            st.sampled_from(("", "東京都千代田区1", "渋谷店", "a", "〒")),
+            st.sampled_from(
+                ("", "東京都千代田区1", "渋谷店", "a", "〒", "東京都千代田区丸の内3-2-1", "福井県")
+            ),
             st.sampled_from(("", "x@y.jp", "0901234567@a.jp", ".a@b.jp", "口座", "T1234567890123")),
             st.sampled_from(("", "1985-04-03", "2026-01-01 00:00:00", "INV20240115001", "-5")),
+            st.sampled_from(("", "山田 健一", "佐藤花子様", "営業部")),
         ),
         min_size=1,
         max_size=12,
@@ -224,10 +229,13 @@ def test_sales_ledger_is_inert_by_columns() -> None:
 )
 def test_generated_tables_agree(rows: list[tuple[str, ...]]) -> None:
     """Any mix of shapes, business lines, labels and empty cells: fast == exhaustive."""
-    head = ("電話番号", "郵便番号", "住所", "メール", "生年月日")
+    head = ("電話番号", "郵便番号", "住所", "メール", "生年月日", "備考")
     fast, slow, _ = _both([Table("", (head, *rows))])
     assert fast == slow
-    english = ("電話番号", "郵便番号", "account no", "DOB", "生年月日")
+    names_first = [(r[5], *r[:5]) for r in rows]  # a name at the start of each row
+    fast, slow, _ = _both([Table("", (("備考", *head[:5]), *names_first))])
+    assert fast == slow
+    english = ("電話番号", "郵便番号", "account no", "DOB", "生年月日", "備考")
     fast, slow, _ = _both([Table("", (english, *rows))])
     assert fast == slow
 

@@ -209,7 +209,7 @@ def test_policy_test_passes_on_the_shipped_cases(capsys: pytest.CaptureFixture[s
     code = run("test", SHIPPED)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.rstrip().endswith("14 passed, 0 failed")
+    assert out.rstrip().endswith("16 passed, 0 failed")
 
 
 def test_policy_test_fails_on_a_wrong_expectation(
@@ -227,7 +227,7 @@ def test_policy_test_fails_on_a_wrong_expectation(
         "FAIL  wrong.toml: lookalike must pass: expected pass, got hold (hold-lookalike-domain)"
         in out
     )
-    assert out.rstrip().endswith("14 passed, 1 failed")
+    assert out.rstrip().endswith("16 passed, 1 failed")
 
 
 def test_policy_test_invalid_case_file(

@@ -25,8 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, zip_longest
 
-from sendguard.detect.pii.patterns import EMAIL_DOMAIN, JAPANESE_LABELS, LABELS, PREFECTURES
-from sendguard.detect.pii.records import BUSINESS_LINE, RECORD_CODES
+from sendguard.detect.pii.addresses import address
+from sendguard.detect.pii.patterns import (
+    EMAIL_DOMAIN,
+    JAPANESE_LABELS,
+    LABELS,
+    PREFECTURE,
+    PREFECTURES,
+)
+from sendguard.detect.pii.records import BUSINESS_LINE, RECORD_CODES, person_line
 from sendguard.detect.pii.scan import Hit, new_context, read_span, strengthen
 from sendguard.model import Table
 
@@ -215,7 +222,8 @@ def scan_rendered(
 
 
 def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
-    """Lines a Japanese label can reach, and the table-name lines: read by the text scan."""
+    """Lines a Japanese label can reach, rows with a street address, and the table-name
+    lines: read by the text scan."""
     reach = window + 8
     starts = layout.starts
     lines: set[int] = set(layout.name_lines)
@@ -223,6 +231,12 @@ def _zone_lines(text: str, layout: _Layout, window: int) -> set[int]:
         first = bisect_right(starts, match.start()) - 1
         last = bisect_right(starts, min(match.end() + reach, len(text))) - 1
         lines.update(range(first, last + 1))
+    # Rows holding a street address without a postal code (`addresses.address`, which the
+    # text scan reports wherever it is): read by the text scan too. Addresses after a postal
+    # code stay with the `_POSTAL` proof (`address` gives None for them).
+    for match in PREFECTURE.finditer(text):
+        if address(text, match.start(), match.end()) is not None:
+            lines.add(bisect_right(starts, match.start()) - 1)
     return lines
 
 
@@ -339,14 +353,38 @@ def _records(
     for i, first in enumerate(codes):
         for second in codes[i + 1 :]:
             two |= first & second
-    lines = (two & kept).bit_count()
+    one = 0
+    for mask in codes:
+        one |= mask
+    lines = (two & kept).bit_count() + _named(text, starts, one & kept & ~two)
     by_line: dict[int, set[str]] = {}
     for hit in personal:
         line = bisect_right(starts, hit.pos) - 1
         if not business[line]:
             by_line.setdefault(line, set()).add(hit.code)
             by_code[hit.code] = by_code.get(hit.code, 0) + 1
-    lines += sum(1 for found in by_line.values() if len(found) >= 2)
+    lines += sum(
+        1
+        for line, found in by_line.items()
+        if len(found) >= 2 or person_line(_line(text, starts, line))
+    )
     counts = sorted((n for n in by_code.values() if n), reverse=True)
     second_most = counts[1] if len(counts) > 1 else 0
     return max(lines, second_most)
+
+
+def _line(text: str, starts: list[int], line: int) -> str:
+    end = starts[line + 1] - 1 if line + 1 < len(starts) else len(text)
+    return text[starts[line] : end]
+
+
+def _named(text: str, starts: list[int], candidates: int) -> int:
+    """Rows (one byte each in `candidates`) with one kind of item that start with a name
+    (`records.person_line`): the record count of the text scan for such lines."""
+    flags = candidates.to_bytes((candidates.bit_length() + 7) // 8, "little")
+    found = 0
+    row = flags.find(1)
+    while row >= 0:
+        found += person_line(_line(text, starts, row))
+        row = flags.find(1, row + 1)
+    return found

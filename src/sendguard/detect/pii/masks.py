@@ -31,6 +31,8 @@ def mask(code: str, value: str) -> str:
     if code == "phone":
         return keep_head(value, 7 if len(value) == 11 else 6)
     if code == "postal-address":
+        if "|" in value:  # a street address (`addresses.address`): never the street part
+            return value.partition("|")[0] + "…"
         return value[:3] + "-****"
     if code == "birth-date":
         return "****-**-**"

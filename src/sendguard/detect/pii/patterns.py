@@ -56,15 +56,24 @@ def _alternation(words: list[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
+PREFECTURES = (
+    "北海道|東京都|大阪府|京都府|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|"
+    "群馬県|埼玉県|千葉県|神奈川県|新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|"
+    "愛知県|三重県|滋賀県|兵庫県|奈良県|和歌山県|鳥取県|島根県|岡山県|広島県|山口県|徳島県|"
+    "香川県|愛媛県|高知県|福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|鹿児島県|沖縄県"
+)
 # One pass over the text, every branch starting with a literal character:
 # - a digit and ≥ 6 more digits, spaces, hyphens or parentheses (phone "03(1234)5678",
 #   card "4111 1111 1111 1111"); Python trims and counts the digits (≥ 7);
 # - an "@" (the e-mail address is grown around it in Python);
-# - a Japanese context label.
+# - a Japanese context label;
+# - a prefecture name (a street address may follow: `addresses.address`).
 SCAN = re.compile(
     "|".join(rf"{d}[0-9 \-()]{{6,}}" for d in "0123456789")
     + "|@|"
     + _alternation([w for w in _LABEL_KIND if not w.isascii()])
+    + "|"
+    + PREFECTURES
 )
 JAPANESE_LABELS = re.compile(_alternation([w for w in _LABEL_KIND if not w.isascii()]))
 """The label branch of `SCAN` alone: the same matches, found without stopping at numbers."""
@@ -87,25 +96,23 @@ EMAIL_DOMAIN = re.compile(
 )
 POSTAL_SHAPE = re.compile(r"\d{3}-\d{4}\Z")
 
-PREFECTURES = (
-    "北海道|東京都|大阪府|京都府|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|"
-    "群馬県|埼玉県|千葉県|神奈川県|新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|"
-    "愛知県|三重県|滋賀県|兵庫県|奈良県|和歌山県|鳥取県|島根県|岡山県|広島県|山口県|徳島県|"
-    "香川県|愛媛県|高知県|福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|鹿児島県|沖縄県"
-)
+PREFECTURE = re.compile(PREFECTURES)
+"""Prefecture names alone (`columns` reads the rows holding one with the text scan)."""
 _PREFECTURE_FIRST = "".join(sorted({name[0] for name in PREFECTURES.split("|")}))
 # Numbers that can be personal data with no context label near them (`scan.scan_text`
 # looks at every other number only inside a label's reach): runs of 10+ digits (phones,
 # cards, +81 forms, T + corporate numbers) and shorter runs followed by a prefecture (postal
 # codes before an address); plus every "@". Each branch is one of SCAN's number matches,
-# from the run's first digit to its end, so Python sees exactly the runs SCAN would give it.
+# from the run's first digit to its end, so Python sees exactly the runs SCAN would give it;
+# and every prefecture name (street addresses need no label either).
 LABEL_FREE = re.compile(
     "|".join(
         rf"{d}(?<!\d{d})(?:(?:[ \-()]*+\d){{9}}[0-9 \-()]*+"
         rf"|[0-9 \-()]{{6,}}+(?=[\s,、:\"']{{0,4}}[{_PREFECTURE_FIRST}]))"
         for d in "0123456789"
     )
-    + "|@"
+    + "|@|"
+    + PREFECTURES
 )
 """(A run's first digit is never right after a digit: the look-behind only saves the
 attempts in the middle of runs. The prefecture is checked by its first character here and

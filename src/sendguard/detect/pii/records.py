@@ -5,8 +5,9 @@ Tables: a header row (within the first rows) naming at least two personal fields
 them identifying or contact data (氏名, フリガナ, 住所, 電話番号, メール, 生年月日 …);
 records = data rows with at least two filled cells. Columns whose header is a context label
 (個人番号, 口座番号, 生年月日 …) are also scanned cell by cell, since the label is far away from
-the values in the rendered text. Text: lines holding two or more kinds of personal item, or
-the second most frequent kind of item when each record spans several lines.
+the values in the rendered text. Text: lines holding two or more kinds of personal item (a
+line starting with a person's name, `person_line`, adds one kind), or the second most
+frequent kind of item when each record spans several lines.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from itertools import zip_longest
 
 from sendguard.detect.pii import checksums
@@ -52,8 +54,12 @@ _PERSON = frozenset(
      "gender", "age", "customer"}
 )  # fmt: skip
 _CONTACT = frozenset({"address", "postal", "phone", "email"})
-BUSINESS_LINE = re.compile("店|営業所|本社|事業所|支社|工場|センター|拠点")
-"""A text line about a shop or office (渋谷店 〒… TEL …) is business data, not a person."""
+BUSINESS_LINE = re.compile(
+    r"店|営業所|本社|事業所|支社|工場|センター|拠点|会社|\(株\)|\(有\)|事務所|病院|医院"
+    r"|クリニック|役所|役場|学校"
+)
+"""A text line about a shop, office or company (渋谷店 〒… TEL …, 株式会社… 東京都…) is
+business data, not a person."""
 _HEADER_ROWS = 5
 _DELETE_SEPARATORS = str.maketrans("", "", " -()/")
 
@@ -216,6 +222,29 @@ RECORD_CODES = frozenset(
 )  # fmt: skip
 
 
+def _surnames() -> frozenset[str]:
+    text = resources.files(__package__).joinpath("surnames.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+SURNAMES = _surnames()
+"""Japanese surnames (IPADIC 人名,姓; source and licence in the file's header)."""
+_LINE_PREFIX = re.compile(r"[>\s]*(?:[0-9]{1,4}[.)、:]?\s*)?")
+_GIVEN = re.compile(r" ?[\u4e00-\u9fff々ヶぁ-んァ-ヶー]{1,4}(?:様|さん)?(?=[\t ,、]|\Z)")
+
+
+def person_line(line: str) -> bool:
+    """A line that starts with a person's name (``山田 健一``, ``> 3. 佐藤花子様``): a known
+    surname, then a given name and a separator. A weak signal: it counts as one kind of
+    personal item on a line that already holds a validated one."""
+    start = _LINE_PREFIX.match(line)
+    pos = start.end() if start else 0
+    for length in (4, 3, 2, 1):
+        if line[pos : pos + length] in SURNAMES and _GIVEN.match(line, pos + length):
+            return True
+    return False
+
+
 def text_records(text: str, hits: list[Hit], minimum: int) -> int:
     """Person records in a text block, 0 when there are clearly fewer than `minimum`: lines
     holding two kinds of item, or the second most frequent kind when each record spans
@@ -234,7 +263,11 @@ def text_records(text: str, hits: list[Hit], minimum: int) -> int:
     ]
     by_code = Counter(h.code for hits in kept for h in hits)
     second = sorted(by_code.values(), reverse=True)[1] if len(by_code) > 1 else 0
-    lines = sum(1 for hits in kept if len({h.code for h in hits}) >= 2)
+    lines = sum(
+        1
+        for hits in kept
+        if len({h.code for h in hits}) >= 2 or person_line(_line_at(text, hits[0].pos))
+    )
     return max(lines, second)
 
 

@@ -14,6 +14,7 @@ from bisect import bisect_left
 from typing import NamedTuple
 
 from sendguard.detect.pii import checksums
+from sendguard.detect.pii.addresses import PREFECTURE_NAMES, address
 from sendguard.detect.pii.patterns import (
     ADDRESS_AFTER,
     ASCII_LABELS,
@@ -269,6 +270,12 @@ def _email(text: str, at: int) -> Hit | None:
     return Hit("email-address", f"{local.group()}@{domain.group()}".lower(), local.start())
 
 
+def _address(text: str, start: int, end: int, hits: list[Hit]) -> None:
+    value = address(text, start, end)
+    if value is not None:
+        hits.append(Hit("postal-address", value, start))
+
+
 def _label(text: str, kind: str, end: int, ctx: _Context) -> Hit | None:
     ctx.labels[kind] = end
     if kind == "birth":
@@ -322,6 +329,8 @@ def read_span(
             hit = _email(text, match.start())
             if hit is not None:
                 hits.append(hit)
+        elif found in PREFECTURE_NAMES:
+            _address(text, match.start(), end, hits)
         else:
             kind = label_kind(found)
             if severity is not None and kind in ("expiry", "cvv"):
@@ -376,6 +385,8 @@ def _read_label_free(text: str, start: int, stop: int, ctx: _Context, hits: list
             hit = _email(text, match.start())
             if hit is not None:
                 hits.append(hit)
+        elif found in PREFECTURE_NAMES:
+            _address(text, match.start(), match.end(), hits)
         else:
             hits.extend(_number(text, found, match.start(), ctx))
 
