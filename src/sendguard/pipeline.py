@@ -256,6 +256,7 @@ class Pipeline:
                     "findings": [f"{f.detector}/{f.code}:{f.count}" for f in findings],
                     "reply_code": reply.code,
                     "policy_version": verdict.trace.policy_version,
+                    **({"via": envelope.client_via} if envelope.client_via else {}),
                     **replay_facts(envelope, findings),
                 },
             )
@@ -426,6 +427,8 @@ def _log_transaction(
     log.info(
         "transaction",
         client=envelope.client_address,
+        via=envelope.client_via or None,
+        postfix_id=envelope.client_ident or None,
         auth_user=envelope.auth_user,
         mail_from=envelope.mail_from,
         rcpt_count=len(envelope.rcpt_tos),

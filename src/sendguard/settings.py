@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         ipaddress.ip_network("::1/128"),
     )
     """Comma-separated CIDRs allowed to relay without AUTH; default loopback; empty = none."""
+    xforward_hosts: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """Comma-separated CIDRs of the Postfix hosts in front of sendguard, allowed to send
+    XFORWARD and XCLIENT (the client's address, HELO and login); default none. Mail through
+    them relays only for a forwarded login or a forwarded address in `trusted_networks`."""
     tls_cert: Path | None = None
     """PEM certificate for STARTTLS / smtps listeners; without it AUTH is unavailable."""
     tls_key: Path | None = None
@@ -192,7 +196,7 @@ class Settings(BaseSettings):
             return tuple(Listener.parse(v) for v in items)
         return value
 
-    @field_validator("trusted_networks", mode="before")
+    @field_validator("trusted_networks", "xforward_hosts", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -42,11 +42,12 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from sendguard.intake import replies
-from sendguard.intake.access import peer_address
+from sendguard.intake.access import in_networks, peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.intake.forward import ClientAttributes, IPAddress
 from sendguard.pipeline import ClientSide
-from sendguard.settings import Listener
+from sendguard.settings import IPNetwork, Listener
 
 log = structlog.get_logger(__name__)
 _transactions = structlog.get_logger("sendguard.transaction")
@@ -67,6 +68,8 @@ class RelayEnvelope(SmtpEnvelope):
     def __init__(self) -> None:
         super().__init__()
         self.client_side = ClientSide()
+        self.xforward: ClientAttributes | None = None
+        """This transaction's XFORWARD attributes (reset with the envelope: RSET, DATA, EHLO)."""
 
 
 class RelaySMTP(SMTP):
@@ -74,11 +77,18 @@ class RelaySMTP(SMTP):
     its limits its own, and closes a pass-through session."""
 
     def __init__(
-        self, intake: Intake, *args: Any, reply_deadline: float = 540.0, **kwargs: Any
+        self,
+        intake: Intake,
+        *args: Any,
+        reply_deadline: float = 540.0,
+        forwarders: tuple[IPNetwork, ...] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._intake = intake
         self.reply_deadline = reply_deadline
+        self.forwarders = forwarders
+        """Hosts (Postfix) allowed to send XFORWARD and XCLIENT (``SENDGUARD_XFORWARD_HOSTS``)."""
         self._start_connection_state()
 
     def _start_connection_state(self) -> None:
@@ -94,6 +104,8 @@ class RelaySMTP(SMTP):
         self._last_data = 0.0
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
+        self.xclient: ClientAttributes | None = None
+        """This session's XCLIENT attributes (kept until the connection ends)."""
 
     def clone(self) -> RelaySMTP:
         """A new, unconnected protocol in the state a fresh `RelaySMTP(...)` starts in.
@@ -149,6 +161,77 @@ class RelaySMTP(SMTP):
         MAIL's limit each time: the limits start afresh first, so they never grow."""
         self.command_size_limits = _command_limits()
         await super().smtp_EHLO(hostname)
+
+    # ------------------------------------------------------------------ XFORWARD, XCLIENT
+
+    @syntax("XFORWARD attribute=value ...")
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix's XFORWARD (`sendguard.intake.forward`): the handler checks and parses, the
+        attributes live on this transaction's envelope."""
+        if await self._mid_transaction():
+            return
+        status = await self._call_handler_hook("XFORWARD", arg or "")
+        await self.push("250 2.0.0 Ok" if status is MISSING else str(status))
+
+    @syntax("XCLIENT attribute=value ...")
+    async def smtp_XCLIENT(self, arg: str | None) -> None:
+        """Postfix's XCLIENT: on success the session starts again at the greeting (a new
+        EHLO is needed, any transaction is gone) with the attributes kept for the session."""
+        if await self._mid_transaction():
+            return
+        status = await self._call_handler_hook("XCLIENT", arg or "")
+        if status is not MISSING:
+            await self.push(str(status))
+            return
+        assert self.session is not None
+        self._set_rset_state()  # type: ignore[no-untyped-call]
+        self.session.host_name = None  # HELO/EHLO again
+        self.session.extended_smtp = False
+        self.command_size_limits = _command_limits()
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+
+    async def _mid_transaction(self) -> bool:
+        """Both commands are refused between MAIL and the end of the transaction."""
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            await self.push("503 5.5.1 Error: MAIL transaction in progress")
+            return True
+        return False
+
+    def forwarded(self) -> ClientAttributes | None:
+        """Who the client is, as a forwarder said: this transaction's XFORWARD, else the
+        session's XCLIENT, else None (the peer is the client)."""
+        envelope = self.envelope
+        xforward = envelope.xforward if isinstance(envelope, RelayEnvelope) else None
+        return xforward or self.xclient
+
+    def client_address(self) -> IPAddress | None:
+        """The client's address for the policy and the logs: the forwarded ADDR when XFORWARD
+        was given (never mixed with the session's), XCLIENT's ADDR, else the peer's."""
+        envelope = self.envelope
+        if isinstance(envelope, RelayEnvelope) and envelope.xforward is not None:
+            return envelope.xforward.addr
+        if self.xclient is not None and self.xclient.addr is not None:
+            return self.xclient.addr
+        return peer_address(self.session.peer if self.session else None)
+
+    def via(self) -> IPAddress | None:
+        """The forwarder the client's facts came through (logged beside them), or None."""
+        if self.forwarded() is None:
+            return None
+        return peer_address(self.session.peer if self.session else None)
+
+    def from_forwarder(self) -> bool:
+        """The TCP peer is a configured forwarder (its own address never vouches for mail)."""
+        peer = peer_address(self.session.peer if self.session else None)
+        return in_networks(peer, self.forwarders)
+
+    def may_forward(self) -> bool:
+        """Whether XFORWARD/XCLIENT are allowed now: checked against the current client
+        address, so after ``XCLIENT ADDR=`` only a forwarder address may go on (as Postfix)."""
+        current = self.xclient.addr if self.xclient and self.xclient.addr else None
+        if current is None:
+            return self.from_forwarder()
+        return in_networks(current, self.forwarders)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -269,7 +352,7 @@ class RelaySMTP(SMTP):
         transport.close()
 
     def _client(self) -> str:
-        return str(peer_address(self.session.peer if self.session else None) or "")
+        return str(self.client_address() or "")
 
     # ------------------------------------------------------------------ connection
 
@@ -305,6 +388,7 @@ def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:
         "transaction",
         transaction_id=uuid.uuid4().hex[:16],
         client=conn._client(),
+        via=str(conn.via()) if conn.via() is not None else None,
         auth_user=identity.login if isinstance(identity, Identity) else None,
         mail_from=envelope.mail_from if envelope is not None else None,
         rcpt_count=len(envelope.rcpt_tos) if envelope is not None else 0,
