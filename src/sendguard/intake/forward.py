@@ -149,7 +149,8 @@ def _shown(text: str) -> str:
 
 _FIRST_RECEIVED = re.compile(rb"(?im)^Received:[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)")
 _AUTH_LINE = re.compile(
-    r"\r\n\t\(Authenticated sender: (?P<login>[!-'*-~]+)\)\r\n\tby \S+ \([^()\r\n]+\) with \S*A "
+    r"\r\n\t\(Authenticated sender: (?P<login>[!-'*-~]+)\)"
+    r"\r\n\tby \S+ \([^()\r\n]+\) with [A-Z]*A\b"
 )
 
 
@@ -160,7 +161,7 @@ def postfix_login(data: bytes, forwarded: ClientAttributes) -> str | None:
 
         Received: from HELO (NAME [ADDR])
         \t(Authenticated sender: LOGIN)
-        \tby HOST (Postfix) with ESMTPSA id ...
+        \tby HOST (Postfix) with ESMTPSA id QUEUEID   (no id as a before-queue proxy)
 
     The one header read is the topmost ``Received:``, and only when it starts with exactly
     the HELO, name and address XFORWARD gave for this transaction: what follows them is

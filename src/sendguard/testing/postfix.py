@@ -120,13 +120,21 @@ def _postfix_cmd(*argv: str) -> None:
 
 @contextlib.contextmanager
 def postfix_relay(
-    workdir: Path, relay_port: int, *, main_cf: tuple[str, ...] = ()
+    workdir: Path,
+    relay_port: int,
+    *,
+    main_cf: tuple[str, ...] = (),
+    smtpd_options: tuple[str, ...] = (),
+    services: tuple[str, ...] = (),
 ) -> Iterator[PostfixRelay]:
     """Run Debian's Postfix (as root) in its own config and queue directory under `workdir`,
     listening on a free loopback port and relaying all mail to ``[127.0.0.1]:relay_port``.
 
-    Chroot is off and logging goes to a file, so nothing outside `workdir` is touched.
-    Stopped (``postfix stop``, then ``abort`` if needed) when the block exits.
+    `smtpd_options` are ``-o name=value`` overrides of that listener (as master.cf writes
+    them, e.g. ``smtpd_proxy_filter=127.0.0.1:2525``); `services` are more master.cf lines
+    (e.g. a re-injection listener). Chroot is off and logging goes to a file, so nothing
+    outside `workdir` is touched. Stopped (``postfix stop``, then ``abort`` if needed) when
+    the block exits.
     """
     if os.geteuid() != 0:
         raise PermissionError("a private Postfix instance needs root")
@@ -158,9 +166,14 @@ def postfix_relay(
         "maillog_file": str(workdir / "maillog"),
         "biff": "no",
     }
-    text = "".join(f"{k} = {v}\n" for k, v in settings.items())
-    (config / "main.cf").write_text(text + "".join(f"{line}\n" for line in main_cf))
-    (config / "master.cf").write_text(_MASTER_CF.format(port=port))
+    for line in main_cf:  # the caller's settings replace the defaults (no duplicate entries)
+        name, _, value = line.partition("=")
+        settings[name.strip()] = value.strip()
+    (config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+    master = _MASTER_CF.format(port=port).splitlines(keepends=True)
+    overrides = "".join(f"  -o {option}\n" for option in smtpd_options)
+    extra = "".join(f"{line}\n" for line in services)
+    (config / "master.cf").write_text(master[0] + overrides + "".join(master[1:]) + extra)
     postfix = tool("postfix")
     _postfix_cmd(postfix, "-c", str(config), "start")
     relay = PostfixRelay(port=port, config_dir=config, queue_dir=queue)

@@ -1,0 +1,296 @@
+"""Postfix in front of sendguard, end to end with Debian's Postfix (deploy/postfix).
+
+Both patterns of the recipe, each with a private Postfix instance:
+
+1. relay: client → Postfix (submission) → relayhost sendguard (XFORWARD) → upstream;
+2. proxy: client → Postfix ``smtpd_proxy_filter`` → sendguard → Postfix's re-injection
+   listener → upstream; sendguard's reply reaches the client through Postfix.
+
+The client tells Postfix who it is with XCLIENT (``smtpd_authorized_xclient_hosts``), so
+Postfix treats it as the address and SASL login given, exactly as after a real AUTH (its
+Received: header names the login: ``smtpd_sasl_authenticated_header``). sendguard must see
+that original address and login (policy, sender binding, logs), never Postfix's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import smtplib
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from sendguard.app import App
+from sendguard.testing.postfix import PostfixRelay, free_port, postfix_relay
+from sendguard.testing.relay import running_relay, write_policy
+from sendguard.testing.upstream import RecordingUpstream
+from tests.conftest import need_tool
+
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/sbin/postfix").exists(), reason="Debian's postfix is not installed"
+)
+
+POLICY = """\
+[organisation]
+internal_domains = ["example.co.jp"]
+
+[people.tanaka]
+addresses = ["tanaka@example.co.jp"]
+
+[detectors.unresolvable-domain]
+enabled = false
+
+[[rule]]
+id = "lab-never-writes-out"
+description = "The lab network may not write outside, even logged in"
+action = "reject"
+recipients = "any-external"
+clients = { networks = ["198.51.100.0/24"] }
+reason = "The lab network does not send outside mail"
+"""
+OUTSIDE = "yamada@partner.test"
+# What every Postfix here shares: XCLIENT for the test client, the login in its header.
+POSTFIX_MAIN = (
+    "smtpd_authorized_xclient_hosts = 127.0.0.0/8",
+    "smtpd_sasl_auth_enable = yes",
+    "smtpd_sasl_authenticated_header = yes",
+    "smtp_send_xforward_command = yes",
+)
+
+
+@dataclass
+class Front:
+    postfix: PostfixRelay
+    relay: App
+    upstream: RecordingUpstream
+    logs: list[dict[str, Any]]
+
+
+@contextlib.contextmanager
+def _postfix(relay_port: int, *, relay_restrictions: str, **kwargs: Any) -> Iterator[PostfixRelay]:
+    """A private Postfix in a directory its `postfix` user can enter (pytest's are 0700)."""
+    need_tool("postfix")
+    with tempfile.TemporaryDirectory(prefix="sendguard-postfix-") as tmp:
+        os.chmod(tmp, 0o755)  # noqa: S103  # Postfix's unprivileged daemons must reach data/
+        with postfix_relay(
+            Path(tmp),
+            relay_port,
+            main_cf=(*POSTFIX_MAIN, f"smtpd_relay_restrictions = {relay_restrictions}"),
+            **kwargs,
+        ) as pf:
+            try:
+                yield pf
+            except BaseException:
+                # Postfix's side of a failure, in the test's output (no personal data here).
+                print((Path(tmp) / "maillog").read_text(errors="replace")[-4000:])
+                raise
+
+
+@contextlib.asynccontextmanager
+async def relay_pattern(
+    tmp_path: Path, *, relay_restrictions: str = "permit_sasl_authenticated reject"
+) -> AsyncIterator[Front]:
+    """Pattern 1: Postfix's relayhost is sendguard, with XFORWARD."""
+    async with (
+        RecordingUpstream() as upstream,
+        running_relay(
+            upstream=upstream.url,
+            policy_dir=write_policy(tmp_path / "policies", POLICY),
+            trusted_networks="192.0.2.0/24,198.51.100.0/24,127.0.0.0/8",
+            xforward_hosts="127.0.0.1/32",
+        ) as relay,
+    ):
+        with (
+            capture_logs() as logs,
+            _postfix(relay.bound[0][1], relay_restrictions=relay_restrictions) as pf,
+        ):
+            yield Front(pf, relay, upstream, logs)
+
+
+@contextlib.asynccontextmanager
+async def proxy_pattern(
+    tmp_path: Path, *, relay_restrictions: str = "permit_sasl_authenticated reject"
+) -> AsyncIterator[Front]:
+    """Pattern 2: sendguard is Postfix's before-queue filter and hands the mail back to
+    Postfix's re-injection listener (the recipe's master.cf lines), which relays it on."""
+    reinject = free_port()
+    async with RecordingUpstream() as upstream:
+        sendguard_port = free_port()
+        with capture_logs() as logs:
+            async with running_relay(
+                listen=f"127.0.0.1:{sendguard_port}",
+                upstream=f"smtp://127.0.0.1:{reinject}",
+                policy_dir=write_policy(tmp_path / "policies", POLICY),
+                trusted_networks="192.0.2.0/24,198.51.100.0/24,127.0.0.0/8",
+                xforward_hosts="127.0.0.1/32",
+            ) as relay:
+                with _postfix(
+                    upstream.port,
+                    relay_restrictions=relay_restrictions,
+                    smtpd_options=(
+                        f"smtpd_proxy_filter=127.0.0.1:{sendguard_port}",
+                        "smtpd_proxy_options=speed_adjust",
+                    ),
+                    services=(
+                        f"127.0.0.1:{reinject} inet n - n - - smtpd",
+                        "  -o content_filter=",
+                        "  -o receive_override_options=no_unknown_recipient_checks,"
+                        "no_header_body_checks,no_milters",
+                        "  -o smtpd_authorized_xforward_hosts=127.0.0.0/8",
+                        "  -o smtpd_authorized_xclient_hosts=",
+                        "  -o smtpd_proxy_filter=",
+                        "  -o smtpd_client_restrictions=",
+                        "  -o smtpd_helo_restrictions=",
+                        "  -o smtpd_sender_restrictions=",
+                        "  -o smtpd_relay_restrictions=permit_mynetworks,reject",
+                        "  -o smtpd_recipient_restrictions=",
+                        "  -o mynetworks=127.0.0.0/8",
+                    ),
+                ) as pf:
+                    yield Front(pf, relay, upstream, logs)
+
+
+@contextlib.contextmanager
+def client_as(port: int, xclient: str) -> Iterator[smtplib.SMTP]:
+    """An SMTP client that Postfix takes for the XCLIENT address and login given."""
+    smtp = smtplib.SMTP("127.0.0.1", port, timeout=15)
+    try:
+        smtp.ehlo("tester")
+        code, text = smtp.docmd("XCLIENT", xclient)
+        assert code == 220, text
+        smtp.ehlo("pc7")
+        yield smtp
+    finally:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            smtp.quit()
+
+
+def _message(sender: str, subject: str) -> bytes:
+    return f"From: <{sender}>\r\nTo: <{OUTSIDE}>\r\nSubject: {subject}\r\n\r\nhello\r\n".encode()
+
+
+async def _send(port: int, xclient: str, sender: str, subject: str) -> dict[str, Any]:
+    """Send through Postfix; the refusals the client saw, by recipient ({} when accepted)."""
+
+    def run() -> dict[str, Any]:
+        with client_as(port, xclient) as smtp:
+            try:
+                return dict(smtp.sendmail(sender, [OUTSIDE], _message(sender, subject)))
+            except smtplib.SMTPRecipientsRefused as exc:
+                return {"rcpt": exc.recipients}
+            except smtplib.SMTPDataError as exc:
+                return {"data": (exc.smtp_code, exc.smtp_error.decode())}
+
+    return await asyncio.to_thread(run)
+
+
+async def _event(logs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The first log event of that name, waiting (10 s) for Postfix's queue to get there."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        for event in logs:
+            if event.get("event") == name:
+                return event
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {name} event; got {[e.get('event') for e in logs]}")
+
+
+async def _delivered(upstream: RecordingUpstream, count: int) -> None:
+    """Wait (10 s) until the upstream has `count` messages: Postfix's queue is asynchronous."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(upstream.messages) < count and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert len(upstream.messages) == count
+
+
+# --------------------------------------------------------------------------- 1. relayhost
+
+
+async def test_relay_pattern_policy_and_logs_see_the_original_client(tmp_path: Path) -> None:
+    """Postfix relays to sendguard; sendguard sees the client's address and Postfix's SASL
+    login (not 127.0.0.1 without login) and logs both with Postfix as `via`."""
+    async with relay_pattern(tmp_path) as front:
+        refused = await _send(
+            front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "tanaka@example.co.jp", "ok"
+        )
+        assert refused == {}
+        await _delivered(front.upstream, 1)
+        event = await _event(front.logs, "transaction")
+    assert front.upstream.messages[0].rcpt_tos == (OUTSIDE,)
+    assert (event["client"], event["auth_user"], event["via"]) == (
+        "203.0.113.9",
+        "tanaka",
+        "127.0.0.1",
+    )
+    assert event["postfix_id"]  # Postfix's queue id, to follow the message there
+    assert event["action"] == "pass"
+
+
+async def test_relay_pattern_sender_binding_applies_to_the_postfix_login(
+    tmp_path: Path,
+) -> None:
+    """A Postfix-authenticated login forging another MAIL FROM is refused by sendguard."""
+    async with relay_pattern(tmp_path) as front:
+        await _send(
+            front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "shacho@example.co.jp", "forged"
+        )
+        event = await _event(front.logs, "sender_login_mismatch")
+    assert (event["user"], event["client"], event["via"]) == ("tanaka", "203.0.113.9", "127.0.0.1")
+    assert front.upstream.messages == []
+
+
+# --------------------------------------------------------------------------- 2. proxy filter
+
+
+async def test_proxy_pattern_relays_and_the_refusal_reaches_the_client(tmp_path: Path) -> None:
+    """Before-queue filter: an owned sender goes through Postfix's re-injection listener;
+    a forged one gets sendguard's 553 at the client, through Postfix."""
+    async with proxy_pattern(tmp_path) as front:
+        ok = await _send(
+            front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "tanaka@example.co.jp", "ok"
+        )
+        await _delivered(front.upstream, 1)
+        forged = await _send(
+            front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "shacho@example.co.jp", "forged"
+        )
+        event = await _event(front.logs, "transaction")
+    assert ok == {}
+    code, text = forged["data"]
+    assert code == 553 and "5.7.1" in text and "not owned" in text
+    assert (event["client"], event["auth_user"], event["via"]) == (
+        "203.0.113.9",
+        "tanaka",
+        "127.0.0.1",
+    )
+    assert len(front.upstream.messages) == 1
+
+
+async def test_proxy_pattern_clients_rule_matches_the_forwarded_address(tmp_path: Path) -> None:
+    """A `clients` rule sees the original network: the lab's mail is rejected at the client."""
+    async with proxy_pattern(tmp_path) as front:
+        refused = await _send(
+            front.postfix.port, "ADDR=198.51.100.5 LOGIN=tanaka", "tanaka@example.co.jp", "lab"
+        )
+    code, text = refused["data"]
+    assert code == 550 and "lab network" in text
+    assert front.upstream.messages == []
+
+
+async def test_no_open_relay_behind_an_open_postfix(tmp_path: Path) -> None:
+    """Even a Postfix that relays for anyone gets nothing through sendguard for a client with
+    neither a login nor a trusted address."""
+    anyone = "check_client_access static:OK reject"  # Postfix refuses a bare "permit"
+    async with proxy_pattern(tmp_path, relay_restrictions=anyone) as front:
+        refused = await _send(front.postfix.port, "ADDR=203.0.113.66", "x@evil.test", "spam")
+        event = await _event(front.logs, "relay_denied")
+    code, text = refused["data"]
+    assert code == 550 and "5.7.1" in text
+    assert (event["client"], event["via"]) == ("203.0.113.66", "127.0.0.1")
+    assert front.upstream.messages == []
