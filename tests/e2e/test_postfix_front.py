@@ -2,14 +2,16 @@
 
 Both patterns of the recipe, each with a private Postfix instance:
 
-1. relay: client → Postfix (submission) → relayhost sendguard (XFORWARD) → upstream;
-2. proxy: client → Postfix ``smtpd_proxy_filter`` → sendguard → Postfix's re-injection
-   listener → upstream; sendguard's reply reaches the client through Postfix.
+1. relayhost: client → Postfix (submission) → relayhost sendguard (XFORWARD) → upstream;
+2. before-queue: client → Postfix ``smtpd_proxy_filter`` → sendguard → Postfix's
+   re-injection listener → upstream; sendguard's reply reaches the client through Postfix;
+   after-queue: the same through Postfix's queue and ``content_filter``.
 
-The client tells Postfix who it is with XCLIENT (``smtpd_authorized_xclient_hosts``), so
-Postfix treats it as the address and SASL login given, exactly as after a real AUTH (its
-Received: header names the login: ``smtpd_sasl_authenticated_header``). sendguard must see
-that original address and login (policy, sender binding, logs), never Postfix's own.
+Postfix is configured from the recipe's own main.cf and master.cf (ports replaced). The
+client tells Postfix who it is with XCLIENT (``smtpd_authorized_xclient_hosts``) instead of
+TLS + SASL, so Postfix treats it as the address and SASL login given, exactly as after a real
+AUTH (its Received: header names the login: ``smtpd_sasl_authenticated_header``). sendguard
+must see that original address and login (policy, sender binding, logs), never Postfix's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from sendguard.app import App
-from sendguard.testing.postfix import PostfixRelay, free_port, postfix_relay
+from sendguard.testing.postfix import (
+    PostfixRelay,
+    free_port,
+    postfix_relay,
+    read_main_cf,
+    read_master_cf,
+)
 from sendguard.testing.relay import running_relay, write_policy
 from sendguard.testing.upstream import RecordingUpstream
 from tests.conftest import need_tool
@@ -56,12 +64,13 @@ clients = { networks = ["198.51.100.0/24"] }
 reason = "The lab network does not send outside mail"
 """
 OUTSIDE = "yamada@partner.test"
-# What every Postfix here shares: XCLIENT for the test client, the login in its header.
-POSTFIX_MAIN = (
+RECIPES = Path(__file__).resolve().parents[2] / "deploy" / "postfix"
+# The test client cannot do TLS + SASL against the submission entry: these of its options
+# are replaced by XCLIENT (below); every other line of the recipe is used as written.
+REPLACED = ("smtpd_tls_", "smtpd_sasl_", "smtpd_client_restrictions", "smtpd_relay_restrictions")
+TEST_MAIN = (
     "smtpd_authorized_xclient_hosts = 127.0.0.0/8",
-    "smtpd_sasl_auth_enable = yes",
-    "smtpd_sasl_authenticated_header = yes",
-    "smtp_send_xforward_command = yes",
+    "smtpd_sasl_auth_enable = yes",  # XCLIENT LOGIN counts as SASL (no backend needed)
 )
 
 
@@ -73,17 +82,45 @@ class Front:
     logs: list[dict[str, Any]]
 
 
+def recipe(
+    name: str, ports: dict[str, int]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """deploy/postfix/NAME as (main.cf lines, the submission entry's options, the other
+    master.cf lines), with the recipe's ports (2525 sendguard, 10025 re-injection) replaced."""
+
+    def ported(text: str) -> str:
+        for fixed, port in ports.items():
+            text = text.replace(f"127.0.0.1]:{fixed}", f"127.0.0.1]:{port}")
+            text = text.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{port}")
+        return text
+
+    main = read_main_cf(ported((RECIPES / name / "main.cf").read_text()))
+    services = read_master_cf(ported((RECIPES / name / "master.cf").read_text()))
+    submission = services.pop("submission")
+    kept = tuple(o for o in submission.options if not o.startswith(REPLACED))
+    others = tuple(line for service in services.values() for line in service.lines())
+    return main, kept, others
+
+
 @contextlib.contextmanager
-def _postfix(relay_port: int, *, relay_restrictions: str, **kwargs: Any) -> Iterator[PostfixRelay]:
-    """A private Postfix in a directory its `postfix` user can enter (pytest's are 0700)."""
+def _postfix(
+    relay_port: int,
+    name: str,
+    ports: dict[str, int],
+    relay_restrictions: str,
+) -> Iterator[PostfixRelay]:
+    """A private Postfix configured by recipe `name`, in a directory its `postfix` user can
+    enter (pytest's are 0700)."""
     need_tool("postfix")
+    main, submission, services = recipe(name, ports)
     with tempfile.TemporaryDirectory(prefix="sendguard-postfix-") as tmp:
         os.chmod(tmp, 0o755)  # noqa: S103  # Postfix's unprivileged daemons must reach data/
         with postfix_relay(
             Path(tmp),
             relay_port,
-            main_cf=(*POSTFIX_MAIN, f"smtpd_relay_restrictions = {relay_restrictions}"),
-            **kwargs,
+            main_cf=(*main, *TEST_MAIN, f"smtpd_relay_restrictions = {relay_restrictions}"),
+            smtpd_options=submission,
+            services=services,
         ) as pf:
             try:
                 yield pf
@@ -97,7 +134,7 @@ def _postfix(relay_port: int, *, relay_restrictions: str, **kwargs: Any) -> Iter
 async def relay_pattern(
     tmp_path: Path, *, relay_restrictions: str = "permit_sasl_authenticated reject"
 ) -> AsyncIterator[Front]:
-    """Pattern 1: Postfix's relayhost is sendguard, with XFORWARD."""
+    """Pattern 1 (deploy/postfix/relayhost): Postfix's relayhost is sendguard, with XFORWARD."""
     async with (
         RecordingUpstream() as upstream,
         running_relay(
@@ -107,53 +144,35 @@ async def relay_pattern(
             xforward_hosts="127.0.0.1/32",
         ) as relay,
     ):
+        port = relay.bound[0][1]
         with (
             capture_logs() as logs,
-            _postfix(relay.bound[0][1], relay_restrictions=relay_restrictions) as pf,
+            _postfix(port, "relayhost", {"2525": port}, relay_restrictions) as pf,
         ):
             yield Front(pf, relay, upstream, logs)
 
 
 @contextlib.asynccontextmanager
-async def proxy_pattern(
-    tmp_path: Path, *, relay_restrictions: str = "permit_sasl_authenticated reject"
+async def filter_pattern(
+    tmp_path: Path,
+    name: str = "before-queue",
+    *,
+    relay_restrictions: str = "permit_sasl_authenticated reject",
 ) -> AsyncIterator[Front]:
-    """Pattern 2: sendguard is Postfix's before-queue filter and hands the mail back to
-    Postfix's re-injection listener (the recipe's master.cf lines), which relays it on."""
+    """Pattern 2 (deploy/postfix/before-queue or after-queue): Postfix hands the mail to
+    sendguard, which hands it back to the recipe's re-injection listener; Postfix then
+    relays it to the upstream."""
     reinject = free_port()
     async with RecordingUpstream() as upstream:
-        sendguard_port = free_port()
         with capture_logs() as logs:
             async with running_relay(
-                listen=f"127.0.0.1:{sendguard_port}",
                 upstream=f"smtp://127.0.0.1:{reinject}",
                 policy_dir=write_policy(tmp_path / "policies", POLICY),
                 trusted_networks="192.0.2.0/24,198.51.100.0/24,127.0.0.0/8",
                 xforward_hosts="127.0.0.1/32",
             ) as relay:
-                with _postfix(
-                    upstream.port,
-                    relay_restrictions=relay_restrictions,
-                    smtpd_options=(
-                        f"smtpd_proxy_filter=127.0.0.1:{sendguard_port}",
-                        "smtpd_proxy_options=speed_adjust",
-                    ),
-                    services=(
-                        f"127.0.0.1:{reinject} inet n - n - - smtpd",
-                        "  -o content_filter=",
-                        "  -o receive_override_options=no_unknown_recipient_checks,"
-                        "no_header_body_checks,no_milters",
-                        "  -o smtpd_authorized_xforward_hosts=127.0.0.0/8",
-                        "  -o smtpd_authorized_xclient_hosts=",
-                        "  -o smtpd_proxy_filter=",
-                        "  -o smtpd_client_restrictions=",
-                        "  -o smtpd_helo_restrictions=",
-                        "  -o smtpd_sender_restrictions=",
-                        "  -o smtpd_relay_restrictions=permit_mynetworks,reject",
-                        "  -o smtpd_recipient_restrictions=",
-                        "  -o mynetworks=127.0.0.0/8",
-                    ),
-                ) as pf:
+                ports = {"2525": relay.bound[0][1], "10025": reinject}
+                with _postfix(upstream.port, name, ports, relay_restrictions) as pf:
                     yield Front(pf, relay, upstream, logs)
 
 
@@ -252,7 +271,7 @@ async def test_relay_pattern_sender_binding_applies_to_the_postfix_login(
 async def test_proxy_pattern_relays_and_the_refusal_reaches_the_client(tmp_path: Path) -> None:
     """Before-queue filter: an owned sender goes through Postfix's re-injection listener;
     a forged one gets sendguard's 553 at the client, through Postfix."""
-    async with proxy_pattern(tmp_path) as front:
+    async with filter_pattern(tmp_path) as front:
         ok = await _send(
             front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "tanaka@example.co.jp", "ok"
         )
@@ -274,7 +293,7 @@ async def test_proxy_pattern_relays_and_the_refusal_reaches_the_client(tmp_path:
 
 async def test_proxy_pattern_clients_rule_matches_the_forwarded_address(tmp_path: Path) -> None:
     """A `clients` rule sees the original network: the lab's mail is rejected at the client."""
-    async with proxy_pattern(tmp_path) as front:
+    async with filter_pattern(tmp_path) as front:
         refused = await _send(
             front.postfix.port, "ADDR=198.51.100.5 LOGIN=tanaka", "tanaka@example.co.jp", "lab"
         )
@@ -287,10 +306,39 @@ async def test_no_open_relay_behind_an_open_postfix(tmp_path: Path) -> None:
     """Even a Postfix that relays for anyone gets nothing through sendguard for a client with
     neither a login nor a trusted address."""
     anyone = "check_client_access static:OK reject"  # Postfix refuses a bare "permit"
-    async with proxy_pattern(tmp_path, relay_restrictions=anyone) as front:
+    async with filter_pattern(tmp_path, relay_restrictions=anyone) as front:
         refused = await _send(front.postfix.port, "ADDR=203.0.113.66", "x@evil.test", "spam")
         event = await _event(front.logs, "relay_denied")
     code, text = refused["data"]
     assert code == 550 and "5.7.1" in text
     assert (event["client"], event["via"]) == ("203.0.113.66", "127.0.0.1")
     assert front.upstream.messages == []
+
+
+async def test_after_queue_pattern_keeps_the_client_through_the_queue(tmp_path: Path) -> None:
+    """content_filter: Postfix queues, then its `sendguard` transport forwards the client by
+    XFORWARD; a forged sender is refused by sendguard, and Postfix bounces it."""
+    async with filter_pattern(tmp_path, "after-queue") as front:
+        ok = await _send(
+            front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "tanaka@example.co.jp", "ok"
+        )
+        await _delivered(front.upstream, 1)
+        passed = await _event(front.logs, "transaction")
+        await _send(
+            front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "shacho@example.co.jp", "forged"
+        )
+        mismatch = await _event(front.logs, "sender_login_mismatch")
+        await _delivered(front.upstream, 2)  # the bounce, from Postfix's queue, not sendguard
+    assert ok == {}
+    assert (passed["client"], passed["auth_user"], passed["via"]) == (
+        "203.0.113.9",
+        "tanaka",
+        "127.0.0.1",
+    )
+    assert passed["postfix_id"]  # the queue id in Postfix's log, for following the message
+    assert (mismatch["user"], mismatch["client"]) == ("tanaka", "203.0.113.9")
+    sent, bounce = front.upstream.messages
+    assert b"Subject: ok" in sent.data
+    # After the queue a refusal can only bounce, to the MAIL FROM (see the README).
+    assert (bounce.mail_from, bounce.rcpt_tos) == ("<>", ("shacho@example.co.jp",))
+    assert b"553 5.7.1" in bounce.data

@@ -194,3 +194,49 @@ def _wait_for_port(port: int, timeout: float) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+# --------------------------------------------------------------------------- recipe files
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One master.cf entry: its first line and its ``-o name=value`` options."""
+
+    name: str
+    line: str
+    options: tuple[str, ...]
+
+    def lines(self, options: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The entry as master.cf lines (with other options, if given)."""
+        chosen = self.options if options is None else options
+        return (self.line, *(f"  -o {option}" for option in chosen))
+
+
+def read_master_cf(text: str) -> dict[str, Service]:
+    """The entries of a master.cf text by service name (comments and blank lines skipped)."""
+    services: dict[str, Service] = {}
+    current: Service | None = None
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if raw[0].isspace():
+            if current is None:
+                raise ValueError(f"an option before any service: {raw!r}")
+            flag, _, option = raw.strip().partition(" ")
+            if flag != "-o":
+                raise ValueError(f"only -o options are read: {raw!r}")
+            current = Service(current.name, current.line, (*current.options, option.strip()))
+        else:
+            current = Service(raw.split()[0], " ".join(raw.split()), ())
+        services[current.name] = current
+    return services
+
+
+def read_main_cf(text: str) -> tuple[str, ...]:
+    """The ``name = value`` lines of a main.cf text (comments and blank lines skipped)."""
+    return tuple(
+        " ".join(line.split())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
