@@ -140,8 +140,9 @@ class RelayHandler:
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, arg: str
     ) -> str | object:
         refusal = self._forward_refusal(server, "XFORWARD")
-        if refusal is not None or not isinstance(envelope, RelayEnvelope):
-            return refusal or replies.FORWARD_UNAUTHORISED
+        if refusal is not None:
+            return refusal
+        assert isinstance(envelope, RelayEnvelope)  # a forwarder's connection is a RelaySMTP
         try:
             envelope.xforward = parse("XFORWARD", arg, envelope.xforward)
         except ForwardError as exc:
@@ -425,7 +426,7 @@ class RelayHandler:
             received_at=datetime.now(UTC),
             sender_identity=self.people().identity(login) if login is not None else None,
             client_via=str(via) if via is not None else "",
-            client_ident=forwarded.ident or "" if forwarded is not None else "",
+            client_ident=(forwarded.ident or "") if forwarded is not None else "",
         )
         upstream = identity.upstream if identity else None
         # Whether the client still waits (the reply deadline, a hang-up): the intake's.
