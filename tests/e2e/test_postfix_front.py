@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import smtplib
 import tempfile
@@ -242,6 +243,15 @@ async def test_relay_pattern_policy_and_logs_see_the_original_client(tmp_path: P
         assert refused == {}
         await _delivered(front.upstream, 1)
         event = await _event(front.logs, "transaction")
+        assert front.relay.store is not None
+        records = await front.relay.store.audit_records()
+    [verdict] = [json.loads(r.details) for r in records if r.event == "verdict"]
+    replay = verdict["replay"]  # what a policy replay decides on again: the original client
+    assert (replay["client"], replay["auth_user"], verdict["via"]) == (
+        "203.0.113.9",
+        "tanaka",
+        "127.0.0.1",
+    )
     assert front.upstream.messages[0].rcpt_tos == (OUTSIDE,)
     assert (event["client"], event["auth_user"], event["via"]) == (
         "203.0.113.9",
