@@ -227,3 +227,27 @@ async def test_xclient_starts_the_session_again_with_the_login_bound(tmp_path: P
         ("tanaka", "203.0.113.9", "127.0.0.1")
     ] * 2
     assert len(upstream.messages) == 2
+
+
+async def test_postfix_login_is_bound_even_from_a_trusted_address(tmp_path: Path) -> None:
+    """A trusted address would relay without a login, but when Postfix names one, that login
+    is the client's: the policy sees it and the sender binding applies."""
+    header = POSTFIX_HEADER.replace(b"203.0.113.9", b"192.0.2.9")
+    forward = b"XFORWARD NAME=pc9.example ADDR=192.0.2.9 HELO=pc9"
+    async with relay(tmp_path, "127.0.0.1/32") as (port, upstream), wire(port) as c:
+        await c.cmd(b"EHLO postfix.test")
+        with capture_logs() as logs:
+            await c.cmd(forward)
+            forged = await c.mail("shacho@example.co.jp", header + MESSAGE)
+            await c.cmd(forward)
+            owned = await c.mail("tanaka@example.co.jp", header + MESSAGE)
+            await c.cmd(forward)
+            anonymous = await c.mail("scanner@example.co.jp")  # no header: trusted, no login
+    assert forged[-1].startswith("553 5.7.1")
+    assert owned[-1].startswith("250") and anonymous[-1].startswith("250")
+    sent = [e for e in _events(logs, "transaction") if e["reply_code"] == 250]
+    assert [(e["auth_user"], e["client"]) for e in sent] == [
+        ("tanaka", "192.0.2.9"),
+        (None, "192.0.2.9"),
+    ]
+    assert len(upstream.messages) == 2

@@ -409,7 +409,7 @@ class RelayHandler:
             return str(replies.LINE_TOO_LONG)
         identity = session.auth_data if isinstance(session.auth_data, Identity) else None
         login = _login(server, session)
-        if self._relay(server, session) == "at-data":
+        if login is None and isinstance(envelope, RelayEnvelope) and envelope.xforward:
             refusal, login = self._postfix_client(server, session, envelope, data)
             if refusal is not None:
                 return str(refusal)
@@ -435,13 +435,16 @@ class RelayHandler:
         return str(reply)
 
     def _postfix_client(
-        self, server: SMTP, session: Session, envelope: SmtpEnvelope, data: bytes
+        self, server: SMTP, session: Session, envelope: RelayEnvelope, data: bytes
     ) -> tuple[Reply | None, str | None]:
-        """XFORWARD without a trusted ADDR: relay only for the SASL login Postfix names in its
-        own ``Received:`` header, and only as an address that login owns."""
-        assert isinstance(envelope, RelayEnvelope) and envelope.xforward is not None
+        """Mail Postfix forwarded (XFORWARD): the SASL login Postfix names in its own
+        ``Received:`` header is the client's login, bound to its addresses like AUTH's.
+        Without one, a client whose forwarded address is not trusted is refused here."""
+        assert envelope.xforward is not None
         login = postfix_login(data, envelope.xforward)
         if login is None:
+            if self._relay(server, session) == "yes":
+                return None, None  # a trusted address without a login
             log.warning("relay_denied", **_forwarded_fields(server, session))
             return replies.RELAY_DENIED, None
         sender = envelope.mail_from or ""
