@@ -205,6 +205,14 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("xforward_hosts")
+    @classmethod
+    def _forwarders_are_hosts(cls, value: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
+        # A forwarder may claim any client address and login: "everyone" is never meant.
+        if any(net.prefixlen == 0 for net in value):
+            raise ValueError("a /0 network would let every client claim any identity")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
