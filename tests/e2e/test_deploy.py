@@ -26,9 +26,9 @@ import yaml
 from sendguard.app import build_app
 from sendguard.errors import ConfigError
 from sendguard.settings import load_settings
-from sendguard.testing.tls import make_self_signed
-from sendguard.testing.upstream import RecordingUpstream
 from tests.conftest import REPO
+from tests.support.tls import make_self_signed
+from tests.support.upstream import RecordingUpstream
 
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.33.0"
