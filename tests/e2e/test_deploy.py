@@ -154,7 +154,7 @@ def test_the_wheel_the_image_installs_relays_a_message(tmp_path: Path) -> None:
     subprocess.run(python, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     (wheel,) = wheels.glob("sendguard-*.whl")
-    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", str(wheel)]
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", f"{wheel}[postgres]"]
     subprocess.run(pip, check=True, capture_output=True, timeout=600)
     sendguard = str(venv / "bin" / "sendguard")
     work = tmp_path / "state"
