@@ -35,20 +35,6 @@ class InspectionTimeout(InspectionError, TimeoutError):
     """The per-message time budget ran out before a verdict was reached."""
 
 
-class DeliveryError(SendguardError, ConnectionError):
-    """The upstream could not take the message; carries the reply to mirror to the client."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"{code} {text}")
-        self.code = code
-        self.text = text
-
-    @property
-    def permanent(self) -> bool:
-        """A 5xx from the upstream: retrying will not help."""
-        return 500 <= self.code < 600
-
-
 class StoreError(SendguardError, OSError):
     """The queue store could not commit or read; a message not committed gets 451."""
 

@@ -16,8 +16,9 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sendguard.errors import StoreError
+from sendguard.errors import ConfigError, StoreError
 from sendguard.history.model import Delivery, HistorySnapshot, Known, Recipient
+from sendguard.queue.pgdriver import require_postgres_driver
 
 T = TypeVar("T")
 
@@ -49,6 +50,8 @@ class HistoryStore:
         postgres = url.startswith(("postgresql://", "postgres://"))
         try:
             conn = await asyncio.to_thread(_connect_postgres if postgres else _connect_sqlite, url)
+        except ConfigError:
+            raise  # the PostgreSQL extra is missing: already says what to install
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the history store: {exc}") from exc
         except Exception as exc:
@@ -341,6 +344,7 @@ def _connect_sqlite(url: str) -> sqlite3.Connection:
 
 
 def _connect_postgres(url: str) -> Any:
+    require_postgres_driver()
     import psycopg
 
     return psycopg.connect(url, autocommit=True, connect_timeout=15)

@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from sendguard.errors import StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.auditkey import AuditKey
+from sendguard.queue.pgdriver import require_postgres_driver
 from sendguard.queue.settings import QueueSettings
 
 State = Literal[
@@ -403,6 +404,7 @@ async def open_store(
         sqlite.set_audit(audit_key, group_commit=group_commit)
         return sqlite
     if url.startswith(("postgresql:", "postgres:")):
+        require_postgres_driver()  # before the import: the extra may not be installed
         from sendguard.queue.postgres import PostgresStore
 
         postgres = await PostgresStore.open(url, key=key, settings=settings, clock=clock)
