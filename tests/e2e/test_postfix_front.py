@@ -27,24 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from sendguard.app import App
-from sendguard.testing.postfix import (
+from tests.conftest import need_tool
+from tests.support.postfix import (
     PostfixRelay,
     free_port,
     postfix_relay,
     read_main_cf,
     read_master_cf,
 )
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
-from tests.conftest import need_tool
-
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/sbin/postfix").exists(), reason="Debian's postfix is not installed"
-)
+from tests.support.relay import running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 POLICY = """\
 [organisation]

@@ -14,8 +14,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 POLICY = """\
 allow_empty = true  # no rule: the relay decision is what these tests look at

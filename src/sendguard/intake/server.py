@@ -156,34 +156,40 @@ class RelaySMTP(SMTP):
     async def smtp_XFORWARD(self, arg: str | None) -> None:
         """Postfix's XFORWARD (`sendguard.intake.forward`): the handler checks and parses, the
         attributes live on this transaction's envelope."""
-        if await self._mid_transaction():
-            return
-        status = await self._call_handler_hook("XFORWARD", arg or "")
-        await self.push("250 2.0.0 Ok" if status is MISSING else str(status))
+        status = await self._forward_hook("XFORWARD", arg)
+        if status is not None:
+            await self.push("250 2.0.0 Ok" if status is MISSING else str(status))
 
     @syntax("XCLIENT attribute=value ...")
     async def smtp_XCLIENT(self, arg: str | None) -> None:
         """Postfix's XCLIENT: on success the session starts again at the greeting (a new
         EHLO is needed, any transaction is gone) with the attributes kept for the session."""
-        if await self._mid_transaction():
+        status = await self._forward_hook("XCLIENT", arg)
+        if status is None:
             return
-        status = await self._call_handler_hook("XCLIENT", arg or "")
         if status is not MISSING:
             await self.push(str(status))
             return
         assert self.session is not None
-        self._set_rset_state()  # type: ignore[no-untyped-call]
+        compat.end_transaction(self)  # what RSET does: a fresh envelope
         self.session.host_name = None  # HELO/EHLO again
         self.session.extended_smtp = False
         self.command_size_limits = _command_limits()
         await self.push(f"220 {self.hostname} {self.__ident__}")
 
-    async def _mid_transaction(self) -> bool:
-        """Both commands are refused between MAIL and the end of the transaction."""
+    async def _forward_hook(self, command: str, arg: str | None) -> object | None:
+        """The handler's ``handle_<command>`` result (MISSING = success), or None once this
+        has answered itself: 503 inside a transaction, 502 for a handler without the hook.
+        Called directly (``event_handler`` is public), not through aiosmtpd's hook table."""
         if self.envelope is not None and self.envelope.mail_from is not None:
             await self.push("503 5.5.1 Error: MAIL transaction in progress")
-            return True
-        return False
+            return None
+        hook = getattr(self.event_handler, f"handle_{command}", None)
+        if hook is None:
+            await self.push(f"502 5.5.1 Error: {command} not implemented")
+            return None
+        status: object = await hook(self, self.session, self.envelope, arg or "")
+        return status
 
     def forwarded(self) -> ClientAttributes | None:
         """Who the client is, as a forwarder said: this transaction's XFORWARD, else the
