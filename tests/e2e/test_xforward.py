@@ -7,6 +7,8 @@ dialogue is exact. tests/e2e/test_postfix_front.py does the same through a real 
 from __future__ import annotations
 
 import asyncio
+import smtplib
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from sendguard.intake.auth import UsersFile
 from tests.support.relay import running_relay, write_policy
+from tests.support.tls import CertPair
 from tests.support.upstream import RecordingUpstream
 
 POLICY = """\
@@ -251,3 +255,34 @@ async def test_postfix_login_is_bound_even_from_a_trusted_address(tmp_path: Path
         (None, "192.0.2.9"),
     ]
     assert len(upstream.messages) == 2
+
+
+async def test_xclient_is_refused_after_auth(tmp_path: Path, certs: CertPair) -> None:
+    """An AUTH identity belongs to whoever logged in (here the forwarder itself): XCLIENT
+    cannot swap it for another login afterwards (503), and the AUTH login still binds."""
+    users = tmp_path / "users"
+    UsersFile(users).add("tanaka", "correct horse battery")
+    async with (
+        RecordingUpstream() as upstream,
+        running_relay(
+            upstream=upstream.url,
+            policy_dir=write_policy(tmp_path / "policies", POLICY),
+            xforward_hosts="127.0.0.1/32",
+            auth_mode="local",
+            users_file=users,
+            tls_cert=certs.cert,
+            tls_key=certs.key,
+        ) as app,
+    ):
+
+        def run() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+            with smtplib.SMTP("127.0.0.1", app.bound[0][1], timeout=15) as client:
+                client.ehlo()
+                client.starttls(context=ssl.create_default_context(cafile=str(certs.cert)))
+                client.login("tanaka", "correct horse battery")
+                xclient = client.docmd("XCLIENT", "LOGIN=shacho")
+                return xclient, client.mail("shacho@example.co.jp")
+
+        xclient, mail = await asyncio.to_thread(run)
+    assert xclient[0] == 503 and b"after AUTH" in xclient[1]
+    assert mail[0] == 553
