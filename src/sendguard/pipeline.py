@@ -40,7 +40,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
@@ -393,13 +393,9 @@ class Pipeline:
 
 
 def _part(envelope: Envelope, copy: Outgoing) -> Envelope:
-    """The envelope of one copy: the client's, with the copy's recipients."""
-    return Envelope(
-        mail_from=envelope.mail_from,
-        rcpt_tos=copy.rcpt_tos,
-        mail_options=envelope.mail_options,
-        transaction_id=envelope.transaction_id,
-    )
+    """The envelope of one copy: the client's (its address and HELO go on by XFORWARD),
+    with the copy's recipients."""
+    return replace(envelope, rcpt_tos=copy.rcpt_tos)
 
 
 def _commit(client: ClientSide) -> Reply | None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import smtplib
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -285,7 +286,11 @@ async def test_proxy_pattern_relays_and_the_refusal_reaches_the_client(tmp_path:
             front.postfix.port, "ADDR=203.0.113.9 LOGIN=tanaka", "shacho@example.co.jp", "forged"
         )
         event = await _event(front.logs, "transaction")
+        maillog = (front.postfix.config_dir.parent / "maillog").read_text(errors="replace")
     assert ok == {}
+    # sendguard forwards the client to the re-injection listener in turn: Postfix's log
+    # names it and sendguard's transaction id for the re-injected copy.
+    assert re.search(r"orig_queue_id=[0-9a-f]{16}, orig_client=unknown\[203\.0\.113\.9\]", maillog)
     code, text = forged["data"]
     assert code == 553 and "5.7.1" in text and "not owned" in text
     assert (event["client"], event["auth_user"], event["via"]) == (
