@@ -53,6 +53,10 @@ class StoreError(SendguardError, OSError):
     """The queue store could not commit or read; a message not committed gets 451."""
 
 
+class Conflict(StoreError):
+    """The entry is no longer in the state the caller expected (someone else changed it)."""
+
+
 class NotFound(StoreError, LookupError):
     """No queue entry with that id."""
 

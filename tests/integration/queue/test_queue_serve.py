@@ -23,7 +23,8 @@ from queue_helpers import (  # type: ignore[import-not-found]
     until,
 )
 
-from sendguard.queue.store import Entry, open_store
+from sendguard.entry import Entry
+from sendguard.queue.store import open_store
 from sendguard.queue.testing import postgres_schema
 from sendguard.review.service import ReviewService
 from sendguard.review.testing import actor, me_listed
