@@ -388,8 +388,8 @@ def _authenticator(
 
 def build_app(settings: Settings) -> App:
     """Build every part from the settings; nothing is opened or started yet."""
-    upstream = open_upstream(settings)
-    queue_upstream = open_queue_upstream(settings, upstream)
+    upstream = open_upstream(settings.upstream_options())
+    queue_upstream = open_queue_upstream(settings.upstream_options(), upstream)
     policy = PolicyHolder(settings.policy_dir)  # raises PolicyError: a broken policy never serves
     if queue_upstream is None:
         _require_queue_upstream(settings, policy)

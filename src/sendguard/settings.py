@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sendguard.deliver import UpstreamOptions
 from sendguard.errors import ConfigError
 from sendguard.history.settings import HistorySettings
 from sendguard.intake.guard import LoginLimits
@@ -174,6 +175,21 @@ class Settings(BaseSettings):
     web_listen: Annotated[tuple[Listener, ...], NoDecode] = (Listener(host="127.0.0.1", port=8025),)
     """HTTP listeners for ``/healthz``, ``/readyz`` and ``/metrics``. Default
     ``127.0.0.1:8025``; empty = off."""
+
+    def upstream_options(self) -> UpstreamOptions:
+        """What `sendguard.deliver` needs to build the upstreams (it never sees `Settings`)."""
+        return UpstreamOptions(
+            upstream=self.upstream,
+            hostname=self.hostname,
+            queue_upstream=self.queue_upstream,
+            timeout=self.upstream_timeout,
+            data_timeout=self.upstream_data_timeout,
+            pool_size=self.upstream_pool_size,
+            max_connections=self.upstream_max_connections,
+            ca_file=self.upstream_ca_file,
+            allow_plaintext=self.upstream_allow_plaintext,
+            passthrough=self.auth_mode == "passthrough",
+        )
 
     @field_validator("web_listen", mode="before")
     @classmethod
