@@ -2,7 +2,7 @@
 
 Each error also inherits the builtin it resembles (like aiosmtplib's
 ``SMTPTimeoutError(SMTPException, TimeoutError)``), so callers can catch either. The SMTP
-boundary (`sendguard.intake.replies.reply_for_error`) maps these to replies in one place;
+boundary (`sendguard.replies.reply_for_error`) maps these to replies in one place;
 anything not in this tree is an internal error and answers 451, never 250.
 """
 
@@ -32,7 +32,8 @@ class InspectionError(SendguardError, RuntimeError):
 
 
 class InspectionTimeout(InspectionError, TimeoutError):
-    """The per-message time budget ran out before a verdict was reached."""
+    """A time budget ran out before a verdict was reached: the message's scan budget, a
+    network detector's (a DNS lookup that never answers), an extraction worker's."""
 
 
 class DeliveryError(SendguardError, ConnectionError):
@@ -47,6 +48,27 @@ class DeliveryError(SendguardError, ConnectionError):
     def permanent(self) -> bool:
         """A 5xx from the upstream: retrying will not help."""
         return 500 <= self.code < 600
+
+
+class UpstreamError(SendguardError, ConnectionError):
+    """The upstream could not be reached or talked to; nothing was accepted (a 4xx)."""
+
+
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    """The upstream did not answer in time."""
+
+
+class UpstreamCertificate(UpstreamError):
+    """The upstream's TLS certificate did not verify (never sent unverified)."""
+
+
+class UpstreamLogin(UpstreamError):
+    """The relay's own account could not log in to the upstream."""
+
+
+class StaleSession(UpstreamError):
+    """A pooled upstream session had been dropped before MAIL was accepted: nothing was
+    sent, so the message may be retried at once on a fresh session."""
 
 
 class StoreError(SendguardError, OSError):

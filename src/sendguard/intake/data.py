@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sendguard.intake import replies
+from sendguard import replies
 
 TOO_LONG = str(replies.LINE_TOO_LONG)
 TOO_MUCH = str(replies.MESSAGE_TOO_BIG)

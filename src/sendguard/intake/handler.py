@@ -24,8 +24,8 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
+from sendguard import replies
 from sendguard.deliver import Upstream
-from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity
 from sendguard.intake.data import MAX_LINE, has_long_line
@@ -355,7 +355,7 @@ class RelayHandler:
             error=type(error).__name__,
             detail=str(error)[:200],
         )
-        return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
+        return str(replies.with_reference(replies.reply_for(error), reference))
 
 
 def _nobody() -> People:

@@ -41,7 +41,7 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from sendguard.intake import replies
+from sendguard import replies
 from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
