@@ -1,8 +1,9 @@
 """One error tree for the whole relay.
 
 Each error also inherits the builtin it resembles (like aiosmtplib's
-``SMTPTimeoutError(SMTPException, TimeoutError)``), so callers can catch either. The SMTP
-boundary (`sendguard.replies.reply_for_error`) maps these to replies in one place;
+``SMTPTimeoutError(SMTPException, TimeoutError)``), so callers can catch either. Errors are
+told apart by their class, never by their text: `sendguard.replies.reply_for` maps them to
+SMTP replies in one place (used by the intake, the pipeline and the upstream client);
 anything not in this tree is an internal error and answers 451, never 250.
 """
 
