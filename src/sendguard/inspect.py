@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from pydantic import BaseModel
 
+from sendguard.correspondence import HistorySnapshot
 from sendguard.detect.base import DetectContext
 from sendguard.detect.registry import Detectors
 from sendguard.errors import InspectionError
-from sendguard.history.model import HistorySnapshot
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder

@@ -155,7 +155,7 @@ def run_explain(args: argparse.Namespace) -> int:
     )
     history = None
     if args.history is not None:
-        from sendguard.history.model import HistorySnapshot
+        from sendguard.correspondence import HistorySnapshot
 
         try:
             history = HistorySnapshot.from_json(json.loads(args.history.read_text("utf-8")))

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from sendguard.correspondence import Delivery, HistorySnapshot, Known, Recipient
 from sendguard.errors import StoreError
-from sendguard.history.model import Delivery, HistorySnapshot, Known, Recipient
 
 T = TypeVar("T")
 

@@ -31,11 +31,10 @@ from sendguard.intake.auth import Authenticator, Identity
 from sendguard.intake.data import MAX_LINE, has_long_line
 from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelayEnvelope
-from sendguard.model import Envelope, Reply
+from sendguard.model import Envelope, IPNetwork, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
 from sendguard.pipeline import ClientSide
 from sendguard.policy.people import People, build_people
-from sendguard.settings import IPNetwork
 
 log = structlog.get_logger(__name__)
 

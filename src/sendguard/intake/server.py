@@ -45,8 +45,8 @@ from sendguard import replies
 from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.model import Listener
 from sendguard.pipeline import ClientSide
-from sendguard.settings import Listener
 
 log = structlog.get_logger(__name__)
 _transactions = structlog.get_logger("sendguard.transaction")
