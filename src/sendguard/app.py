@@ -39,7 +39,8 @@ from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
 from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
-from sendguard.queue.store import AuditHead, Store, open_configured_store
+from sendguard.queue.backends import open_configured_store
+from sendguard.queue.store import AuditHead, Store
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
 from sendguard.settings import Settings

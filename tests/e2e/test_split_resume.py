@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import FakeClock
 from sendguard.testing.attachments import build_message
 from sendguard.testing.relay import running_relay, write_policy

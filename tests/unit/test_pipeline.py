@@ -18,7 +18,7 @@ from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply
 from sendguard.parse.limits import ParseLimits
 from sendguard.pipeline import ClientSide, Inspected, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 
 from .detect.dnsserver import Zone, dns_server
 

@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 
 from sendguard.correspondence import Delivery, HistorySnapshot, Known, Recipient
 from sendguard.errors import StoreError
+from sendguard.queue.backends import open_store
+from sendguard.queue.settings import QueueSettings
+from sendguard.queue.sqlite import sqlite_path
 
 T = TypeVar("T")
 
@@ -41,9 +44,6 @@ class HistoryStore:
     async def open(cls, url: str, *, migrate: bool = True) -> HistoryStore:
         """Connect to the store named by `url` (the queue's), migrating it first if asked."""
         if migrate:
-            from sendguard.queue.settings import QueueSettings
-            from sendguard.queue.store import open_store
-
             queue = await open_store(url, key=None, settings=QueueSettings())
             await queue.close()
         postgres = url.startswith(("postgresql://", "postgres://"))
@@ -331,8 +331,6 @@ def _distinct(recipients: Iterable[Recipient]) -> list[Recipient]:
 
 
 def _connect_sqlite(url: str) -> sqlite3.Connection:
-    from sendguard.queue.sqlite import sqlite_path
-
     conn = sqlite3.connect(sqlite_path(url), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 30000")
     # History is rebuilt by traffic; losing the last writes at a power cut costs nothing.

@@ -5,7 +5,7 @@ returns (the write is committed durably by then). The worker claims due entries,
 service decides on held ones; both change an entry only through `Store.apply`, which runs a
 pure decision function under a row lock and writes the new state, its audit event and any
 notifications in one transaction. Two backends implement it: `queue.sqlite` (one node) and
-`queue.postgres` (several nodes sharing one queue).
+`queue.postgres` (several nodes sharing one queue); `queue.backends.open_store` opens one.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Literal, Protocol
 from sendguard.entry import Decide, Decision, Entry, Notice, State
 from sendguard.errors import Conflict, StoreError
 from sendguard.model import Envelope, Verdict
-from sendguard.queue.auditkey import AuditKey
-from sendguard.queue.settings import QueueSettings
 
 
 class CorruptEntry(StoreError):
@@ -266,42 +264,3 @@ def utcnow() -> dt.datetime:
 
 
 Clock = Callable[[], dt.datetime]
-
-
-async def open_store(
-    url: str,
-    *,
-    key: bytes | None = None,
-    settings: QueueSettings | None = None,
-    clock: Clock = utcnow,
-    audit_key: AuditKey | None = None,
-    group_commit: bool = True,
-) -> Store:
-    """Open (and migrate) the store at `url`: ``sqlite:///PATH`` or ``postgresql://…``.
-
-    `key` turns on AES-256-GCM encryption of message bytes; `settings` gives hold expiry
-    and the business calendar (defaults otherwise); `clock` is for tests. `audit_key` keys
-    the audit chain (HMAC); without it the store can append only to a chain that has no
-    keyed record yet. `group_commit` batches concurrent audit appends into one commit.
-    """
-    settings = settings or QueueSettings()
-    if url.startswith("sqlite:"):
-        from sendguard.queue.sqlite import SqliteStore
-
-        sqlite = await SqliteStore.open(url, key=key, settings=settings, clock=clock)
-        sqlite.set_audit(audit_key, group_commit=group_commit)
-        return sqlite
-    if url.startswith(("postgresql:", "postgres:")):
-        from sendguard.queue.postgres import PostgresStore
-
-        postgres = await PostgresStore.open(url, key=key, settings=settings, clock=clock)
-        postgres.set_audit(audit_key, group_commit=group_commit)
-        return postgres
-    raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://…")
-
-
-async def open_configured_store(
-    store_url: str, settings: QueueSettings, *, audit_key: AuditKey | None = None
-) -> Store:
-    """Open the store with the key and calendar from `settings` (what `serve` and the CLI use)."""
-    return await open_store(store_url, key=settings.key, settings=settings, audit_key=audit_key)

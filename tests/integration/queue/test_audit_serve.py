@@ -18,7 +18,7 @@ from queue_helpers import postgres_or_sqlite, until  # type: ignore[import-not-f
 
 from sendguard.cli.main import main
 from sendguard.queue.auditkey import read_key
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.testing.relay import RelayProcess
 
 pytestmark = pytest.mark.slow

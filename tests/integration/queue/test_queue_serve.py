@@ -24,7 +24,7 @@ from queue_helpers import (  # type: ignore[import-not-found]
 )
 
 from sendguard.entry import Entry
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import postgres_schema
 from sendguard.review.service import ReviewService
 from sendguard.review.testing import actor, me_listed

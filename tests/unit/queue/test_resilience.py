@@ -18,8 +18,9 @@ from sendguard.entry import Decision, Entry
 from sendguard.model import HoldParams
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
+from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Clock, CorruptEntry, Store, open_store
+from sendguard.queue.store import Clock, CorruptEntry, Store
 from sendguard.queue.testing import (
     FakeClock,
     damage_row,

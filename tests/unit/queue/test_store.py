@@ -13,7 +13,8 @@ import pytest
 from sendguard.entry import FINISHED, Decision, IllegalMove, allowed, sources
 from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Action, HoldParams
-from sendguard.queue.store import Store, open_store
+from sendguard.queue.backends import open_store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 
 
