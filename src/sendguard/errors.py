@@ -37,20 +37,6 @@ class InspectionTimeout(InspectionError, TimeoutError):
     network detector's (a DNS lookup that never answers), an extraction worker's."""
 
 
-class DeliveryError(SendguardError, ConnectionError):
-    """The upstream could not take the message; carries the reply to mirror to the client."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"{code} {text}")
-        self.code = code
-        self.text = text
-
-    @property
-    def permanent(self) -> bool:
-        """A 5xx from the upstream: retrying will not help."""
-        return 500 <= self.code < 600
-
-
 class UpstreamError(SendguardError, ConnectionError):
     """The upstream could not be reached or talked to; nothing was accepted (a 4xx)."""
 

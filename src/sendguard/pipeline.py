@@ -276,7 +276,8 @@ class Pipeline:
             return self.reject_reply(verdict, envelope.transaction_id)
         if verdict.action in (Action.DELAY, Action.HOLD):
             # The original is stored: reviewers see what the sender wrote, and the release
-            # applies the verdict's tags and rewrite exactly once (the worker calls the same `Prepare`).
+            # applies the verdict's tags and rewrite exactly once (the worker calls the
+            # same `Prepare`).
             return _commit(client) or await self._enqueue(envelope, data, verdict)
         copies = self.prepare(data, verdict, envelope, inspected.organisation)
         return _commit(client) or await self._deliver_copies(

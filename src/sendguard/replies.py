@@ -16,7 +16,6 @@ from sendguard.errors import (
 )
 from sendguard.model import Reply
 
-OK = Reply(250, "2.0.0 Ok")
 SENDER_OK = Reply(250, "2.1.0 Sender ok")
 RECIPIENT_OK = Reply(250, "2.1.5 Recipient ok")
 RELAY_DENIED = Reply(
@@ -25,7 +24,6 @@ RELAY_DENIED = Reply(
 )
 SENDER_NOT_OWNED = Reply(553, "5.7.1 Sender address rejected: not owned by the authenticated user")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3 Too many recipients for one message")
-NO_RECIPIENTS = Reply(503, "5.5.1 Need RCPT before DATA")
 BARE_LINE_ENDING = Reply(
     550,
     "5.6.0 Bare CR or LF in message content is not allowed (RFC 5321 2.3.8); use CRLF",

@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sendguard.deliver import UpstreamOptions
@@ -248,8 +248,3 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
-
-
-def secret(value: str | None) -> SecretStr | None:
-    """Wrap a credential so it never appears in reprs or logs."""
-    return SecretStr(value) if value else None

@@ -30,7 +30,7 @@ import aiosmtplib
 import structlog
 from pydantic import SecretStr
 
-from sendguard import replies
+from sendguard import compat, replies
 from sendguard.deliver.target import UpstreamTarget
 from sendguard.errors import (
     StaleSession,
@@ -358,31 +358,16 @@ async def send_data(
     so `dot_stuffed` does the same with `bytes.replace`. Anything else (a bare CR or LF, an
     aiosmtplib without the protocol internals mirrored here) takes `smtp.data()` itself.
     """
-    protocol = smtp.protocol
-    lock = getattr(protocol, "_command_lock", None)
-    lean = protocol is not None and lock is not None and hasattr(protocol, "_response_pending")
-    if protocol is None or lock is None or not lean or not _crlf_only(data):
+    protocol = compat.data_protocol(smtp)
+    if protocol is None or not _crlf_only(data):
         return await smtp.data(data, timeout=reply_timeout)
-    await smtp._ehlo_or_helo_if_needed()  # as smtp.data() does
+    await compat.ehlo_or_helo_if_needed(smtp)  # as smtp.data() does
     payload = dot_stuffed(data)  # without the final dot: no copy of a big message to add it
     try:
-        # aiosmtplib 5.1's SMTPProtocol.execute_data_command, with the payload prepared above.
-        async with lock:
-            protocol._response_pending = True
-            protocol.write(b"DATA\r\n")
-            start = await protocol.read_response(timeout=reply_timeout)
-            if start.code != 354:
-                raise aiosmtplib.SMTPDataError(start.code, start.message)
-            protocol._response_pending = True
-            protocol.write(payload)
-            protocol.write(b".\r\n")
-            response = await protocol.read_response(timeout=reply_timeout)
-            if response.code != 250:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return await compat.execute_prepared_data(protocol, payload, reply_timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         smtp.close()
         raise
-    return response
 
 
 def _crlf_only(data: bytes) -> bool:

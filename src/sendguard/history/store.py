@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sendguard.correspondence import Delivery, HistorySnapshot, Known, Recipient
-from sendguard.errors import StoreError
+from sendguard.errors import ConfigError, StoreError
 from sendguard.queue.backends import open_store
+from sendguard.queue.pgdriver import require_postgres_driver
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.sqlite import sqlite_path
 
@@ -49,6 +50,8 @@ class HistoryStore:
         postgres = url.startswith(("postgresql://", "postgres://"))
         try:
             conn = await asyncio.to_thread(_connect_postgres if postgres else _connect_sqlite, url)
+        except ConfigError:
+            raise  # the PostgreSQL extra is missing: already says what to install
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the history store: {exc}") from exc
         except Exception as exc:
@@ -339,6 +342,7 @@ def _connect_sqlite(url: str) -> sqlite3.Connection:
 
 
 def _connect_postgres(url: str) -> Any:
+    require_postgres_driver()
     import psycopg
 
     return psycopg.connect(url, autocommit=True, connect_timeout=15)

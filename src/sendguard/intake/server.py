@@ -33,7 +33,6 @@ import socket
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
-from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
 
@@ -41,7 +40,7 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from sendguard import replies
+from sendguard import compat, replies
 from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
@@ -107,19 +106,7 @@ class RelaySMTP(SMTP):
         """
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        asyncio.StreamReaderProtocol.__init__(
-            new,
-            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
-            client_connected_cb=new._cb_client_connected,
-            loop=self.loop,
-        )
-        new._smtp_methods = {
-            name: getattr(new, method.__name__) for name, method in self._smtp_methods.items()
-        }
-        new._auth_methods = {
-            name: type(attr)(getattr(new, attr.method.__name__), True) if attr.is_builtin else attr
-            for name, attr in self._auth_methods.items()
-        }
+        compat.rebind_commands(new, self)
         new._start_connection_state()
         return new
 
@@ -134,9 +121,9 @@ class RelaySMTP(SMTP):
         address: Any  # email's token types (AngleAddr or AddrSpec) both carry .addr_spec
         try:
             if arg.lstrip().startswith("<"):
-                address, rest = get_angle_addr(arg)
+                address, rest = compat.get_angle_addr(arg)
             else:
-                address, rest = get_addr_spec(arg)
+                address, rest = compat.get_addr_spec(arg)
         except HeaderParseError:
             return None, None
         addr: str = address.addr_spec
@@ -181,7 +168,7 @@ class RelaySMTP(SMTP):
             self._phase = "command"
         if refusal is not None:
             _log_refused(self, refusal, size=None)
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            compat.end_transaction(self)
             await self.push(refusal)
             return
         self.envelope.content = self.envelope.original_content = content
@@ -218,7 +205,7 @@ class RelaySMTP(SMTP):
             # Refused by the handler before the pipeline (bare CR/LF, a long line): the
             # transaction still gets its event.
             _log_refused(self, str(task.result()), size=len(envelope.original_content or b""))
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        compat.end_transaction(self)
         self._reset_timeout()
         if task.done():
             status = task.result()

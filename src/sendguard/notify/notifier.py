@@ -100,18 +100,6 @@ class Notifier:
         """Tell the sender the message is held, why, and who reviews it."""
         return await self._to_sender("held", entry)
 
-    async def notify_delayed(self, entry: Entry) -> Reply:
-        """Tell the sender when the message goes out and how to cancel it."""
-        return await self._to_sender("delayed", entry)
-
-    async def notify_released(self, entry: Entry) -> Reply:
-        """Tell the sender a reviewer released the message."""
-        return await self._to_sender("released", entry)
-
-    async def notify_rejected(self, entry: Entry) -> Reply:
-        """Tell the sender a reviewer rejected the message, and the reason given."""
-        return await self._to_sender("rejected", entry)
-
     async def notify_expired(self, entry: Entry) -> Reply:
         """Tell the sender nobody decided in time, so the message was not sent."""
         return await self._to_sender("expired", entry)

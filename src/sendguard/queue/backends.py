@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sendguard.errors import StoreError
 from sendguard.queue.auditkey import AuditKey
+from sendguard.queue.pgdriver import require_postgres_driver
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.sqlite import SqliteStore
 from sendguard.queue.store import Clock, Store, utcnow
@@ -34,7 +35,9 @@ async def open_store(
         sqlite.set_audit(audit_key, group_commit=group_commit)
         return sqlite
     if url.startswith(("postgresql:", "postgres:")):
-        # Imported only here: psycopg is needed only by a node that uses PostgreSQL.
+        # Imported only here: psycopg (the postgres extra) is needed only by a node that
+        # uses PostgreSQL, and may not be installed.
+        require_postgres_driver()
         from sendguard.queue.postgres import PostgresStore
 
         postgres = await PostgresStore.open(url, key=key, settings=settings, clock=clock)

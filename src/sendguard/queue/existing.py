@@ -6,6 +6,7 @@ then reporting on) a new, empty database. Only ``sendguard serve`` creates a sto
 from __future__ import annotations
 
 from sendguard.errors import StoreError
+from sendguard.queue.pgdriver import require_postgres_driver
 from sendguard.queue.sqlite import sqlite_path
 
 WHERE_HINT = (
@@ -28,6 +29,7 @@ async def require_existing(url: str) -> None:
 
 
 async def _require_postgres_schema(url: str) -> None:
+    require_postgres_driver()
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 

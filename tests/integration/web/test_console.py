@@ -26,9 +26,9 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sendguard.app import App
 from sendguard.entry import Entry
 from sendguard.log import configure_logging
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.tls import CertPair
-from sendguard.web.testing import (
+from tests.support.relay import running_relay, write_policy
+from tests.support.tls import CertPair
+from tests.support.web import (
     PASSWORDS,
     WEB_POLICY,
     customer_list_message,

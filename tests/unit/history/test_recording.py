@@ -19,7 +19,7 @@ from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply
 from sendguard.pipeline import Pipeline
 from sendguard.policy.load import load_policy
 from sendguard.policy.replay import from_facts, replay, replay_facts
-from sendguard.testing.relay import write_policy
+from tests.support.relay import write_policy
 
 ORG_POLICY = 'allow_empty = true\n[organisation]\ninternal_domains = ["example.jp"]\n'
 RCPT = "tanaka@tanaka-shoji.co.jp"

@@ -15,7 +15,7 @@ import aiosmtplib
 import structlog
 from structlog.testing import capture_logs
 
-from sendguard.testing.relay import running_relay
+from tests.support.relay import running_relay
 
 DATA = b"From: a@example.jp\r\nTo: b@partner.test\r\nSubject: hi\r\n\r\nhello\r\n"
 

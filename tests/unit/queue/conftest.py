@@ -15,7 +15,7 @@ from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, postgres_schema
 from sendguard.queue.worker import Worker
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -29,7 +29,7 @@ from sendguard.queue.testing import (
     sample_verdict,
 )
 from sendguard.queue.worker import Worker
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 SENDER = "tanaka@corp.example"
 QUIET = HoldParams(notify_sender=False, notify_reviewers=False)

@@ -21,7 +21,7 @@ from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.queue.worker import Worker
-from sendguard.testing.upstream import Received, RecordingUpstream
+from tests.support.upstream import Received, RecordingUpstream
 
 SENDER = "tanaka@corp.example"
 
