@@ -25,6 +25,7 @@ from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_queue_upstream
 from sendguard.entry import Entry
 from sendguard.errors import ConfigError, StoreError
 from sendguard.history.service import History
+from sendguard.history.store import HistoryStore
 from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
 from sendguard.intake.guard import LoginGuard
@@ -176,8 +177,6 @@ class App:
         """The correspondent history in the same database (tables ``history_*``)."""
         if not self.settings.history.enabled:
             return
-        from sendguard.history.store import HistoryStore
-
         store = await HistoryStore.open(self.settings.store, migrate=False)
         self.history = History(
             store, self.settings.history, lambda: self.policy.current.organisation
