@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 import structlog
@@ -340,14 +340,11 @@ class Pipeline:
             log.error("queue_unavailable", action=verdict.action.label)
             return replies.TEMPFAIL_INTERNAL
         state: Literal["held", "delayed"] = "held" if verdict.action is Action.HOLD else "delayed"
-        release_at = (
-            datetime.now(UTC) + timedelta(minutes=verdict.delay_minutes)
-            if state == "delayed"
-            else None
-        )
         try:
+            # The store works out when a delayed message goes (one place: `delay_minutes`
+            # from now on its clock) and when a hold expires (business hours).
             entry = await self.queue.enqueue(
-                envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
+                envelope=envelope, data=data, verdict=verdict, state=state
             )
         except StoreError as exc:
             log.error("queue_commit_failed", error=str(exc))
