@@ -32,6 +32,11 @@
    resends the message, so committing it as well would send it twice. Once committed, a
    delivery is always seen through and logged; if the client was answered meanwhile and the
    upstream still accepts, `duplicate_likely` says so.
+
+Right below are the protocols this file needs of the parts it drives (`Inspects`,
+`Queue`, `Learns`); `sendguard.app` wires the real ones. An error becomes a reply by its
+class, in `sendguard.replies.reply_for`. docs/design.md's "Layers" says where every other
+module sits.
 """
 
 from __future__ import annotations
