@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -366,3 +366,21 @@ class Listener(BaseModel):
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One copy to send: its envelope recipients and its bytes (a split rewrite makes one per
+    outside recipient; every other verdict one for all)."""
+
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+Prepare = Callable[[bytes, Verdict, Envelope, Organisation | None], tuple[Outgoing, ...]]
+"""The copies a verdict sends: its tags and rewrite applied to a copy of the bytes
+(`sendguard.actions.rewrite.apply_verdict`, bound by `sendguard.app`). The pipeline passes
+the organisation its inspection judged by; the queue worker None (the policy in force)."""

@@ -32,6 +32,11 @@
    resends the message, so committing it as well would send it twice. Once committed, a
    delivery is always seen through and logged; if the client was answered meanwhile and the
    upstream still accepts, `duplicate_likely` says so.
+
+Right below are the protocols this file needs of the parts it drives (`Inspects`,
+`Queue`, `Learns`); `sendguard.app` wires the real ones. An error becomes a reply by its
+class, in `sendguard.replies.reply_for`. docs/design.md's "Layers" says where every other
+module sits.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 import structlog
@@ -49,7 +54,8 @@ import structlog
 from sendguard import replies
 from sendguard.deliver import Upstream
 from sendguard.errors import InspectionError, InspectionTimeout, StoreError
-from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.inspect import Inspection
+from sendguard.model import Action, Envelope, Finding, Outgoing, Prepare, Reply, Verdict
 from sendguard.ops import metrics
 from sendguard.policy.replay import replay_facts
 
@@ -58,34 +64,14 @@ log = structlog.get_logger("sendguard.transaction")
 _TEMPFAIL_AUDIT = Reply(451, "4.3.0 Could not record the verdict; try again later")
 
 
-class Inspected(Protocol):
-    """What inspection hands back: the mail view, all findings, and the verdict."""
-
-    @property
-    def mail(self) -> Mail: ...
-    @property
-    def findings(self) -> tuple[Finding, ...]: ...
-    @property
-    def verdict(self) -> Verdict: ...
-
-
 class Inspects(Protocol):
     """parse → detect → policy for one message."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected: ...
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        """The mail view, every finding and one verdict (`sendguard.inspect.Inspector`)."""
+        ...
 
 
-class Outgoing(Protocol):
-    """One copy to send: its recipients and its bytes (several for a split rewrite)."""
-
-    @property
-    def rcpt_tos(self) -> tuple[str, ...]: ...
-    @property
-    def data(self) -> bytes: ...
-
-
-Prepare = Callable[[bytes, Inspected, Envelope], tuple[Outgoing, ...]]
-"""Apply tag/rewrite edits to a copy of the bytes (`sendguard.actions.rewrite.apply_verdict`)."""
 RejectReply = Callable[[Verdict, str], Reply]
 """The reply for a reject verdict, given the reference (`sendguard.actions.reject_reply`)."""
 
@@ -270,7 +256,7 @@ class Pipeline:
         """Nothing to wait for: every audit record is written before its reply (kept for
         callers that drained the old fire-and-forget writes at shutdown)."""
 
-    async def _inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+    async def _inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         try:
             async with asyncio.timeout(self.options.scan_budget):
                 return await self.inspector.inspect(envelope, data)
@@ -287,7 +273,7 @@ class Pipeline:
         self,
         envelope: Envelope,
         data: bytes,
-        inspected: Inspected,
+        inspected: Inspection,
         upstream: Upstream,
         client: ClientSide,
     ) -> Reply:
@@ -296,9 +282,10 @@ class Pipeline:
             return self.reject_reply(verdict, envelope.transaction_id)
         if verdict.action in (Action.DELAY, Action.HOLD):
             # The original is stored: reviewers see what the sender wrote, and the release
-            # applies the verdict's tags and rewrite exactly once (`App._prepare_release`).
+            # applies the verdict's tags and rewrite exactly once (the worker calls the
+            # same `Prepare`).
             return _commit(client) or await self._enqueue(envelope, data, verdict)
-        copies = self.prepare(data, inspected, envelope)
+        copies = self.prepare(data, verdict, envelope, inspected.organisation)
         return _commit(client) or await self._deliver_copies(
             upstream, envelope, data, verdict, copies
         )
@@ -359,14 +346,11 @@ class Pipeline:
             log.error("queue_unavailable", action=verdict.action.label)
             return replies.TEMPFAIL_INTERNAL
         state: Literal["held", "delayed"] = "held" if verdict.action is Action.HOLD else "delayed"
-        release_at = (
-            datetime.now(UTC) + timedelta(minutes=verdict.delay_minutes)
-            if state == "delayed"
-            else None
-        )
         try:
+            # The store works out when a delayed message goes (one place: `delay_minutes`
+            # from now on its clock) and when a hold expires (business hours).
             entry = await self.queue.enqueue(
-                envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
+                envelope=envelope, data=data, verdict=verdict, state=state
             )
         except StoreError as exc:
             log.error("queue_commit_failed", error=str(exc))

@@ -40,6 +40,7 @@ from sendguard.errors import (
     UpstreamTimeout,
 )
 from sendguard.model import Envelope, Reply
+from sendguard.parse.lines import has_bare_line_ending
 
 log = structlog.get_logger(__name__)
 
@@ -402,7 +403,7 @@ async def send_data(
     aiosmtplib without the protocol internals mirrored here) takes `smtp.data()` itself.
     """
     protocol = compat.data_protocol(smtp)
-    if protocol is None or not _crlf_only(data):
+    if protocol is None or has_bare_line_ending(data):
         return await smtp.data(data, timeout=reply_timeout)
     await compat.ehlo_or_helo_if_needed(smtp)  # as smtp.data() does
     payload = dot_stuffed(data)  # without the final dot: no copy of a big message to add it
@@ -411,11 +412,6 @@ async def send_data(
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         smtp.close()
         raise
-
-
-def _crlf_only(data: bytes) -> bool:
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 
 
 def dot_stuffed(data: bytes) -> bytes:

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,13 +40,13 @@ from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelayEnvelope, RelaySMTP
 from sendguard.model import Envelope, IPNetwork, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
+from sendguard.parse.lines import has_bare_line_ending, normalise_line_endings
 from sendguard.pipeline import ClientSide
 from sendguard.policy.people import People, build_people
 
 log = structlog.get_logger(__name__)
 
 # A CR not followed by LF, or an LF not preceded by CR: the SMTP-smuggling ingredients.
-_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _MAX_LINE = MAX_LINE
 """RFC 5322 §2.1.1. The DATA reader refuses lines over 999 octets on the wire as they arrive
 (a 998-octet line may carry a stuffing dot); the exact check is on the unstuffed message."""
@@ -522,22 +521,11 @@ def _refused(message: str | None = None) -> AuthResult:
     return AuthResult(success=False, handled=False, message=message)
 
 
-def has_bare_line_ending(data: bytes) -> bool:
-    """A CR or LF that is not part of CRLF. Three C-level counts: this runs on every message."""
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") != pairs or data.count(b"\n") != pairs
-
-
 def longest_line(data: bytes) -> int:
     """Octets in the longest CRLF-delimited line."""
     if len(data) <= _MAX_LINE:
         return len(data)
     return max(map(len, data.split(b"\r\n")))
-
-
-def normalise_line_endings(data: bytes) -> bytes:
-    """Every bare CR or LF becomes CRLF (Postfix 3.9's `smtpd_forbid_bare_newline=normalize`)."""
-    return _BARE.sub(b"\r\n", data)
 
 
 async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> bytes | None:

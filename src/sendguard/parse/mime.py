@@ -16,9 +16,10 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from sendguard import compat
-from sendguard.model import Problem
+from sendguard.model import Part, Problem
 from sendguard.parse.charsets import decode_bytes, decode_rfc2047
 from sendguard.parse.context import Blob, Context
+from sendguard.parse.headers import decode_header_bytes, header_text
 from sendguard.parse.limits import ParseLimits
 
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
@@ -121,8 +122,6 @@ _SUMMARY_FIELDS = ("from", "to", "cc", "date", "subject")
 
 def summary(msg: Message) -> str:
     """The forwarded message's own headers as text, so its addresses can be inspected too."""
-    from sendguard.parse.headers import decode_header_bytes, header_text
-
     lines = []
     for name, value in msg.items():
         if name.lower() in _SUMMARY_FIELDS:
@@ -132,8 +131,6 @@ def summary(msg: Message) -> str:
 
 def forwarded(msg: Message, blob: Blob, ctx: Context) -> None:
     """A message/rfc822 part: one Part for the message itself, then its own parts."""
-    from sendguard.model import Part
-
     ctx.parts.append(
         Part(
             path=blob.path,
