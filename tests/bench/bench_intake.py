@@ -41,7 +41,7 @@ def _serve(kind: str, port: int, ready, done, result) -> None:  # type: ignore[n
     from aiosmtpd.smtp import SMTP
 
     from sendguard.intake.server import Intake, RelaySMTP
-    from sendguard.settings import Listener
+    from sendguard.model import Listener
 
     async def main() -> None:
         handler = _Accept()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sendguard.cli.main import main as cli
-from sendguard.history.model import Recipient
+from sendguard.correspondence import Recipient
 from sendguard.history.store import HistoryStore
 from tests.support.attachments import build_message
 from tests.support.relay import running_relay, write_policy

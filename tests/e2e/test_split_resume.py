@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import FakeClock
 from tests.support.attachments import build_message
 from tests.support.relay import running_relay, write_policy

@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sendguard import compat
-from sendguard.intake import replies
+from sendguard import compat, replies
 
 TOO_LONG = str(replies.LINE_TOO_LONG)
 TOO_MUCH = str(replies.MESSAGE_TOO_BIG)

@@ -32,7 +32,7 @@ import contextlib
 import socket
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.errors import HeaderParseError
 from typing import Any
 
@@ -40,13 +40,12 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from sendguard import compat
-from sendguard.intake import replies
+from sendguard import compat, replies
 from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.model import Listener
 from sendguard.pipeline import ClientSide
-from sendguard.settings import Listener
 
 log = structlog.get_logger(__name__)
 _transactions = structlog.get_logger("sendguard.transaction")
@@ -94,6 +93,8 @@ class RelaySMTP(SMTP):
         self._last_data = 0.0
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
+        self.session_id = ""
+        """Set when the client connects; bound in structlog's contextvars for the session."""
 
     def clone(self) -> RelaySMTP:
         """A new, unconnected protocol in the state a fresh `RelaySMTP(...)` starts in.
@@ -263,9 +264,19 @@ class RelaySMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._intake.connections.add(self)
-        super().connection_made(transport)
+        self.session_id = uuid.uuid4().hex[:12]
+        # aiosmtpd starts the session's task here, and a task copies the context it is
+        # created in: every event of the session (its commands, the DATA hook and pipeline
+        # tasks it starts, the idle timer it arms) carries `session_id`. This callback runs
+        # in the event loop's context, shared by every connection, so it is reset at once.
+        with _session_context(self.session_id):
+            super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        with _session_context(self.session_id):
+            self._lost(exc)
+
+    def _lost(self, exc: Exception | None) -> None:
         self._intake.connections.discard(self)
         identity = self.session.auth_data if self.session else None
         if isinstance(identity, Identity) and identity.upstream is not None:
@@ -281,6 +292,16 @@ class RelaySMTP(SMTP):
     def busy(self) -> bool:
         """True while a message of this connection is being inspected and delivered."""
         return bool(self._in_flight)
+
+
+@contextlib.contextmanager
+def _session_context(session_id: str) -> Iterator[None]:
+    """`session_id` bound in structlog's contextvars inside the block, and only there."""
+    tokens = structlog.contextvars.bind_contextvars(session_id=session_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:

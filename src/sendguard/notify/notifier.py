@@ -26,13 +26,13 @@ from typing import Literal
 import structlog
 
 from sendguard.deliver import Upstream
+from sendguard.detect.domains import is_internal
+from sendguard.entry import Entry, NoticeKind
 from sendguard.model import Envelope, Reply
 from sendguard.notify.dsn import build_dsn
 from sendguard.notify.render import LinkBlock, render, reviewers_of
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy
-from sendguard.policy.scope import is_internal
-from sendguard.queue.store import Entry, NoticeKind
 
 log = structlog.get_logger(__name__)
 NOTHING_TO_SEND = Reply(250, "2.0.0 nothing to send")

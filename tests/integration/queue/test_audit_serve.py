@@ -19,7 +19,7 @@ from tests.support.relay import RelayProcess
 
 from sendguard.cli.main import main
 from sendguard.queue.auditkey import read_key
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -25,7 +25,8 @@ from queue_helpers import (  # type: ignore[import-not-found]
 from tests.support.relay import RelayProcess, write_policy
 from tests.support.upstream import RecordingUpstream
 
-from sendguard.queue.store import Entry, open_store
+from sendguard.entry import Entry
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import postgres_schema
 from sendguard.review.service import ReviewService
 from sendguard.review.testing import actor, me_listed

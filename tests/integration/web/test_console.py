@@ -24,8 +24,8 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from sendguard.app import App
+from sendguard.entry import Entry
 from sendguard.log import configure_logging
-from sendguard.queue.store import Entry
 from tests.support.relay import running_relay, write_policy
 from tests.support.tls import CertPair
 from tests.support.web import (

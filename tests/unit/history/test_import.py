@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sendguard.cli.main import main as cli
-from sendguard.history.model import Recipient
+from sendguard.correspondence import Recipient
 from sendguard.history.store import HistoryStore
 from tests.support.relay import write_policy
 

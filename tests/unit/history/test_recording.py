@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from sendguard.correspondence import Recipient
 from sendguard.deliver.maildir import MaildirUpstream
-from sendguard.history.model import Recipient
 from sendguard.history.service import History
 from sendguard.history.settings import HistorySettings
 from sendguard.history.store import HistoryStore
@@ -140,7 +140,7 @@ def test_policy_explain_reads_a_history_snapshot(
     """`policy explain --history FILE`: the history detectors see the snapshot; without it
     the output says they did not run."""
     from sendguard.cli.main import main as cli
-    from sendguard.history.model import HistorySnapshot, Known
+    from sendguard.correspondence import HistorySnapshot, Known
 
     policy = write_policy(tmp_path / "policies", ORG_POLICY)
     message = tmp_path / "m.eml"

@@ -14,13 +14,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
+from sendguard.entry import Entry, NoticeKind
 from sendguard.model import Envelope, HoldParams
 from sendguard.notify.dsn import build_dsn, status_of
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.render import render
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy, load_policy
-from sendguard.queue.store import Entry, NoticeKind
 from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
 from tests.support.upstream import RecordingUpstream
 

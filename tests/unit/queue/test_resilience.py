@@ -14,11 +14,13 @@ from dataclasses import replace
 import pytest
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
+from sendguard.entry import Decision, Entry
 from sendguard.model import HoldParams
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
+from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Clock, CorruptEntry, Decision, Entry, Store, open_store
+from sendguard.queue.store import Clock, CorruptEntry, Store
 from sendguard.queue.testing import (
     FakeClock,
     damage_row,
