@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+import tempfile
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.parallel import RunLock, WorkerDatabase
 from tests.support.tls import CertPair, make_self_signed
 from tests.support.upstream import RecordingUpstream
 
@@ -24,6 +27,55 @@ def need_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: scripts/test installs postfix and swaks")
     return path
+
+
+_RUN_LOCK_DIR = pytest.StashKey[Path]()
+_RUN_LOCK = pytest.StashKey[RunLock]()
+_DATABASE = pytest.StashKey[WorkerDatabase]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controller: hand each worker the directory of the run lock."""
+    config = node.config
+    if _RUN_LOCK_DIR not in config.stash:
+        config.stash[_RUN_LOCK_DIR] = Path(tempfile.mkdtemp(prefix="sendguard-tests-"))
+    node.workerinput["sendguard_run_lock"] = str(config.stash[_RUN_LOCK_DIR])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # a pytest-xdist worker
+        config.stash[_RUN_LOCK] = RunLock(Path(workerinput["sendguard_run_lock"]))
+        config.stash[_DATABASE] = WorkerDatabase(workerinput["workerid"], workerinput["testrunuid"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _DATABASE in config.stash:
+        config.stash[_DATABASE].drop()
+    if _RUN_LOCK in config.stash:
+        config.stash[_RUN_LOCK].close()
+    if _RUN_LOCK_DIR in config.stash:
+        shutil.rmtree(config.stash[_RUN_LOCK_DIR], ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Under xdist, an ``exclusive`` test waits for the other workers' tests and they wait
+    for it; set-up and teardown included, the waiting outside the test's timeout."""
+    lock = item.config.stash.get(_RUN_LOCK, None)
+    if lock is None:
+        return (yield)
+    with lock.hold(exclusive=item.get_closest_marker("exclusive") is not None):
+        return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under xdist, a PostgreSQL test runs in its worker's own database."""
+    database = item.config.stash.get(_DATABASE, None)
+    if database is not None and item.get_closest_marker("postgres") is not None:
+        database.ensure()
 
 
 @pytest.fixture

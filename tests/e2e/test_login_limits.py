@@ -123,6 +123,7 @@ async def test_address_cut_off_after_its_failures_while_others_log_in(
 
 
 @pytest.mark.slow
+@pytest.mark.exclusive  # the real login's time is compared with one on an idle relay
 async def test_flood_of_connections_does_not_starve_a_real_login(
     certs: CertPair, tmp_path: Path, upstream: RecordingUpstream
 ) -> None:

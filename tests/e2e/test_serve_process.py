@@ -69,6 +69,7 @@ def test_sighup_reloads_without_stopping(tmp_path: Path) -> None:
 
 
 @pytest.mark.postfix
+@pytest.mark.exclusive  # relay, smtp-source and smtp-sink keep every core busy
 def test_load_2000_messages_20_connections_arrive_once(tmp_path: Path) -> None:
     """smtp-source sends 2,000 20 KB messages over 20 connections; smtp-sink gets each once."""
     sink_dir = tmp_path / "sink"

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import aiosmtplib
+import pytest
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
 from sendguard.model import Envelope
@@ -64,6 +65,7 @@ async def test_waiters_get_a_session_in_arrival_order(upstream: RecordingUpstrea
     assert upstream.peak_sessions == 1
 
 
+@pytest.mark.exclusive  # the waiter's 0.5 s deadline is checked to within a second
 async def test_a_waiter_past_its_deadline_gets_451_and_nothing_is_sent(
     upstream: RecordingUpstream,
 ) -> None:
