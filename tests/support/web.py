@@ -7,7 +7,9 @@ Nothing here is used by the running relay (so it lives in tests/, beside the bui
 
 from __future__ import annotations
 
+import functools
 import re
+import tempfile
 from pathlib import Path
 
 from sendguard.intake.auth import UsersFile
@@ -68,11 +70,23 @@ PASSWORDS = {
 
 
 def write_users(path: Path) -> Path:
-    """A users file with every person of `WEB_POLICY` and its password from `PASSWORDS`."""
-    users = UsersFile(path)
-    for name, password in PASSWORDS.items():
-        users.add(name, password)
+    """A users file with every person of `WEB_POLICY` and its password from `PASSWORDS`
+    (mode 0600, as `sendguard users add` leaves it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_users_file())
+    path.chmod(0o600)
     return path
+
+
+@functools.cache
+def _users_file() -> bytes:
+    """The file's bytes, hashed once per process: five argon2 hashes at the production cost
+    (and five fsyncs) per test were most of the console tests' set-up."""
+    with tempfile.TemporaryDirectory(prefix="sendguard-users-") as tmp:
+        users = UsersFile(Path(tmp) / "users")
+        for name, password in PASSWORDS.items():
+            users.add(name, password)
+        return users.path.read_bytes()
 
 
 def customer_list_message(subject: str = "顧客リストの送付") -> bytes:
