@@ -24,10 +24,16 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import structlog
+
 from sendguard.intake import replies
+from sendguard.intake.spool import Spool, SpooledMessage, SpoolWriter
+
+log = structlog.get_logger(__name__)
 
 TOO_LONG = str(replies.LINE_TOO_LONG)
 TOO_MUCH = str(replies.MESSAGE_TOO_BIG)
+SPOOL_FAILED = str(replies.SPOOL_FAILED)
 MAX_LINE = 998
 """Octets of a line without its CRLF (RFC 5322 §2.1.1)."""
 WINDOW = 1 << 20
@@ -37,11 +43,18 @@ _END = b"\r\n.\r\n"
 
 
 async def read_data(
-    reader: asyncio.StreamReader, size_limit: int | None
-) -> tuple[bytes, str | None]:
-    """The dot-unstuffed message and None, or b"" and the refusal to send after the dot."""
+    reader: asyncio.StreamReader, size_limit: int | None, spool: Spool | None = None
+) -> tuple[bytes | SpooledMessage, str | None]:
+    """The dot-unstuffed message and None, or b"" and the refusal to send after the dot.
+
+    With a `spool`, a message that grows past its threshold is written to a spool file as it
+    arrives and comes back as a `SpooledMessage` (memory stays bounded by `WINDOW`); the file
+    is removed again if the message is refused or the client goes away.
+    """
     limit = size_limit or sys.maxsize
+    spill = spool.threshold if spool is not None else sys.maxsize
     chunks: list[bytes] = []
+    writer: SpoolWriter | None = None
     total = 0
     run = 0  # octets since the last CR or LF: the line being read
     tail = b"\r\n"  # the last octets before `chunk` (the DATA line's CRLF at first)
@@ -63,21 +76,57 @@ async def read_data(
                 total += len(body)
                 long_line, run = _long_line(body, run)
                 refusal = TOO_MUCH if total > limit else TOO_LONG if long_line else None
-                if refusal is None:
+                if refusal is None and (writer is not None or total > spill):
                     chunks.append(body)
-                else:
+                    writer, refusal = _spill(spool, writer, chunks)
+                elif refusal is None:
+                    chunks.append(body)
+                if refusal is not None:
                     chunks.clear()  # from here on the message is only read to its end
+                    if writer is not None:
+                        writer.discard()
+                        writer = None
             if end:
                 break
             tail = chunk[-4:] if len(chunk) >= 4 else (tail + chunk)[-4:]
+    except BaseException:
+        if writer is not None:
+            writer.discard()  # the client went away (or the relay stops): nothing to keep
+        raise
     finally:
         reader._limit = saved  # type: ignore[attr-defined]
     if refusal is not None:
         return b"", refusal
+    if writer is not None:
+        try:
+            return writer.finish(), None
+        except BaseException:
+            writer.discard()
+            raise
     raw = b"".join(chunks)
     del chunks
     content = raw.replace(b"\r\n.", b"\r\n")
     return (content[1:] if content.startswith(b".") else content), None
+
+
+def _spill(
+    spool: Spool | None, writer: SpoolWriter | None, chunks: list[bytes]
+) -> tuple[SpoolWriter | None, str | None]:
+    """Move `chunks` to the spool file (created on first use); a disk that fails is a
+    temporary refusal (451 after the dot), never a half-written message."""
+    assert spool is not None  # only called once the message is past the spool threshold
+    try:
+        writer = writer or spool.create()
+        for piece in chunks:
+            writer.write(piece)
+    except OSError as exc:
+        log.error("spool_write_failed", error=type(exc).__name__, detail=str(exc)[:200])
+        if writer is not None:
+            writer.discard()
+        return None, SPOOL_FAILED
+    finally:
+        chunks.clear()
+    return writer, None
 
 
 def _long_line(data: bytes, run: int) -> tuple[bool, int]:

@@ -28,6 +28,7 @@ from sendguard.deliver import Upstream
 from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity
+from sendguard.intake.budget import DEFAULT_BUDGET, ByteBudget
 from sendguard.intake.data import MAX_LINE, has_long_line
 from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelayEnvelope
@@ -86,8 +87,11 @@ class RelayHandler:
         capabilities: Any = None,
         people: Callable[[], People] | None = None,
         guard: LoginGuard | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.pipeline = pipeline
+        # Bytes of spooled (big) mail inspected and delivered at once by this process.
+        self.budget = budget or ByteBudget(DEFAULT_BUDGET)
         self.options = options
         self.authenticator = authenticator
         # Read at every MAIL and DATA: the policy (and so [people]) reloads at run time.
@@ -320,7 +324,19 @@ class RelayHandler:
     # ------------------------------------------------------------------ message
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
-        data: bytes = envelope.original_content or b""
+        spooled = envelope.spooled if isinstance(envelope, RelayEnvelope) else None
+        if spooled is None:
+            return await self._message(session, envelope, envelope.original_content or b"")
+        try:
+            # Big mail waits on disk for its turn, before the pipeline (and its scan budget)
+            # starts; the bytes are in memory only while they are inspected and delivered.
+            async with self.budget.hold(spooled.size):
+                data = await asyncio.to_thread(spooled.read)
+                return await self._message(session, envelope, data)
+        finally:
+            spooled.remove()
+
+    async def _message(self, session: Session, envelope: SmtpEnvelope, data: bytes) -> str:
         if has_bare_line_ending(data):
             if self.options.line_policy == "reject":
                 log.warning("bare_line_ending_rejected", client=str(peer_address(session.peer)))

@@ -45,6 +45,7 @@ from sendguard.intake import replies
 from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.intake.spool import Spool, SpooledMessage
 from sendguard.pipeline import ClientSide
 from sendguard.settings import Listener
 
@@ -67,6 +68,8 @@ class RelayEnvelope(SmtpEnvelope):
     def __init__(self) -> None:
         super().__init__()
         self.client_side = ClientSide()
+        self.spooled: SpooledMessage | None = None
+        """The message, when it was big enough to be spooled (`content` is then empty)."""
 
 
 class RelaySMTP(SMTP):
@@ -74,11 +77,17 @@ class RelaySMTP(SMTP):
     its limits its own, and closes a pass-through session."""
 
     def __init__(
-        self, intake: Intake, *args: Any, reply_deadline: float = 540.0, **kwargs: Any
+        self,
+        intake: Intake,
+        *args: Any,
+        reply_deadline: float = 540.0,
+        spool: Spool | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._intake = intake
         self.reply_deadline = reply_deadline
+        self.spool = spool
         self._start_connection_state()
 
     def _start_connection_state(self) -> None:
@@ -169,7 +178,7 @@ class RelaySMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._phase = "data"
         try:
-            content, refusal = await read_data(self._reader, self.data_size_limit)
+            content, refusal = await read_data(self._reader, self.data_size_limit, self.spool)
         except asyncio.CancelledError:
             if not self._timed_out:
                 log.info("client_gone", client=self._client(), phase="data")
@@ -182,6 +191,10 @@ class RelaySMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push(refusal)
             return
+        if isinstance(content, SpooledMessage):
+            assert isinstance(self.envelope, RelayEnvelope)
+            self.envelope.spooled = content  # the handler removes it when the transaction ends
+            content = b""
         self.envelope.content = self.envelope.original_content = content
         status = await self._answer_in_time()
         await self.push(status)
@@ -215,7 +228,9 @@ class RelaySMTP(SMTP):
         if ended and not client.transaction_id and str(task.result())[:1] in ("4", "5"):
             # Refused by the handler before the pipeline (bare CR/LF, a long line): the
             # transaction still gets its event.
-            _log_refused(self, str(task.result()), size=len(envelope.original_content or b""))
+            content = envelope.original_content or b""
+            size = envelope.spooled.size if envelope.spooled else len(content)
+            _log_refused(self, str(task.result()), size=size)
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         self._reset_timeout()
         if task.done():
