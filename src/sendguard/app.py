@@ -114,6 +114,7 @@ class App:
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
+            idle_timeout=self.settings.extract_idle_timeout,
             # The fork server imports the whole inspection stack once; workers start warm.
             preload=("sendguard.parse", "sendguard.detect.registry", "sendguard.inspect"),
         )

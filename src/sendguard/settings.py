@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     """Relay processes sharing the listening ports (SO_REUSEPORT); 0 = number of cores."""
     extract_workers: int = 1
     """Extraction processes per relay process (parsing attachments off the event loop)."""
+    extract_idle_timeout: float = Field(default=30.0, ge=0)
+    """Seconds an extraction process may sit unused before it is stopped (memory at rest);
+    the next attachment forks a new one from the warm fork server. 0 = keep them."""
     extract_memory_limit: int = 1024 * 1024 * 1024
     """Address-space limit (bytes) of each extraction process; a bomb dies there, not here."""
     network_timeout: float = 5.0
