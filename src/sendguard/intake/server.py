@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from typing import Any
+from typing import Any, AnyStr
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
@@ -103,6 +103,7 @@ class RelaySMTP(SMTP):
         self._last_data = 0.0
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
+        self._batch: list[bytes] | None = None
 
     def clone(self) -> RelaySMTP:
         """A new, unconnected protocol in the state a fresh `RelaySMTP(...)` starts in.
@@ -157,7 +158,24 @@ class RelaySMTP(SMTP):
         """aiosmtpd's EHLO, which adds the SIZE and SMTPUTF8 allowances (26 + 10 octets) to
         MAIL's limit each time: the limits start afresh first, so they never grow."""
         self.command_size_limits = _command_limits()
-        await super().smtp_EHLO(hostname)
+        # aiosmtpd writes (and drains) each of the ~8 lines on its own: one write instead.
+        self._batch = []
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            lines, self._batch = self._batch, None
+        if lines:
+            self._writer.write(b"".join(lines))
+            await self._writer.drain()
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's push, collected instead while an EHLO reply is being built."""
+        if self._batch is None:
+            await super().push(status)
+            return
+        encoding = "utf-8" if self.enable_SMTPUTF8 else "ascii"
+        line = status.encode(encoding) if isinstance(status, str) else status
+        self._batch.append(line + b"\r\n")
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
