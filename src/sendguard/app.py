@@ -22,6 +22,7 @@ import structlog
 
 from sendguard.actions import apply_stored_verdict, apply_verdict, reject_reply
 from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_queue_upstream, open_upstream
+from sendguard.entry import Entry
 from sendguard.errors import ConfigError, StoreError
 from sendguard.history.service import History
 from sendguard.inspect import Inspector
@@ -46,7 +47,8 @@ from sendguard.queue.auditkey import (
     load_or_create_key,
     write_anchor,
 )
-from sendguard.queue.store import AuditHead, Entry, Store, open_configured_store
+from sendguard.queue.backends import open_configured_store
+from sendguard.queue.store import AuditHead, Store
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
 from sendguard.settings import Settings
@@ -399,8 +401,8 @@ def _authenticator(
 
 def build_app(settings: Settings) -> App:
     """Build every part from the settings; nothing is opened or started yet."""
-    upstream = open_upstream(settings)
-    queue_upstream = open_queue_upstream(settings, upstream)
+    upstream = open_upstream(settings.upstream_options())
+    queue_upstream = open_queue_upstream(settings.upstream_options(), upstream)
     policy = PolicyHolder(settings.policy_dir)  # raises PolicyError: a broken policy never serves
     if queue_upstream is None:
         _require_queue_upstream(settings, policy)

@@ -9,10 +9,13 @@ read-only view extracted from them (the original bytes travel beside it, untouch
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 # --------------------------------------------------------------------------- envelope
 
@@ -330,3 +333,30 @@ class Reply:
         lines = self.text.splitlines() or [""]
         head = [f"{self.code}-{line}" for line in lines[:-1]]
         return "\r\n".join([*head, f"{self.code} {lines[-1]}"])
+
+
+# --------------------------------------------------------------------------- listening
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""A trusted network of the settings (``SENDGUARD_TRUSTED_NETWORKS``)."""
+
+
+class Listener(BaseModel):
+    """One listening socket, ``host:port``; clients upgrade with STARTTLS when a cert is set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        """Read ``127.0.0.1:2525``, ``[::1]:2525`` or ``0.0.0.0:587``."""
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not port.isdigit() or not host or int(port) > 65535:
+            raise ValueError(f"listener {text!r} is not host:port (e.g. 127.0.0.1:2525)")
+        return cls(host=host.strip("[]"), port=int(port))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"

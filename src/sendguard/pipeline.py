@@ -46,9 +46,9 @@ from typing import Literal, Protocol
 
 import structlog
 
+from sendguard import replies
 from sendguard.deliver import Upstream
-from sendguard.errors import InspectionError, StoreError
-from sendguard.intake import replies
+from sendguard.errors import InspectionError, InspectionTimeout, StoreError
 from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
 from sendguard.ops import metrics
 from sendguard.policy.replay import replay_facts
@@ -223,7 +223,7 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
             reference = uuid.uuid4().hex[:12]
             log.error("internal_error", reference=reference, error=type(exc).__name__)
-            reply = replies.with_reference(replies.TEMPFAIL_INTERNAL, reference)
+            reply = replies.with_reference(replies.reply_for(exc), reference)
         finally:
             _log_transaction(envelope, data, verdict, findings, reply, started, client, inspect_ms)
             structlog.contextvars.unbind_contextvars("transaction_id")
@@ -273,10 +273,11 @@ class Pipeline:
         try:
             async with asyncio.timeout(self.options.scan_budget):
                 return await self.inspector.inspect(envelope, data)
-        except TimeoutError as exc:
-            raise InspectionError(f"scan budget of {self.options.scan_budget}s exceeded") from exc
         except InspectionError:
-            raise
+            raise  # InspectionTimeout included: a detector's or the pool's own budget
+        except TimeoutError as exc:
+            budget = self.options.scan_budget
+            raise InspectionTimeout(f"scan budget of {budget}s exceeded") from exc
         except Exception as exc:
             # Fail closed: an unexpected bug in any stage must not let the message pass.
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
@@ -386,9 +387,7 @@ class Pipeline:
             )
             return _commit(client) or await self._enqueue(envelope, data, verdict), verdict
         verdict = Verdict(action=Action.REJECT, rule_id="on-error", reason="inspection failed")
-        budget = "time" in str(error) or "budget" in str(error)
-        reply = replies.TEMPFAIL_BUDGET if budget else replies.TEMPFAIL_INTERNAL
-        return replies.with_reference(reply, reference), verdict
+        return replies.with_reference(replies.reply_for(error), reference), verdict
 
 
 def _part(envelope: Envelope, copy: Outgoing) -> Envelope:

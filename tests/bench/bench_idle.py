@@ -19,12 +19,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))  # the shared test helpers in tests/support
 
 from measure import tree  # noqa: E402
-
-from sendguard.testing import attachments as build  # noqa: E402
-from sendguard.testing.postfix import free_port, smtp_sink  # noqa: E402
-from sendguard.testing.relay import RelayProcess  # noqa: E402
+from tests.support import attachments as build  # noqa: E402
+from tests.support.postfix import free_port, smtp_sink  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
 
 PLAIN = b"From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nhello\r\n"
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
 from tests.e2e.wire import HEADERS, Wire
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 THRESHOLD = 4096
 # Lines that start with a dot cross the spool's piece boundaries: unstuffing must be exact.

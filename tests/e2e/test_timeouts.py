@@ -19,9 +19,9 @@ from structlog.testing import capture_logs
 
 from sendguard.model import Envelope
 from sendguard.pipeline import Inspected, Inspects
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
 from tests.e2e.wire import HEADERS, Wire
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 
 class _Slow:

@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from sendguard import replies
 from sendguard.deliver.maildir import MaildirUpstream
+from sendguard.inspect import Inspector
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.parse.limits import ParseLimits
 from sendguard.pipeline import ClientSide, Inspected, Pipeline, PipelineOptions
-from sendguard.queue.store import open_store
+from sendguard.policy.holder import PolicyHolder
+from sendguard.queue.backends import open_store
+
+from .detect.dnsserver import Zone, dns_server
 
 ENVELOPE = Envelope(mail_from="a@example.jp", rcpt_tos=("b@partner.test",), transaction_id="t1")
 DATA = b"Subject: x\r\n\r\nbody\r\n"
@@ -223,3 +229,25 @@ async def test_pass_reply_waits_for_the_durable_verdict_record(tmp_path: Path) -
         reply = await pipeline.handle(ENVELOPE, DATA)
     assert reply.code == 451 and "record the verdict" in reply.text
     assert any(e["event"] == "audit_write_failed" for e in logs)
+
+
+async def test_a_dns_lookup_past_its_budget_answers_the_budget_reply(tmp_path: Path) -> None:
+    """A resolver that never answers, with the DNS detector's own budget longer than the
+    network detectors' deadline, is a timeout of inspection: 451 "did not finish in time",
+    not "Internal error" (the error's class decides, not its text)."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    async with dns_server(Zone(silent={"slow.jp"})) as port:
+        (policy / "dns.toml").write_text(
+            "allow_empty = true\n[detectors.unresolvable-domain]\n"
+            f'nameservers = ["127.0.0.1"]\nport = {port}\nquery_timeout = 5\nbudget = 5\n',
+            encoding="utf-8",
+        )
+        inspector = Inspector(
+            policy=PolicyHolder(policy), limits=ParseLimits(), network_timeout=0.3
+        )
+        envelope = Envelope(mail_from="a@example.jp", rcpt_tos=("b@slow.jp",), transaction_id="t")
+        reply = await _pipeline(inspector, tmp_path).handle(envelope, DATA)
+    assert reply.code == 451
+    assert reply.text.startswith(replies.TEMPFAIL_BUDGET.text)
+    assert _delivered(tmp_path) == []

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sendguard.errors import ConfigError
-from sendguard.settings import Listener, load_settings
+from sendguard.model import Listener
+from sendguard.settings import load_settings
 
 
 def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:

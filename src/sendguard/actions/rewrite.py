@@ -28,6 +28,7 @@ from sendguard.actions.headers import (
     render_simple,
     split_headers,
 )
+from sendguard.detect.domains import is_internal
 from sendguard.model import (
     Action,
     Address,
@@ -38,7 +39,6 @@ from sendguard.model import (
     Verdict,
 )
 from sendguard.parse.addresses import parse_address_header
-from sendguard.policy.scope import is_internal
 
 log = structlog.get_logger(__name__)
 

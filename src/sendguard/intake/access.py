@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from sendguard.settings import IPNetwork
+from sendguard.model import IPNetwork
 
 
 def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -26,7 +26,7 @@ import sys
 
 import structlog
 
-from sendguard.intake import replies
+from sendguard import compat, replies
 from sendguard.intake.spool import Spool, SpooledMessage, SpoolWriter
 
 log = structlog.get_logger(__name__)
@@ -59,42 +59,39 @@ async def read_data(
     run = 0  # octets since the last CR or LF: the line being read
     tail = b"\r\n"  # the last octets before `chunk` (the DATA line's CRLF at first)
     refusal: str | None = None
-    saved: int = reader._limit  # type: ignore[attr-defined]  # no public setter
-    reader._limit = WINDOW  # type: ignore[attr-defined]
     try:
-        while True:
-            try:
-                chunk = await reader.readuntil(b".\r\n")
-            except asyncio.LimitOverrunError as exc:
-                # No ".\r\n" within the window: take what was searched, keep the rest.
-                chunk = await reader.read(exc.consumed)
-                end = False
-            else:
-                end = (chunk if len(chunk) >= len(_END) else tail + chunk).endswith(_END)
-            body = chunk[:-3] if end else chunk  # the last line keeps its CRLF, ".\r\n" goes
-            if refusal is None:
-                total += len(body)
-                long_line, run = _long_line(body, run)
-                refusal = TOO_MUCH if total > limit else TOO_LONG if long_line else None
-                if refusal is None and (writer is not None or total > spill):
-                    chunks.append(body)
-                    writer, refusal = _spill(spool, writer, chunks)
-                elif refusal is None:
-                    chunks.append(body)
-                if refusal is not None:
-                    chunks.clear()  # from here on the message is only read to its end
-                    if writer is not None:
-                        writer.discard()
-                        writer = None
-            if end:
-                break
-            tail = chunk[-4:] if len(chunk) >= 4 else (tail + chunk)[-4:]
+        with compat.reader_limit(reader, WINDOW):
+            while True:
+                try:
+                    chunk = await reader.readuntil(b".\r\n")
+                except asyncio.LimitOverrunError as exc:
+                    # No ".\r\n" within the window: take what was searched, keep the rest.
+                    chunk = await reader.read(exc.consumed)
+                    end = False
+                else:
+                    end = (chunk if len(chunk) >= len(_END) else tail + chunk).endswith(_END)
+                body = chunk[:-3] if end else chunk  # the last line keeps its CRLF, ".\r\n" goes
+                if refusal is None:
+                    total += len(body)
+                    long_line, run = _long_line(body, run)
+                    refusal = TOO_MUCH if total > limit else TOO_LONG if long_line else None
+                    if refusal is None and (writer is not None or total > spill):
+                        chunks.append(body)
+                        writer, refusal = _spill(spool, writer, chunks)
+                    elif refusal is None:
+                        chunks.append(body)
+                    if refusal is not None:
+                        chunks.clear()  # from here on the message is only read to its end
+                        if writer is not None:
+                            writer.discard()
+                            writer = None
+                if end:
+                    break
+                tail = chunk[-4:] if len(chunk) >= 4 else (tail + chunk)[-4:]
     except BaseException:
         if writer is not None:
             writer.discard()  # the client went away (or the relay stops): nothing to keep
         raise
-    finally:
-        reader._limit = saved  # type: ignore[attr-defined]
     if refusal is not None:
         return b"", refusal
     if writer is not None:

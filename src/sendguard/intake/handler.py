@@ -24,19 +24,18 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
+from sendguard import replies
 from sendguard.deliver import Upstream
-from sendguard.intake import replies
 from sendguard.intake.access import is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity
 from sendguard.intake.budget import DEFAULT_BUDGET, ByteBudget
 from sendguard.intake.data import MAX_LINE, has_long_line
 from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelayEnvelope
-from sendguard.model import Envelope, Reply
+from sendguard.model import Envelope, IPNetwork, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
 from sendguard.pipeline import ClientSide
 from sendguard.policy.people import People, build_people
-from sendguard.settings import IPNetwork
 
 log = structlog.get_logger(__name__)
 
@@ -371,7 +370,7 @@ class RelayHandler:
             error=type(error).__name__,
             detail=str(error)[:200],
         )
-        return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
+        return str(replies.with_reference(replies.reply_for(error), reference))
 
 
 def _nobody() -> People:

@@ -32,8 +32,7 @@ import contextlib
 import socket
 import ssl
 import uuid
-from collections.abc import Callable
-from email._header_value_parser import get_addr_spec, get_angle_addr
+from collections.abc import Callable, Iterator
 from email.errors import HeaderParseError
 from typing import Any, AnyStr
 
@@ -41,13 +40,13 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from sendguard.intake import replies
+from sendguard import compat, replies
 from sendguard.intake.access import peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
 from sendguard.intake.spool import Spool, SpooledMessage
+from sendguard.model import Listener
 from sendguard.pipeline import ClientSide
-from sendguard.settings import Listener
 
 log = structlog.get_logger(__name__)
 _transactions = structlog.get_logger("sendguard.transaction")
@@ -104,6 +103,8 @@ class RelaySMTP(SMTP):
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
         self._batch: list[bytes] | None = None
+        self.session_id = ""
+        """Set when the client connects; bound in structlog's contextvars for the session."""
 
     def clone(self) -> RelaySMTP:
         """A new, unconnected protocol in the state a fresh `RelaySMTP(...)` starts in.
@@ -115,19 +116,7 @@ class RelaySMTP(SMTP):
         """
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        asyncio.StreamReaderProtocol.__init__(
-            new,
-            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
-            client_connected_cb=new._cb_client_connected,
-            loop=self.loop,
-        )
-        new._smtp_methods = {
-            name: getattr(new, method.__name__) for name, method in self._smtp_methods.items()
-        }
-        new._auth_methods = {
-            name: type(attr)(getattr(new, attr.method.__name__), True) if attr.is_builtin else attr
-            for name, attr in self._auth_methods.items()
-        }
+        compat.rebind_commands(new, self)
         new._start_connection_state()
         return new
 
@@ -142,9 +131,9 @@ class RelaySMTP(SMTP):
         address: Any  # email's token types (AngleAddr or AddrSpec) both carry .addr_spec
         try:
             if arg.lstrip().startswith("<"):
-                address, rest = get_angle_addr(arg)
+                address, rest = compat.get_angle_addr(arg)
             else:
-                address, rest = get_addr_spec(arg)
+                address, rest = compat.get_addr_spec(arg)
         except HeaderParseError:
             return None, None
         addr: str = address.addr_spec
@@ -206,7 +195,7 @@ class RelaySMTP(SMTP):
             self._phase = "command"
         if refusal is not None:
             _log_refused(self, refusal, size=None)
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            compat.end_transaction(self)
             await self.push(refusal)
             return
         if isinstance(content, SpooledMessage):
@@ -249,7 +238,7 @@ class RelaySMTP(SMTP):
             content = envelope.original_content or b""
             size = envelope.spooled.size if envelope.spooled else len(content)
             _log_refused(self, str(task.result()), size=size)
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        compat.end_transaction(self)
         self._reset_timeout()
         if task.done():
             status = task.result()
@@ -308,9 +297,19 @@ class RelaySMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._intake.connections.add(self)
-        super().connection_made(transport)
+        self.session_id = uuid.uuid4().hex[:12]
+        # aiosmtpd starts the session's task here, and a task copies the context it is
+        # created in: every event of the session (its commands, the DATA hook and pipeline
+        # tasks it starts, the idle timer it arms) carries `session_id`. This callback runs
+        # in the event loop's context, shared by every connection, so it is reset at once.
+        with _session_context(self.session_id):
+            super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        with _session_context(self.session_id):
+            self._lost(exc)
+
+    def _lost(self, exc: Exception | None) -> None:
         self._intake.connections.discard(self)
         identity = self.session.auth_data if self.session else None
         if isinstance(identity, Identity) and identity.upstream is not None:
@@ -326,6 +325,16 @@ class RelaySMTP(SMTP):
     def busy(self) -> bool:
         """True while a message of this connection is being inspected and delivered."""
         return bool(self._in_flight)
+
+
+@contextlib.contextmanager
+def _session_context(session_id: str) -> Iterator[None]:
+    """`session_id` bound in structlog's contextvars inside the block, and only there."""
+    tokens = structlog.contextvars.bind_contextvars(session_id=session_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:

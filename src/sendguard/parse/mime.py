@@ -15,6 +15,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 
+from sendguard import compat
 from sendguard.model import Problem
 from sendguard.parse.charsets import decode_bytes, decode_rfc2047
 from sendguard.parse.context import Blob, Context
@@ -81,10 +82,7 @@ def _raw(value: str) -> bytes:
 
 def payload_bytes(part: Message, where: str) -> tuple[bytes, Problem | None]:
     """Decode the transfer encoding ourselves, so broken base64/QP is reported, not hidden."""
-    # `get_payload()` would re-decode 8-bit bodies with the declared charset (lossy);
-    # `_payload` is the parser's raw text with the original bytes surrogate-escaped.
-    payload = getattr(part, "_payload", "")
-    raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    raw = compat.raw_payload(part)  # not `get_payload()`: it re-decodes 8-bit bodies (lossy)
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
     if cte == "base64":
         cleaned = raw.translate(None, _WS_BYTES)  # C-level delete, no regex

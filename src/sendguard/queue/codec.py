@@ -22,18 +22,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import TypeAdapter, ValidationError
 
+from sendguard.entry import STATES, Entry, State
 from sendguard.errors import ConfigError, StoreError
 from sendguard.model import Action, Envelope, Verdict
 from sendguard.queue.auditkey import AuditKey
-from sendguard.queue.store import (
-    STATES,
-    AuditCheck,
-    AuditHead,
-    AuditRecord,
-    CorruptEntry,
-    Entry,
-    State,
-)
+from sendguard.queue.store import AuditCheck, AuditHead, AuditRecord, CorruptEntry
 
 _ENVELOPE = TypeAdapter(Envelope)
 _VERDICT = TypeAdapter(Verdict)

@@ -34,22 +34,12 @@ from typing import Protocol
 import structlog
 
 from sendguard.deliver import Upstream
-from sendguard.errors import NotFound, StoreError
+from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind
+from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Envelope, Reply
 from sendguard.notify.notifier import Notifier
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import (
-    Clock,
-    Conflict,
-    CorruptEntry,
-    Decide,
-    Decision,
-    Entry,
-    Notice,
-    NoticeKind,
-    Store,
-    utcnow,
-)
+from sendguard.queue.store import Clock, CorruptEntry, Store, utcnow
 
 log = structlog.get_logger(__name__)
 _PURGE_EVERY = dt.timedelta(minutes=1)

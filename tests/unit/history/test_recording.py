@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from sendguard.correspondence import Recipient
 from sendguard.deliver.maildir import MaildirUpstream
-from sendguard.history.model import Recipient
 from sendguard.history.service import History
 from sendguard.history.settings import HistorySettings
 from sendguard.history.store import HistoryStore
@@ -18,7 +18,7 @@ from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply
 from sendguard.pipeline import Pipeline
 from sendguard.policy.load import load_policy
 from sendguard.policy.replay import from_facts, replay, replay_facts
-from sendguard.testing.relay import write_policy
+from tests.support.relay import write_policy
 
 ORG_POLICY = 'allow_empty = true\n[organisation]\ninternal_domains = ["example.jp"]\n'
 RCPT = "tanaka@tanaka-shoji.co.jp"
@@ -140,7 +140,7 @@ def test_policy_explain_reads_a_history_snapshot(
     """`policy explain --history FILE`: the history detectors see the snapshot; without it
     the output says they did not run."""
     from sendguard.cli.main import main as cli
-    from sendguard.history.model import HistorySnapshot, Known
+    from sendguard.correspondence import HistorySnapshot, Known
 
     policy = write_policy(tmp_path / "policies", ORG_POLICY)
     message = tmp_path / "m.eml"

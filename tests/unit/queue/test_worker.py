@@ -12,14 +12,16 @@ from email.policy import default as default_policy
 import pytest
 
 from sendguard.deliver import SmtpUpstream
+from sendguard.entry import Decision, Entry
 from sendguard.model import Action, HoldParams
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
+from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Decision, Entry, Store, open_store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.queue.worker import StoredCopy, Worker
-from sendguard.testing.upstream import Received, RecordingUpstream
+from tests.support.upstream import Received, RecordingUpstream
 
 SENDER = "tanaka@corp.example"
 
