@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from tests.e2e.wire import HEADERS, Wire
@@ -85,6 +86,24 @@ async def test_refused_big_message_leaves_no_spool_file(upstream: RecordingUpstr
         assert app.spool is not None
         reply, _ = await _send(app.bound[0][1], BIG)
         assert reply.startswith("552"), reply
+        assert _spool_files(app.spool.directory) == []
+    assert upstream.messages == []
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [(b"z" * 999 + b"\r\n", "550 5.6.0 Line longer"), (b"bare\nLF\r\n", "550 5.6.0 Bare CR or LF")],
+)
+async def test_spooled_message_gets_the_same_line_refusals(
+    upstream: RecordingUpstream, line: bytes, code: str
+) -> None:
+    """A spooled message's lines are judged as a message in memory is: a 999-octet line
+    (which the wire check lets through, as it may carry a stuffing dot) and a bare LF are
+    refused, and nothing reaches the upstream."""
+    async with running_relay(upstream=upstream.url, spool_threshold=THRESHOLD) as app:
+        assert app.spool is not None
+        reply, _ = await _send(app.bound[0][1], BIG + line)
+        assert reply.startswith(code), reply
         assert _spool_files(app.spool.directory) == []
     assert upstream.messages == []
 

@@ -17,7 +17,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import structlog
 
@@ -50,12 +50,29 @@ class Spool:
             log.warning("spool_leftovers_removed", files=removed, directory=str(self.directory))
         return self
 
-    def create(self) -> SpoolWriter:
-        """A new, empty spool file (0600, exclusive)."""
+    def create(self, lines: Lines) -> SpoolWriter:
+        """A new, empty spool file (0600, exclusive); `lines` sees every unstuffed piece."""
         fd, name = tempfile.mkstemp(
             prefix=f"msg-{os.getpid()}-", suffix=_SUFFIX, dir=self.directory
         )
-        return SpoolWriter(Path(name), os.fdopen(fd, "wb"))
+        return SpoolWriter(Path(name), os.fdopen(fd, "wb"), lines)
+
+
+class Lines(Protocol):
+    """What is learnt about the message's lines as it is written (`intake.data.LineScan`)."""
+
+    @property
+    def bare(self) -> bool:
+        """A CR or LF outside CRLF was seen."""
+        ...
+
+    @property
+    def long(self) -> bool:
+        """A line over the limit was seen."""
+        ...
+
+    def feed(self, piece: bytes) -> None: ...
+    def finish(self) -> None: ...
 
 
 def _alive(pid: int) -> bool:
@@ -76,6 +93,8 @@ class SpooledMessage:
 
     path: Path
     size: int
+    lines: Lines
+    """Its line facts, gathered as it was written (`intake.data.LineScan`)."""
 
     def read(self) -> bytes:
         """The message bytes, exactly as received (dot-unstuffed)."""
@@ -90,25 +109,29 @@ class SpooledMessage:
 class SpoolWriter:
     """Writes the DATA stream, cut into pieces anywhere, dot-unstuffed to a spool file."""
 
-    def __init__(self, path: Path, file: BinaryIO) -> None:
+    def __init__(self, path: Path, file: BinaryIO, lines: Lines) -> None:
         self.path = path
         self._file = file
         self._unstuff = Unstuffer()
+        self._lines = lines
         self.size = 0
 
     def write(self, piece: bytes) -> None:
         """Append one piece of the DATA stream (still dot-stuffed)."""
-        out = self._unstuff.feed(piece)
-        self.size += len(out)
-        self._file.write(out)
+        self._put(self._unstuff.feed(piece))
 
     def finish(self) -> SpooledMessage:
         """Close the file: the message is complete."""
-        out = self._unstuff.finish()
+        self._put(self._unstuff.finish())
+        self._lines.finish()
+        self._file.close()
+        return SpooledMessage(self.path, self.size, self._lines)
+
+    def _put(self, out: bytes) -> None:
+        # `Unstuffer` output never ends in CR: no CRLF is split between two pieces here.
+        self._lines.feed(out)
         self.size += len(out)
         self._file.write(out)
-        self._file.close()
-        return SpooledMessage(self.path, self.size)
 
     def discard(self) -> None:
         """Close and delete the file (refused, or the client went away)."""

@@ -12,7 +12,7 @@ import pytest
 
 from sendguard.deliver.smtp import dot_stuffed
 from sendguard.intake.budget import ByteBudget
-from sendguard.intake.data import read_data
+from sendguard.intake.data import LineScan, has_bare_line_ending, has_long_line, read_data
 from sendguard.intake.spool import Spool, SpooledMessage, Unstuffer
 
 ALPHABET = [b"a", b".", b"\r\n", b"\r", b"x" * 40, b"..", b"\r\n.", b"\xe3\x81\x82"]
@@ -66,6 +66,32 @@ async def test_spooling_reader_matches_in_memory_reader(tmp_path: Path) -> None:
 
 def _files(directory: Path) -> list[Path]:
     return list(directory.iterdir())
+
+
+def test_spooled_line_facts_equal_the_whole_message_checks(tmp_path: Path) -> None:
+    """Bare CR/LF and over-long lines, gathered piece by piece while a message is spooled,
+    say what `has_bare_line_ending` and `has_long_line` say of the whole message: random
+    messages with bare CR/LF, lines around the 998-octet limit and no final CRLF, written in
+    random pieces."""
+    spool = Spool(tmp_path, threshold=1).open()
+    rng = random.Random(998)
+    pieces = [b"a", b"\r\n", b"\r", b"\n", b".", b"x" * 330, b"y" * 997, b"\r\n."]
+    seen: set[tuple[bool, bool]] = set()
+    for _ in range(1500):
+        message = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        stuffed = message.replace(b"\r\n.", b"\r\n..")
+        stuffed = b"." + stuffed if stuffed.startswith(b".") else stuffed
+        writer = spool.create(LineScan())
+        cuts = sorted(rng.sample(range(len(stuffed) + 1), min(len(stuffed) + 1, 3)))
+        for a, b in zip([0, *cuts], [*cuts, len(stuffed)], strict=True):
+            writer.write(stuffed[a:b])
+        spooled = writer.finish()
+        assert spooled.read() == message
+        expected = (has_bare_line_ending(message), has_long_line(message, 1000))
+        assert (spooled.lines.bare, spooled.lines.long) == expected, message
+        seen.add(expected)
+        spooled.remove()
+    assert len(seen) == 4  # every combination occurred
 
 
 async def test_budget_is_first_come_first_served() -> None:
