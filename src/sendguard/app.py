@@ -446,6 +446,7 @@ def build_app(settings: Settings) -> App:
             auth_require_tls=True,
             timeout=settings.smtp_timeout,
             reply_deadline=settings.reply_deadline,
+            forwarders=settings.xforward_hosts,
         )
 
     return App(

@@ -38,12 +38,18 @@ class Envelope:
     """Peer IP of the submitting client (after PROXY protocol, if any)."""
     client_helo: str = ""
     auth_user: str | None = None
-    """The SMTP AUTH login, None when the client did not authenticate (trusted network)."""
+    """The SMTP AUTH login, None when the client did not authenticate (trusted network).
+    Behind Postfix: the login Postfix authenticated (XCLIENT, or its ``Received:`` header)."""
     received_at: datetime | None = None
     sender_identity: str | None = None
     """Who the policy and the notices take the sender to be when the client authenticated:
     the login's own address from ``[people]`` ("" when it has none). None without AUTH,
     where the envelope sender stands for it (see `sender`)."""
+    client_via: str = ""
+    """The forwarder (Postfix) whose XFORWARD/XCLIENT gave the client's facts above; ""
+    when the client connected itself."""
+    client_ident: str = ""
+    """XFORWARD IDENT: the message's queue id on that Postfix, to follow it there."""
 
     @property
     def sender(self) -> str:

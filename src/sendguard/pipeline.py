@@ -45,7 +45,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -242,6 +242,7 @@ class Pipeline:
                     "findings": [f"{f.detector}/{f.code}:{f.count}" for f in findings],
                     "reply_code": reply.code,
                     "policy_version": verdict.trace.policy_version,
+                    **({"via": envelope.client_via} if envelope.client_via else {}),
                     **replay_facts(envelope, findings),
                 },
             )
@@ -375,13 +376,9 @@ class Pipeline:
 
 
 def _part(envelope: Envelope, copy: Outgoing) -> Envelope:
-    """The envelope of one copy: the client's, with the copy's recipients."""
-    return Envelope(
-        mail_from=envelope.mail_from,
-        rcpt_tos=copy.rcpt_tos,
-        mail_options=envelope.mail_options,
-        transaction_id=envelope.transaction_id,
-    )
+    """The envelope of one copy: the client's (its address and HELO go on by XFORWARD),
+    with the copy's recipients."""
+    return replace(envelope, rcpt_tos=copy.rcpt_tos)
 
 
 def _commit(client: ClientSide) -> Reply | None:
@@ -409,6 +406,8 @@ def _log_transaction(
     log.info(
         "transaction",
         client=envelope.client_address,
+        via=envelope.client_via or None,
+        postfix_id=envelope.client_ident or None,
         auth_user=envelope.auth_user,
         mail_from=envelope.mail_from,
         rcpt_count=len(envelope.rcpt_tos),
