@@ -203,8 +203,6 @@ class Pipeline:
                     reply = await self._act(
                         envelope, data, inspected, upstream or self.upstream, client
                     )
-                    if self.history is not None and reply.ok and verdict.action <= Action.REWRITE:
-                        self.history.delivered(envelope, data)  # queued: the client does not wait
             # Durable before the reply: a 250 always has its verdict record.
             reply = await self._audit(envelope, verdict, findings, reply)
         except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
@@ -315,6 +313,10 @@ class Pipeline:
             if not reply.ok:
                 break
             sent.extend(copy.rcpt_tos)
+        if sent and self.history is not None:
+            # Only the recipients the upstream took: the rest of a split goes later through
+            # the worker (which notes what it delivers) or bounces (never a correspondent).
+            self.history.delivered(replace(envelope, rcpt_tos=tuple(sent)), data)
         if reply.ok or not sent:
             return reply
         went = sum(1 for copy in copies if set(copy.rcpt_tos) <= set(sent))
