@@ -288,16 +288,18 @@ def test_inspect_sync_gives_the_same_verdict_both_ways() -> None:
 
 _CELL_PIECES = (
     "0", "1", "2", "5", "9", "090", "020", "0120", "03", "-", "--", "1234", "5678", "@", ".",
-    "a", "Z", "_", "co", "jp", "example", "x1", "150-0001", ".com", "\n",
+    "a", "Z", "_", "co", "jp", "example", "x1", "150-0001", ".com", "\n", "2026", "19", "-01",
+    "/", ".5", " ", " 12:00", ":30", ".123", "INV", "TEL", "T", "fax", "12345678901",
 )  # fmt: skip
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(st.sampled_from(_CELL_PIECES), max_size=24))
 def test_possessive_column_shapes_match_the_backtracking_ones(pieces: list[str]) -> None:
-    """Phones, e-mail addresses and postal codes: the possessive column patterns accept
-    exactly the columns the plain backtracking ones accept."""
+    """Inert cells, phones, e-mail addresses and postal codes: the possessive column
+    patterns accept exactly the columns the plain backtracking ones accept."""
     column = "".join(pieces)
-    for shape in (columns.PHONE_SHAPE, columns.EMAIL_SHAPE, columns.POSTAL_SHAPE):
+    shapes = (columns.INERT_SHAPE, columns.PHONE_SHAPE, columns.EMAIL_SHAPE, columns.POSTAL_SHAPE)
+    for shape in shapes:
         fast = columns._lines_of_one(shape).fullmatch(column) is not None
         assert fast == (columns._lines_of(shape).fullmatch(column) is not None), (shape, column)

@@ -62,12 +62,15 @@ def _lines_of_one(shape: str) -> re.Pattern[str]:
 # postal code needs its hyphen and an address after it), dates and times (8 digits, or 10
 # with a space: neither a phone nor a card), codes glued to letters (INV20240115001: never
 # after T, TEL or FAX, which are not glue).
-_INERT = _lines_of(
-    r"-?[0-9]{1,9}+(?:\.[0-9]{1,9}+)?"
-    r"|(?:19|20)[0-9]{2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
+# Dates first: a date's first digits are a number too, but a number never starts a date
+# (two separators), so the first alternative to match is the longest (`_lines_of_one`).
+INERT_SHAPE = (
+    r"(?:19|20)[0-9]{2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
     r"(?: [0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?"
+    r"|-?[0-9]{1,9}+(?:\.[0-9]{1,9}+)?"
     r"|(?![A-Za-z]*(?:[Tt][Ee][Ll]|[Ff][Aa][Xx])[0-9])[A-Za-z]{0,3}[A-SU-Za-z][0-9]{1,20}"
 )
+_INERT = _lines_of_one(INERT_SHAPE)
 # Phones (`scan._phone`): mobile 11 digits from 070/080/090/050/060/020, landline 10 digits
 # from 0 + a non-zero digit; never 0120/0800/0570/0990 (businesses). Hyphens anywhere.
 PHONE_SHAPE = (
