@@ -254,9 +254,13 @@ def test_marker_shortcut_never_hides_a_marker(pieces: list[str]) -> None:
     from sendguard.detect.confidential_marker import ConfidentialMarker
 
     shortcut = ConfidentialMarker()
+    substrings = ConfidentialMarker()
+    substrings._needle_search = None  # one substring search per needle, on text.lower()
     plain = ConfidentialMarker()
     plain._needles = None
     text = nfkc("".join(pieces))
+    assert shortcut._needle_search is not None
+    assert shortcut._may_hold_marker(text) == substrings._may_hold_marker(text)
     assert shortcut._count(text) == plain._count(text)
 
 
