@@ -21,8 +21,8 @@ from sendguard.policy.ceiling import early_stop
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy, load_policy
-from sendguard.testing.attachments import Attachment, build_message, xlsx, zip_archive
 from tests.eval.evaluate import all_cases
+from tests.support.attachments import Attachment, build_message, xlsx, zip_archive
 
 from .detect.numbers import my_number
 

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from sendguard.queue.store import open_configured_store
+    from sendguard.queue.backends import open_configured_store
 
     store = await open_configured_store(settings.store, settings.queue)
     await store.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from sendguard.history.model import message_ids
+from sendguard.correspondence import message_ids
 from sendguard.model import Address, HeaderField, Mail
 from sendguard.parse import mime
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header, registrable_domain

@@ -13,7 +13,7 @@ from sendguard.inspect import inspect_sync
 from sendguard.model import Action, Envelope, Finding
 from sendguard.parse.limits import ParseLimits
 from sendguard.policy.load import load_policy
-from sendguard.testing.attachments import Attachment, build_message, xlsx
+from tests.support.attachments import Attachment, build_message, xlsx
 
 from .numbers import luhn_complete, my_number
 
