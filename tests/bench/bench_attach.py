@@ -19,11 +19,14 @@ Files are built with the bench's own builders (`workloads`, `bench_extract`) and
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,6 +120,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", help="pyinstrument one case (a word of its name)")
     args = parser.parse_args()
+    # The table only: no `policy_loaded` or `inspection_stopped_early` lines in between.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     policy = load_policy(ROOT / "policies")
     limits = ParseLimits()
     envelope = Envelope(mail_from=SENDER[1], rcpt_tos=(CUSTOMER[1],))
