@@ -111,6 +111,9 @@ def parse_and_detect(
     between leaves, and the rest of the message is not read once they already reach the
     most severe action the policy could take for the envelope."""
 
+    if stop is not None:
+        ctx = replace(ctx, memo={})  # each part is read once, alone and then in the whole
+
     def reached(view: Mail) -> bool:
         assert stop is not None
         return stop.reached(run_content(detectors, view, ctx), view)

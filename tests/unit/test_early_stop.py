@@ -218,3 +218,29 @@ def test_relay_and_explain_agree_on_every_evaluation_case() -> None:
             assert relay is explain, case.name
             stopped += read < len(mail.parts)
     assert stopped > len(cases) // 10, stopped  # the stop is taken often
+
+
+def test_parts_read_alone_first_give_the_same_findings(tmp_path: Path) -> None:
+    """Below the ceiling every part is judged alone and then in the whole message (each
+    read once, `DetectContext.memo`): the findings are exactly those of one plain pass."""
+    from sendguard.inspect import detect_context, parse_and_detect
+
+    policy = load_policy(_policy(tmp_path, _POLICY))
+    rows = [("氏名", "電話番号", "メール")] + [
+        ("山田 太郎", f"090-1234-{n:04d}", f"u{n}@example.jp") for n in range(50)
+    ]
+    files = [
+        Attachment("a.csv", "\r\n".join(",".join(r) for r in rows).encode("cp932"), "text/csv"),
+        Attachment("b.xlsx", xlsx({"s": rows[:30]})),
+        Attachment("c.txt", "社外秘 090-1234-0007\n".encode(), "text/plain"),
+    ]
+    raw = build_message(attachments=files)
+    detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
+    ctx = detect_context(OUTSIDE, policy.organisation)
+    stop = early_stop(policy, OUTSIDE)
+    assert stop is not None
+    staged = parse_and_detect(raw, LIMITS, detectors, ctx, stop)
+    plain = parse_and_detect(raw, LIMITS, detectors, ctx)
+    assert not staged[0].stopped_early
+    assert staged[1] == plain[1]
+    assert {f.code for f in plain[1]} >= {"phone", "email-address", "customer-list", "marker"}
