@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -38,12 +38,18 @@ class Envelope:
     """Peer IP of the submitting client (after PROXY protocol, if any)."""
     client_helo: str = ""
     auth_user: str | None = None
-    """The SMTP AUTH login, None when the client did not authenticate (trusted network)."""
+    """The SMTP AUTH login, None when the client did not authenticate (trusted network).
+    Behind Postfix: the login Postfix authenticated (XCLIENT, or its ``Received:`` header)."""
     received_at: datetime | None = None
     sender_identity: str | None = None
     """Who the policy and the notices take the sender to be when the client authenticated:
     the login's own address from ``[people]`` ("" when it has none). None without AUTH,
     where the envelope sender stands for it (see `sender`)."""
+    client_via: str = ""
+    """The forwarder (Postfix) whose XFORWARD/XCLIENT gave the client's facts above; ""
+    when the client connected itself."""
+    client_ident: str = ""
+    """XFORWARD IDENT: the message's queue id on that Postfix, to follow it there."""
 
     @property
     def sender(self) -> str:
@@ -162,6 +168,9 @@ class Mail:
     problems: tuple[Problem, ...] = ()
     header_bytes: int = 0
     size: int = 0
+    stopped_early: bool = False
+    """The relay stopped reading parts here: the parts read already gave the most severe
+    action the policy could take for the envelope (`policy.ceiling`); the rest is unread."""
 
     @property
     def visible_recipients(self) -> tuple[Address, ...]:
@@ -360,3 +369,21 @@ class Listener(BaseModel):
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One copy to send: its envelope recipients and its bytes (a split rewrite makes one per
+    outside recipient; every other verdict one for all)."""
+
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+Prepare = Callable[[bytes, Verdict, Envelope, Organisation | None], tuple[Outgoing, ...]]
+"""The copies a verdict sends: its tags and rewrite applied to a copy of the bytes
+(`sendguard.actions.rewrite.apply_verdict`, bound by `sendguard.app`). The pipeline passes
+the organisation its inspection judged by; the queue worker None (the policy in force)."""

@@ -43,6 +43,9 @@ ABANDONED = Reply(451, "4.4.2 Not delivered: the client was answered or left bef
 """The pipeline's outcome when the client stopped waiting before the message was committed."""
 INTERRUPTED = Reply(421, "4.3.2 Interrupted by shutdown")
 """The pipeline's outcome when a shutdown cancelled it (recorded; the client got 421)."""
+FORWARD_UNAUTHORISED = Reply(550, "5.7.0 Error: insufficient authorization")
+"""XFORWARD or XCLIENT from a host not in ``SENDGUARD_XFORWARD_HOSTS`` (Postfix's words)."""
+XCLIENT_AFTER_AUTH = Reply(503, "5.5.1 Error: XCLIENT is not accepted after AUTH")
 AUTH_TEMPFAIL = Reply(454, "4.7.0 Temporary authentication failure, try again later")
 AUTH_TOO_MANY = Reply(421, "4.7.0 Too many failed logins; closing connection")
 AUTH_ADDRESS_BLOCKED = Reply(421, "4.7.0 Too many failed logins from your address; try later")

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         ipaddress.ip_network("::1/128"),
     )
     """Comma-separated CIDRs allowed to relay without AUTH; default loopback; empty = none."""
+    xforward_hosts: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """Comma-separated CIDRs of the Postfix hosts in front of sendguard, allowed to send
+    XFORWARD and XCLIENT (the client's address, HELO and login); default none. Mail through
+    them relays only for a forwarded login or a forwarded address in `trusted_networks`."""
     tls_cert: Path | None = None
     """PEM certificate for STARTTLS / smtps listeners; without it AUTH is unavailable."""
     tls_key: Path | None = None
@@ -199,13 +203,21 @@ class Settings(BaseSettings):
             return tuple(Listener.parse(v) for v in items)
         return value
 
-    @field_validator("trusted_networks", mode="before")
+    @field_validator("trusted_networks", "xforward_hosts", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(
                 ipaddress.ip_network(v.strip(), strict=False) for v in value.split(",") if v.strip()
             )
+        return value
+
+    @field_validator("xforward_hosts")
+    @classmethod
+    def _forwarders_are_hosts(cls, value: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
+        # A forwarder may claim any client address and login: "everyone" is never meant.
+        if any(net.prefixlen == 0 for net in value):
+            raise ValueError("a /0 network would let every client claim any identity")
         return value
 
     @classmethod

@@ -40,6 +40,7 @@ from sendguard.errors import (
     UpstreamTimeout,
 )
 from sendguard.model import Envelope, Reply
+from sendguard.parse.lines import has_bare_line_ending
 
 log = structlog.get_logger(__name__)
 
@@ -302,6 +303,7 @@ async def _transaction(
     stage = "MAIL"
     try:
         async with _cleanup_on_cancel(smtp):
+            await _forward_client(smtp, envelope)
             await smtp.mail(envelope.mail_from, options=mail_options, encoding=encoding)
             stage = "RCPT"
             for rcpt in envelope.rcpt_tos:
@@ -325,6 +327,48 @@ async def _transaction(
         log.warning("upstream_failed", stage=stage, error=type(exc).__name__)
         return _reply_for_exception(exc), False
     return Reply(response.code, response.message), True
+
+
+async def _forward_client(smtp: aiosmtplib.SMTP, envelope: Envelope) -> None:
+    """Postfix's XFORWARD to an upstream that offers it (FILTER_README's re-injection
+    listener): the upstream's log then names the client (``orig_client``) and sendguard's
+    transaction id (``orig_queue_id``). Sent before each MAIL, as XFORWARD holds for one
+    transaction; a refusal (the upstream does not authorise us) changes nothing else."""
+    offered = smtp.esmtp_extensions.get("xforward")
+    if offered is None or not (envelope.client_address or envelope.client_helo):
+        return
+    names = set(offered.upper().split())
+    values = {
+        "ADDR": _xforward_addr(envelope.client_address),
+        "HELO": envelope.client_helo,
+        "IDENT": envelope.transaction_id,
+        "SOURCE": "REMOTE",
+    }
+    attributes = [
+        f"{name}={_xtext(value) if value else '[UNAVAILABLE]'}"
+        for name, value in values.items()
+        if name in names
+    ]
+    if not attributes:
+        return
+    response = await smtp.execute_command(b"XFORWARD", " ".join(attributes).encode("ascii"))
+    if response.code != 250:
+        log.info("upstream_xforward_refused", code=response.code)
+
+
+def _xforward_addr(address: str) -> str:
+    """XFORWARD's ADDR: IPv6 with its ``IPV6:`` prefix, never in brackets."""
+    return f"IPV6:{address}" if ":" in address else address
+
+
+def _xtext(value: str) -> str:
+    """RFC 1891 xtext, within XFORWARD's 255 characters (else unavailable). A space, control
+    or non-ASCII character becomes ``?`` first (XFORWARD_README note 1, as Postfix does); the
+    decoder is `sendguard.intake.forward.xtext_decode`."""
+    text = "".join(
+        ("+2B" if c == "+" else "+3D" if c == "=" else c) if "!" <= c <= "~" else "?" for c in value
+    )
+    return text if len(text) <= 255 else "[UNAVAILABLE]"
 
 
 def _unsendable(envelope: Envelope, utf8: bool) -> Reply | None:
@@ -359,7 +403,7 @@ async def send_data(
     aiosmtplib without the protocol internals mirrored here) takes `smtp.data()` itself.
     """
     protocol = compat.data_protocol(smtp)
-    if protocol is None or not _crlf_only(data):
+    if protocol is None or has_bare_line_ending(data):
         return await smtp.data(data, timeout=reply_timeout)
     await compat.ehlo_or_helo_if_needed(smtp)  # as smtp.data() does
     payload = dot_stuffed(data)  # without the final dot: no copy of a big message to add it
@@ -368,11 +412,6 @@ async def send_data(
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         smtp.close()
         raise
-
-
-def _crlf_only(data: bytes) -> bool:
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 
 
 def dot_stuffed(data: bytes) -> bytes:

@@ -28,6 +28,7 @@ import structlog
 
 from sendguard import compat, replies
 from sendguard.intake.spool import Spool, SpooledMessage, SpoolWriter
+from sendguard.parse.lines import has_bare_line_ending
 
 log = structlog.get_logger(__name__)
 
@@ -154,12 +155,6 @@ def _long_line(data: bytes, run: int) -> tuple[bool, int]:
 def _first_break(data: bytes) -> int:
     cr, lf = data.find(b"\r"), data.find(b"\n")
     return lf if cr == -1 else cr if lf == -1 else min(cr, lf)
-
-
-def has_bare_line_ending(data: bytes) -> bool:
-    """A CR or LF that is not part of CRLF. Three C-level counts: this runs on every message."""
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") != pairs or data.count(b"\n") != pairs
 
 
 class LineScan:

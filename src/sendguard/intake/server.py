@@ -41,11 +41,12 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from sendguard import compat, replies
-from sendguard.intake.access import peer_address
+from sendguard.intake.access import in_networks, peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.intake.forward import ClientAttributes, IPAddress
 from sendguard.intake.spool import Spool, SpooledMessage
-from sendguard.model import Listener
+from sendguard.model import IPNetwork, Listener
 from sendguard.pipeline import ClientSide
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,8 @@ class RelayEnvelope(SmtpEnvelope):
         self.client_side = ClientSide()
         self.spooled: SpooledMessage | None = None
         """The message, when it was big enough to be spooled (`content` is then empty)."""
+        self.xforward: ClientAttributes | None = None
+        """This transaction's XFORWARD attributes (reset with the envelope: RSET, DATA, EHLO)."""
 
 
 class RelaySMTP(SMTP):
@@ -81,12 +84,15 @@ class RelaySMTP(SMTP):
         *args: Any,
         reply_deadline: float = 540.0,
         spool: Spool | None = None,
+        forwarders: tuple[IPNetwork, ...] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._intake = intake
         self.reply_deadline = reply_deadline
         self.spool = spool
+        self.forwarders = forwarders
+        """Hosts (Postfix) allowed to send XFORWARD and XCLIENT (``SENDGUARD_XFORWARD_HOSTS``)."""
         self._start_connection_state()
 
     def _start_connection_state(self) -> None:
@@ -103,6 +109,8 @@ class RelaySMTP(SMTP):
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
         self._batch: list[bytes] | None = None
+        self.xclient: ClientAttributes | None = None
+        """This session's XCLIENT attributes (kept until the connection ends)."""
         self.session_id = ""
         """Set when the client connects; bound in structlog's contextvars for the session."""
 
@@ -165,6 +173,83 @@ class RelaySMTP(SMTP):
         encoding = "utf-8" if self.enable_SMTPUTF8 else "ascii"
         line = status.encode(encoding) if isinstance(status, str) else status
         self._batch.append(line + b"\r\n")
+
+    # ------------------------------------------------------------------ XFORWARD, XCLIENT
+
+    @syntax("XFORWARD attribute=value ...")
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix's XFORWARD (`sendguard.intake.forward`): the handler checks and parses, the
+        attributes live on this transaction's envelope."""
+        status = await self._forward_hook("XFORWARD", arg)
+        if status is not None:
+            await self.push("250 2.0.0 Ok" if status is MISSING else str(status))
+
+    @syntax("XCLIENT attribute=value ...")
+    async def smtp_XCLIENT(self, arg: str | None) -> None:
+        """Postfix's XCLIENT: on success the session starts again at the greeting (a new
+        EHLO is needed, any transaction is gone) with the attributes kept for the session."""
+        status = await self._forward_hook("XCLIENT", arg)
+        if status is None:
+            return
+        if status is not MISSING:
+            await self.push(str(status))
+            return
+        assert self.session is not None
+        compat.end_transaction(self)  # what RSET does: a fresh envelope
+        self.session.host_name = None  # HELO/EHLO again
+        self.session.extended_smtp = False
+        self.command_size_limits = _command_limits()
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+
+    async def _forward_hook(self, command: str, arg: str | None) -> object | None:
+        """The handler's ``handle_<command>`` result (MISSING = success), or None once this
+        has answered itself: 503 inside a transaction, 502 for a handler without the hook.
+        Called directly (``event_handler`` is public), not through aiosmtpd's hook table."""
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            await self.push("503 5.5.1 Error: MAIL transaction in progress")
+            return None
+        hook = getattr(self.event_handler, f"handle_{command}", None)
+        if hook is None:
+            await self.push(f"502 5.5.1 Error: {command} not implemented")
+            return None
+        status: object = await hook(self, self.session, self.envelope, arg or "")
+        return status
+
+    def forwarded(self) -> ClientAttributes | None:
+        """Who the client is, as a forwarder said: this transaction's XFORWARD, else the
+        session's XCLIENT, else None (the peer is the client)."""
+        envelope = self.envelope
+        xforward = envelope.xforward if isinstance(envelope, RelayEnvelope) else None
+        return xforward or self.xclient
+
+    def client_address(self) -> IPAddress | None:
+        """The client's address for the policy and the logs: the forwarded ADDR when XFORWARD
+        was given (never mixed with the session's), XCLIENT's ADDR, else the peer's."""
+        envelope = self.envelope
+        if isinstance(envelope, RelayEnvelope) and envelope.xforward is not None:
+            return envelope.xforward.addr
+        if self.xclient is not None and self.xclient.addr is not None:
+            return self.xclient.addr
+        return peer_address(self.session.peer if self.session else None)
+
+    def via(self) -> IPAddress | None:
+        """The forwarder the client's facts came through (logged beside them), or None."""
+        if self.forwarded() is None:
+            return None
+        return peer_address(self.session.peer if self.session else None)
+
+    def from_forwarder(self) -> bool:
+        """The TCP peer is a configured forwarder (its own address never vouches for mail)."""
+        peer = peer_address(self.session.peer if self.session else None)
+        return in_networks(peer, self.forwarders)
+
+    def may_forward(self) -> bool:
+        """Whether XFORWARD/XCLIENT are allowed now: checked against the current client
+        address, so after ``XCLIENT ADDR=`` only a forwarder address may go on (as Postfix)."""
+        current = self.xclient.addr if self.xclient and self.xclient.addr else None
+        if current is None:
+            return self.from_forwarder()
+        return in_networks(current, self.forwarders)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -291,7 +376,7 @@ class RelaySMTP(SMTP):
         transport.close()
 
     def _client(self) -> str:
-        return str(peer_address(self.session.peer if self.session else None) or "")
+        return str(self.client_address() or "")
 
     # ------------------------------------------------------------------ connection
 
@@ -347,6 +432,7 @@ def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:
         "transaction",
         transaction_id=uuid.uuid4().hex[:16],
         client=conn._client(),
+        via=str(conn.via()) if conn.via() is not None else None,
         auth_user=identity.login if isinstance(identity, Identity) else None,
         mail_from=envelope.mail_from if envelope is not None else None,
         rcpt_count=len(envelope.rcpt_tos) if envelope is not None else 0,

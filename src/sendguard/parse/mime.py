@@ -16,9 +16,10 @@ from email.message import Message
 from email.policy import compat32
 
 from sendguard import compat
-from sendguard.model import Problem
+from sendguard.model import Part, Problem
 from sendguard.parse.charsets import decode_bytes, decode_rfc2047
 from sendguard.parse.context import Blob, Context
+from sendguard.parse.headers import decode_header_bytes, header_text
 from sendguard.parse.limits import ParseLimits
 
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
@@ -138,8 +139,6 @@ _SUMMARY_FIELDS = ("from", "to", "cc", "date", "subject")
 
 def summary(msg: Message) -> str:
     """The forwarded message's own headers as text, so its addresses can be inspected too."""
-    from sendguard.parse.headers import decode_header_bytes, header_text
-
     lines = []
     for name, value in msg.items():
         if name.lower() in _SUMMARY_FIELDS:
@@ -149,8 +148,6 @@ def summary(msg: Message) -> str:
 
 def forwarded(msg: Message, blob: Blob, ctx: Context) -> None:
     """A message/rfc822 part: one Part for the message itself, then its own parts."""
-    from sendguard.model import Part
-
     ctx.parts.append(
         Part(
             path=blob.path,
@@ -193,9 +190,13 @@ def walk_message(msg: Message, path: tuple[str, ...], ctx: Context, depth: int) 
         if ctype == "message/rfc822" and isinstance(payload, list) and payload:
             assert isinstance(payload[0], Message)  # compat32 parses message/rfc822 eagerly
             forwarded(payload[0], leaf, ctx)
+            if stack and not path:
+                ctx.maybe_stop()
             continue
         data, problem = payload_bytes(part, leaf.label)
         if problem is not None:
             ctx.problems.append(problem)
         charset = str(part.get_content_charset("") or "") if ctype.startswith("text/") else ""
         extract(Blob(data, leaf.path, ctype, filename, leaf.is_attachment, 0, level, charset), ctx)
+        if stack and not path:
+            ctx.maybe_stop()  # more leaves of the message to read: may the relay skip them?

@@ -44,6 +44,7 @@ def _worker_main(
     # What the fork server preloaded stays shared with it (and with the other workers): a
     # full collection would write to every inherited object's header and copy its page.
     gc.freeze()
+    # Imported in the worker process only: the relay process configures its own logging.
     from sendguard.log import configure_child_logging
 
     configure_child_logging()  # a detector's log line is JSON on stderr here too

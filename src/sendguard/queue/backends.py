@@ -35,7 +35,9 @@ async def open_store(
         sqlite.set_audit(audit_key, group_commit=group_commit)
         return sqlite
     if url.startswith(("postgresql:", "postgres:")):
-        require_postgres_driver()  # before the import: the extra may not be installed
+        # Imported only here: psycopg (the postgres extra) is needed only by a node that
+        # uses PostgreSQL, and may not be installed.
+        require_postgres_driver()
         from sendguard.queue.postgres import PostgresStore
 
         postgres = await PostgresStore.open(url, key=key, settings=settings, clock=clock)

@@ -27,16 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
 import structlog
 
 from sendguard.deliver import Upstream
-from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind
+from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind, move
 from sendguard.errors import Conflict, NotFound, StoreError
-from sendguard.model import Envelope, Reply
+from sendguard.model import Envelope, Organisation, Outgoing, Prepare, Reply, Verdict
 from sendguard.notify.notifier import Notifier
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Clock, CorruptEntry, Store, utcnow
@@ -46,35 +44,12 @@ _PURGE_EVERY = dt.timedelta(minutes=1)
 _CORRUPT = Reply(451, "4.3.0 the queue entry is corrupt")
 
 
-class Copy(Protocol):
-    """One transaction to send: `sendguard.actions.rewrite.Outgoing` fits."""
-
-    @property
-    def rcpt_tos(self) -> tuple[str, ...]:
-        """Envelope recipients of this copy."""
-        ...
-
-    @property
-    def data(self) -> bytes:
-        """The bytes of this copy."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCopy:
-    """The stored bytes for some recipients."""
-
-    rcpt_tos: tuple[str, ...]
-    data: bytes
-
-
-Prepare = Callable[[Entry], Sequence[Copy]]
-"""What to send for a released entry; the relay passes one that re-applies a split rewrite."""
-
-
-def as_stored(entry: Entry) -> tuple[StoredCopy, ...]:
-    """The default: the stored bytes, once, to every envelope recipient."""
-    return (StoredCopy(entry.envelope.rcpt_tos, entry.data),)
+def as_stored(
+    data: bytes, verdict: Verdict, envelope: Envelope, organisation: Organisation | None
+) -> tuple[Outgoing, ...]:
+    """The default `Prepare`: the stored bytes, once, to every envelope recipient (the relay
+    passes its own, which applies the stored verdict's edits, e.g. a split rewrite)."""
+    return (Outgoing(envelope.rcpt_tos, data),)
 
 
 class Worker:
@@ -154,7 +129,7 @@ class Worker:
 
             def release(current: Entry) -> Decision:
                 _expect(current, "delayed")
-                changed = replace(current, state="released", released_at=now, next_attempt_at=now)
+                changed = move(current, "released", "worker", released_at=now, next_attempt_at=now)
                 return Decision(changed, event="released", actor="system:delay")
 
             count += await self._apply(entry.id, release)
@@ -172,9 +147,10 @@ class Worker:
 
             def expire(current: Entry) -> Decision:
                 _expect(current, "held")
-                changed = replace(
+                changed = move(
                     current,
-                    state="expired",
+                    "expired",
+                    "worker",
                     decided_by="system:expiry",
                     decided_at=now,
                     reason="no decision before the deadline",
@@ -240,7 +216,8 @@ class Worker:
         that were refused. The reply is the first temporary refusal, else the first
         permanent one, else the last 2xx."""
         try:
-            copies = self._prepare(entry)
+            # None: the organisation of the policy in force, as for any release.
+            copies = self._prepare(entry.data, entry.verdict, entry.envelope, None)
         except Exception as exc:  # noqa: BLE001  # a bad message must not stop the worker
             log.error("queue_prepare_error", queue_id=entry.id, error=repr(exc))
             return Reply(451, f"4.3.0 cannot prepare the message: {type(exc).__name__}"), ()
@@ -285,15 +262,15 @@ class Worker:
             )  # fmt: skip
             details = {"reply": str(reply)[:200], "attempts": attempts, "node": node}
             if reply.ok:
-                return Decision(replace(base, state="delivered"), "delivered", "system", details)
+                return Decision(move(base, "delivered", "worker"), "delivered", "system", details)
             started = current.released_at or current.created_at
             if reply.permanent or now >= started + dt.timedelta(hours=settings.give_up_hours):
                 event = "delivery_failed" if reply.permanent else "delivery_gave_up"
-                failed = replace(base, state="failed", decided_at=now)
+                failed = move(base, "failed", "worker", decided_at=now)
                 return Decision(failed, event, "system", details, notify=("bounce",))
             backoff = settings.retry_backoff[min(attempts, len(settings.retry_backoff)) - 1]
             retry_at = now + dt.timedelta(seconds=backoff)
-            retry = replace(base, state="released", next_attempt_at=retry_at)
+            retry = move(base, "released", "worker", next_attempt_at=retry_at)
             return Decision(retry, "delivery_deferred", "system", {**details, "retry_at": retry_at})
 
         return decide

@@ -214,7 +214,7 @@ def rewrite_preview(
         verdict.rewrite is None and verdict.action is not Action.REWRITE
     ):
         return []
-    copies = apply_verdict(data, inspection, envelope, organisation)
+    copies = apply_verdict(data, inspection.verdict, envelope, organisation)
     mode = verdict.rewrite or "undisclosed"
     lines = [f"Rewrite preview ({mode}): {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"]
     for copy in copies[:_PREVIEW_COPIES]:
