@@ -12,6 +12,10 @@ survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and 
 
 from __future__ import annotations
 
+import os
+
+import structlog
+
 _SQLITE_V1 = (
     """CREATE TABLE queue_entry (
         id TEXT PRIMARY KEY,
@@ -249,3 +253,13 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _POSTGRES_V5,
     _POSTGRES_HISTORY,
 )
+
+
+def log_migration(before: int, after: int) -> None:
+    """One ``store_migrated`` event when opening the store moved its schema (an upgrade, or
+    a new store): with the process id, so an operator (and the upgrade test) sees that it
+    ran once, in the process that opened the store before the relay processes were forked."""
+    if before < after:
+        structlog.get_logger("sendguard.queue").info(
+            "store_migrated", from_version=before, to_version=after, pid=os.getpid()
+        )

@@ -41,7 +41,7 @@ from sendguard.queue.codec import (
     dump_verdict,
     iso,
 )
-from sendguard.queue.migrations import SQLITE_MIGRATIONS
+from sendguard.queue.migrations import SQLITE_MIGRATIONS, log_migration
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import (
     FINISHED,
@@ -100,7 +100,8 @@ class SqliteStore(StoreBase):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
         store = cls(conn, key=key, settings=settings, clock=clock)
-        await store._call(store._write, store._migrate)
+        before = await store._call(store._write, store._migrate)
+        log_migration(before, len(SQLITE_MIGRATIONS))
         return store
 
     # ------------------------------------------------------------------ plumbing
@@ -126,7 +127,8 @@ class SqliteStore(StoreBase):
             self._conn.execute("COMMIT")
             return result
 
-    def _migrate(self, cur: Cursor) -> None:
+    def _migrate(self, cur: Cursor) -> int:
+        """Apply the migrations not yet applied; returns the version found."""
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
             "applied_at TEXT NOT NULL)"
@@ -142,6 +144,7 @@ class SqliteStore(StoreBase):
             for statement in statements:
                 cur.execute(statement)
             cur.execute("INSERT INTO schema_version VALUES (?, ?)", (number, iso(self._clock())))
+        return version
 
     def _append_audit(
         self,
