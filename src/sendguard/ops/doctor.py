@@ -19,6 +19,7 @@ import socket
 import sqlite3
 import ssl
 import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -405,7 +406,7 @@ def _read_link_key(path: Path) -> object:
     return text
 
 
-def check_secret_file(name: str, path: Path, read: object) -> Result:
+def check_secret_file(name: str, path: Path, read: Callable[[Path], object]) -> Result:
     """A key file: present, well-formed (`read` raises if not), readable by its owner only."""
     if not path.exists():
         return Result(
@@ -415,7 +416,6 @@ def check_secret_file(name: str, path: Path, read: object) -> Result:
             f"if this relay ran before, restore {path} from your backup: it is not in the database",
         )
     try:
-        assert callable(read)
         read(path)
     except (ConfigError, OSError, ValueError) as exc:
         return Result(name, "fail", f"{path}: {exc}", "restore the file from your backup")
