@@ -14,12 +14,14 @@ from typing import cast
 
 import dns.message
 import dns.rcode
+import psycopg
 import pytest
 
 from sendguard.cli.main import main
 from sendguard.ops.doctor import Report, Result, check_certificate, diagnose
 from sendguard.queue.auditkey import load_or_create_key
 from sendguard.queue.store import open_store
+from sendguard.queue.testing import postgres_schema
 from sendguard.testing.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
 from sendguard.testing.tls import CertPair, make_self_signed
 from sendguard.testing.upstream import RecordingUpstream
@@ -283,3 +285,21 @@ async def test_dns_resolver_answering_or_not(deployment: Path, free_udp_port: in
     finally:
         transport.close()
     assert answering.status == "ok" and "nxdomain" in answering.detail
+
+
+@pytest.mark.postgres
+async def test_postgres_store_checked_and_left_at_its_schema(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL store: current is OK; rolled back to schema 4 is a WARN, and stays at 4."""
+    with postgres_schema() as url:
+        await (await open_store(url)).close()
+        monkeypatch.setenv("SENDGUARD_STORE", url)
+        current = _by_check(await diagnose(deadline=5))["store"]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM schema_version WHERE version > 4")
+            older = _by_check(await diagnose(deadline=5))["store"]
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    assert current.status == "ok" and "(current)" in current.detail
+    assert older.status == "warn" and "schema 4" in older.detail
+    assert row == (4,)
