@@ -303,3 +303,27 @@ async def test_postgres_store_checked_and_left_at_its_schema(
     assert current.status == "ok" and "(current)" in current.detail
     assert older.status == "warn" and "schema 4" in older.detail
     assert row == (4,)
+
+
+async def test_passthrough_to_a_plaintext_upstream_is_refused_as_serve_would(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pass-through AUTH that would send users' passwords in clear: serve's own refusal,
+    reported by doctor (exit 1) before anyone starts the relay."""
+    async with RecordingUpstream() as plain:
+        monkeypatch.setenv("SENDGUARD_AUTH_MODE", "passthrough")
+        monkeypatch.setenv("SENDGUARD_UPSTREAM", f"smtp://127.0.0.1:{plain.port}")
+        monkeypatch.setenv("SENDGUARD_QUEUE_UPSTREAM", f"smtp://127.0.0.1:{plain.port}")
+        code = await asyncio.to_thread(main, ["doctor"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  startup-rules" in out and "without TLS" in out
+
+
+async def test_exit_code_0_when_only_warnings(
+    deployment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Warnings (a self-signed listener certificate) do not fail the run."""
+    code = await asyncio.to_thread(main, ["doctor"])
+    out = capsys.readouterr().out
+    assert code == 0 and "WARN  tls" in out and "0 FAIL" in out
