@@ -38,6 +38,7 @@ from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
 from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
+from sendguard.queue.migrations import log_migration
 from sendguard.queue.store import AuditHead, Entry, Store, open_configured_store
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
@@ -97,6 +98,7 @@ class App:
         self.store = await open_configured_store(
             self.settings.store, self.settings.queue, audit_key=audit_key
         )
+        log_migration(self.store.migrated_from, await self.store.schema_version())
         await self.store.seal_chain()
         self._anchor_file = anchor_path(key_file, self.settings.audit_anchor_file)
         unqueueable = self.queue_upstream is None

@@ -61,6 +61,7 @@ def image() -> Iterator[str]:
         "--format=docker",  # keeps HEALTHCHECK (the OCI format drops it)
         "--isolation=chroot",
         "--pull=never",
+        "--layers=false",  # no intermediate images left behind (removed in teardown)
         "--network=host",
         "-t",
         IMAGE,

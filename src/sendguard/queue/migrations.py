@@ -255,11 +255,12 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def log_migration(before: int, after: int) -> None:
-    """One ``store_migrated`` event when opening the store moved its schema (an upgrade, or
-    a new store): with the process id, so an operator (and the upgrade test) sees that it
-    ran once, in the process that opened the store before the relay processes were forked."""
-    if before < after:
+def log_migration(migrated_from: int | None, to_version: int) -> None:
+    """The relay's ``store_migrated`` event when opening the store moved its schema (an
+    upgrade, or a new store), with the process id: an operator (and the upgrade test) sees
+    that it ran once, in the process that opened the store before the relay processes were
+    forked. The stores themselves print nothing (the CLI's stdout is its output)."""
+    if migrated_from is not None:
         structlog.get_logger("sendguard.queue").info(
-            "store_migrated", from_version=before, to_version=after, pid=os.getpid()
+            "store_migrated", from_version=migrated_from, to_version=to_version, pid=os.getpid()
         )

@@ -40,7 +40,7 @@ from sendguard.queue.codec import (
     dump_envelope,
     dump_verdict,
 )
-from sendguard.queue.migrations import POSTGRES_MIGRATIONS, log_migration
+from sendguard.queue.migrations import POSTGRES_MIGRATIONS
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import (
     FINISHED,
@@ -103,7 +103,7 @@ class PostgresStore(StoreBase):
         except BaseException:
             await pool.close()
             raise
-        log_migration(before, len(POSTGRES_MIGRATIONS))
+        store.migrated_from = before if before < len(POSTGRES_MIGRATIONS) else None
         return store
 
     @asynccontextmanager

@@ -41,7 +41,7 @@ from sendguard.queue.codec import (
     dump_verdict,
     iso,
 )
-from sendguard.queue.migrations import SQLITE_MIGRATIONS, log_migration
+from sendguard.queue.migrations import SQLITE_MIGRATIONS
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import (
     FINISHED,
@@ -101,7 +101,7 @@ class SqliteStore(StoreBase):
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
         store = cls(conn, key=key, settings=settings, clock=clock)
         before = await store._call(store._write, store._migrate)
-        log_migration(before, len(SQLITE_MIGRATIONS))
+        store.migrated_from = before if before < len(SQLITE_MIGRATIONS) else None
         return store
 
     # ------------------------------------------------------------------ plumbing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -64,6 +65,8 @@ async def deployment(
         "SENDGUARD_UPSTREAM": f"smtp+starttls://relay:s3cret@127.0.0.1:{tls_upstream.port}",
         "SENDGUARD_UPSTREAM_CA_FILE": str(certs.cert),
     }
+    for name in [n for n in os.environ if n.startswith("SENDGUARD_")]:
+        monkeypatch.delenv(name)  # only this deployment's settings, whatever ran before
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return tmp_path
