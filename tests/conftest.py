@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.testing.tls import CertPair, make_self_signed
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.tls import CertPair, make_self_signed
+from tests.support.upstream import RecordingUpstream
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus" / "mikel-mail"

@@ -20,26 +20,29 @@ from typing import Any, Literal
 
 import structlog
 
-from sendguard.actions import apply_stored_verdict, apply_verdict, reject_reply
+from sendguard.actions import apply_verdict, reject_reply
 from sendguard.deliver import MaildirUpstream, SmtpUpstream, open_queue_upstream, open_upstream
+from sendguard.entry import Entry
 from sendguard.errors import ConfigError, StoreError
 from sendguard.history.service import History
+from sendguard.history.store import HistoryStore
 from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
 from sendguard.intake.guard import LoginGuard
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.intake.server import Intake, RelaySMTP, tls_context
-from sendguard.model import Envelope, Reply, Verdict
+from sendguard.model import Envelope, Organisation, Outgoing, Reply, Verdict
 from sendguard.notify.notifier import Notifier
 from sendguard.ops.http import Checks, OpsServer
 from sendguard.parse.addresses import registrable_domain
 from sendguard.parse.pool import ExtractionPool
-from sendguard.pipeline import Inspected, Outgoing, Pipeline, PipelineOptions
+from sendguard.pipeline import Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
 from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
+from sendguard.queue.backends import open_configured_store
 from sendguard.queue.migrations import log_migration
-from sendguard.queue.store import AuditHead, Entry, Store, open_configured_store
+from sendguard.queue.store import AuditHead, Store
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
 from sendguard.settings import Settings
@@ -139,7 +142,7 @@ class App:
                 notifier,
                 self.settings.queue,
                 node_id=f"{self.settings.hostname}:{os.getpid()}",
-                prepare=self._prepare_release,
+                prepare=self.pipeline.prepare,  # the live path's own: one Prepare
             )
             self.tasks.append(asyncio.create_task(worker.run(), name="queue-worker"))
             reminders = Reminders(self.store, self.settings.queue)
@@ -176,8 +179,6 @@ class App:
         """The correspondent history in the same database (tables ``history_*``)."""
         if not self.settings.history.enabled:
             return
-        from sendguard.history.store import HistoryStore
-
         store = await HistoryStore.open(self.settings.store, migrate=False)
         self.history = History(
             store, self.settings.history, lambda: self.policy.current.organisation
@@ -224,14 +225,6 @@ class App:
         """Say in the log whether the upstream(s) answer — the queue's logs in with its account."""
         queue = self.queue_upstream if self.queue_upstream is not self.upstream else None
         await asyncio.gather(_probe(self.upstream, "live"), _probe(queue, "queue"))
-
-    def _prepare_release(self, entry: Entry) -> tuple[Outgoing, ...]:
-        """A released delay/hold gets the edits its stored verdict asked for (e.g. To/Cc → Bcc)."""
-        organisation = self.policy.current.organisation
-        keep_bcc = self.settings.bcc_header == "keep"
-        return apply_stored_verdict(
-            entry.data, entry.verdict, entry.envelope, organisation, keep_bcc=keep_bcc
-        )
 
     def reload(self) -> None:
         """SIGHUP: reload policies now (a broken file keeps the last good policy serving)."""
@@ -389,8 +382,8 @@ def _authenticator(
 
 def build_app(settings: Settings) -> App:
     """Build every part from the settings; nothing is opened or started yet."""
-    upstream = open_upstream(settings)
-    queue_upstream = open_queue_upstream(settings, upstream)
+    upstream = open_upstream(settings.upstream_options())
+    queue_upstream = open_queue_upstream(settings.upstream_options(), upstream)
     policy = PolicyHolder(settings.policy_dir)  # raises PolicyError: a broken policy never serves
     if queue_upstream is None:
         _require_queue_upstream(settings, policy)
@@ -401,10 +394,14 @@ def build_app(settings: Settings) -> App:
         content_timeout=settings.scan_budget,
     )
 
-    def prepare(data: bytes, inspected: Inspected, envelope: Envelope) -> tuple[Outgoing, ...]:
-        organisation = getattr(inspected, "organisation", policy.current.organisation)
+    def prepare(
+        data: bytes, verdict: Verdict, envelope: Envelope, organisation: Organisation | None
+    ) -> tuple[Outgoing, ...]:
+        # Live mail brings the organisation its inspection judged by; released mail (None)
+        # is judged by the policy in force.
+        organisation = organisation or policy.current.organisation
         keep_bcc = settings.bcc_header == "keep"
-        return apply_verdict(data, inspected, envelope, organisation, keep_bcc=keep_bcc)
+        return apply_verdict(data, verdict, envelope, organisation, keep_bcc=keep_bcc)
 
     def reject(verdict: Verdict, reference: str) -> Reply:
         soft = settings.soft_reject or policy.current.policy.settings.soft_reject
@@ -451,6 +448,7 @@ def build_app(settings: Settings) -> App:
             auth_require_tls=True,
             timeout=settings.smtp_timeout,
             reply_deadline=settings.reply_deadline,
+            forwarders=settings.xforward_hosts,
         )
 
     return App(

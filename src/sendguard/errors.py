@@ -1,8 +1,9 @@
 """One error tree for the whole relay.
 
 Each error also inherits the builtin it resembles (like aiosmtplib's
-``SMTPTimeoutError(SMTPException, TimeoutError)``), so callers can catch either. The SMTP
-boundary (`sendguard.intake.replies.reply_for_error`) maps these to replies in one place;
+``SMTPTimeoutError(SMTPException, TimeoutError)``), so callers can catch either. Errors are
+told apart by their class, never by their text: `sendguard.replies.reply_for` maps them to
+SMTP replies in one place (used by the intake, the pipeline and the upstream client);
 anything not in this tree is an internal error and answers 451, never 250.
 """
 
@@ -32,25 +33,37 @@ class InspectionError(SendguardError, RuntimeError):
 
 
 class InspectionTimeout(InspectionError, TimeoutError):
-    """The per-message time budget ran out before a verdict was reached."""
+    """A time budget ran out before a verdict was reached: the message's scan budget, a
+    network detector's (a DNS lookup that never answers), an extraction worker's."""
 
 
-class DeliveryError(SendguardError, ConnectionError):
-    """The upstream could not take the message; carries the reply to mirror to the client."""
+class UpstreamError(SendguardError, ConnectionError):
+    """The upstream could not be reached or talked to; nothing was accepted (a 4xx)."""
 
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"{code} {text}")
-        self.code = code
-        self.text = text
 
-    @property
-    def permanent(self) -> bool:
-        """A 5xx from the upstream: retrying will not help."""
-        return 500 <= self.code < 600
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    """The upstream did not answer in time."""
+
+
+class UpstreamCertificate(UpstreamError):
+    """The upstream's TLS certificate did not verify (never sent unverified)."""
+
+
+class UpstreamLogin(UpstreamError):
+    """The relay's own account could not log in to the upstream."""
+
+
+class StaleSession(UpstreamError):
+    """A pooled upstream session had been dropped before MAIL was accepted: nothing was
+    sent, so the message may be retried at once on a fresh session."""
 
 
 class StoreError(SendguardError, OSError):
     """The queue store could not commit or read; a message not committed gets 451."""
+
+
+class Conflict(StoreError):
+    """The entry is no longer in the state the caller expected (someone else changed it)."""
 
 
 class NotFound(StoreError, LookupError):

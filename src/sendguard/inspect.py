@@ -13,23 +13,23 @@ import asyncio
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import structlog
 from pydantic import BaseModel
 
+from sendguard.correspondence import HistorySnapshot
 from sendguard.detect.base import DetectContext
-from sendguard.detect.registry import Detectors
+from sendguard.detect.registry import Detectors, build, run_content, run_history, run_network
 from sendguard.errors import InspectionError
-from sendguard.history.model import HistorySnapshot
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
+from sendguard.parse import parse_message
+from sendguard.parse.addresses import parse_addr_spec
+from sendguard.parse.limits import ParseLimits
+from sendguard.parse.pool import ExtractionPool
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
-
-if TYPE_CHECKING:
-    from sendguard.parse.limits import ParseLimits
-    from sendguard.parse.pool import ExtractionPool
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,6 @@ def detect_context(
 ) -> DetectContext:
     """The detectors' view of the transaction: envelope addresses parsed strictly.
     ``exhaustive``: the detectors' slow reference paths (see `DetectContext.exhaustive`)."""
-    from sendguard.parse.addresses import parse_addr_spec
 
     recipients: list[Address] = []
     for rcpt in envelope.rcpt_tos:
@@ -102,8 +101,6 @@ def parse_and_detect(
     data: bytes, limits: ParseLimits, detectors: Detectors, ctx: DetectContext
 ) -> tuple[Mail, tuple[Finding, ...]]:
     """Parse the bytes and run the content detectors: one worker round trip, picklable."""
-    from sendguard.detect.registry import run_content
-    from sendguard.parse import parse_message
 
     mail = parse_message(data, limits)
     return mail, run_content(detectors, mail, ctx)
@@ -125,7 +122,6 @@ _WORKER_DETECTORS: dict[str, Detectors] = {}
 
 
 def _worker_detectors(spec: DetectorSpec) -> Detectors:
-    from sendguard.detect.registry import build
 
     detectors = _WORKER_DETECTORS.get(spec.version)
     if detectors is None:
@@ -191,7 +187,6 @@ class Inspector:
 
     def _detectors(self, loaded: LoadedPolicy) -> Detectors:
         """Detectors for this policy version, rebuilt only when the policy changed."""
-        from sendguard.detect.registry import build
 
         if self._built is None or self._built[0] != loaded.version:
             enabled = loaded.enabled_detectors()
@@ -200,7 +195,6 @@ class Inspector:
 
     async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         """Parse, detect and decide; raises InspectionError/InspectionTimeout on any failure."""
-        from sendguard.detect.registry import run_history, run_network
 
         loaded = self.policy.current  # one policy for the whole message, even across a reload
         detectors = self._detectors(loaded)
@@ -379,7 +373,6 @@ def inspect_sync(
     or a file) and ``learned`` the organisation's frequent domains; without a snapshot those
     detectors do not run.
     """
-    from sendguard.detect.registry import Detectors, build, run_history, run_network
 
     detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
     ctx = detect_context(envelope, policy.organisation, learned, exhaustive=exhaustive)

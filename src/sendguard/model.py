@@ -9,10 +9,13 @@ read-only view extracted from them (the original bytes travel beside it, untouch
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 # --------------------------------------------------------------------------- envelope
 
@@ -35,12 +38,18 @@ class Envelope:
     """Peer IP of the submitting client (after PROXY protocol, if any)."""
     client_helo: str = ""
     auth_user: str | None = None
-    """The SMTP AUTH login, None when the client did not authenticate (trusted network)."""
+    """The SMTP AUTH login, None when the client did not authenticate (trusted network).
+    Behind Postfix: the login Postfix authenticated (XCLIENT, or its ``Received:`` header)."""
     received_at: datetime | None = None
     sender_identity: str | None = None
     """Who the policy and the notices take the sender to be when the client authenticated:
     the login's own address from ``[people]`` ("" when it has none). None without AUTH,
     where the envelope sender stands for it (see `sender`)."""
+    client_via: str = ""
+    """The forwarder (Postfix) whose XFORWARD/XCLIENT gave the client's facts above; ""
+    when the client connected itself."""
+    client_ident: str = ""
+    """XFORWARD IDENT: the message's queue id on that Postfix, to follow it there."""
 
     @property
     def sender(self) -> str:
@@ -330,3 +339,48 @@ class Reply:
         lines = self.text.splitlines() or [""]
         head = [f"{self.code}-{line}" for line in lines[:-1]]
         return "\r\n".join([*head, f"{self.code} {lines[-1]}"])
+
+
+# --------------------------------------------------------------------------- listening
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""A trusted network of the settings (``SENDGUARD_TRUSTED_NETWORKS``)."""
+
+
+class Listener(BaseModel):
+    """One listening socket, ``host:port``; clients upgrade with STARTTLS when a cert is set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        """Read ``127.0.0.1:2525``, ``[::1]:2525`` or ``0.0.0.0:587``."""
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not port.isdigit() or not host or int(port) > 65535:
+            raise ValueError(f"listener {text!r} is not host:port (e.g. 127.0.0.1:2525)")
+        return cls(host=host.strip("[]"), port=int(port))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One copy to send: its envelope recipients and its bytes (a split rewrite makes one per
+    outside recipient; every other verdict one for all)."""
+
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+Prepare = Callable[[bytes, Verdict, Envelope, Organisation | None], tuple[Outgoing, ...]]
+"""The copies a verdict sends: its tags and rewrite applied to a copy of the bytes
+(`sendguard.actions.rewrite.apply_verdict`, bound by `sendguard.app`). The pipeline passes
+the organisation its inspection judged by; the queue worker None (the policy in force)."""

@@ -32,6 +32,11 @@
    resends the message, so committing it as well would send it twice. Once committed, a
    delivery is always seen through and logged; if the client was answered meanwhile and the
    upstream still accepts, `duplicate_likely` says so.
+
+Right below are the protocols this file needs of the parts it drives (`Inspects`,
+`Queue`, `Learns`); `sendguard.app` wires the real ones. An error becomes a reply by its
+class, in `sendguard.replies.reply_for`. docs/design.md's "Layers" says where every other
+module sits.
 """
 
 from __future__ import annotations
@@ -40,16 +45,17 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Literal, Protocol
 
 import structlog
 
+from sendguard import replies
 from sendguard.deliver import Upstream
-from sendguard.errors import InspectionError, StoreError
-from sendguard.intake import replies
-from sendguard.model import Action, Envelope, Finding, Mail, Reply, Verdict
+from sendguard.errors import InspectionError, InspectionTimeout, StoreError
+from sendguard.inspect import Inspection
+from sendguard.model import Action, Envelope, Finding, Outgoing, Prepare, Reply, Verdict
 from sendguard.ops import metrics
 from sendguard.policy.replay import replay_facts
 
@@ -58,34 +64,14 @@ log = structlog.get_logger("sendguard.transaction")
 _TEMPFAIL_AUDIT = Reply(451, "4.3.0 Could not record the verdict; try again later")
 
 
-class Inspected(Protocol):
-    """What inspection hands back: the mail view, all findings, and the verdict."""
-
-    @property
-    def mail(self) -> Mail: ...
-    @property
-    def findings(self) -> tuple[Finding, ...]: ...
-    @property
-    def verdict(self) -> Verdict: ...
-
-
 class Inspects(Protocol):
     """parse → detect → policy for one message."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected: ...
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        """The mail view, every finding and one verdict (`sendguard.inspect.Inspector`)."""
+        ...
 
 
-class Outgoing(Protocol):
-    """One copy to send: its recipients and its bytes (several for a split rewrite)."""
-
-    @property
-    def rcpt_tos(self) -> tuple[str, ...]: ...
-    @property
-    def data(self) -> bytes: ...
-
-
-Prepare = Callable[[bytes, Inspected, Envelope], tuple[Outgoing, ...]]
-"""Apply tag/rewrite edits to a copy of the bytes (`sendguard.actions.rewrite.apply_verdict`)."""
 RejectReply = Callable[[Verdict, str], Reply]
 """The reply for a reject verdict, given the reference (`sendguard.actions.reject_reply`)."""
 
@@ -223,7 +209,7 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
             reference = uuid.uuid4().hex[:12]
             log.error("internal_error", reference=reference, error=type(exc).__name__)
-            reply = replies.with_reference(replies.TEMPFAIL_INTERNAL, reference)
+            reply = replies.with_reference(replies.reply_for(exc), reference)
         finally:
             _log_transaction(envelope, data, verdict, findings, reply, started, client, inspect_ms)
             structlog.contextvars.unbind_contextvars("transaction_id")
@@ -256,6 +242,7 @@ class Pipeline:
                     "findings": [f"{f.detector}/{f.code}:{f.count}" for f in findings],
                     "reply_code": reply.code,
                     "policy_version": verdict.trace.policy_version,
+                    **({"via": envelope.client_via} if envelope.client_via else {}),
                     **replay_facts(envelope, findings),
                 },
             )
@@ -269,14 +256,15 @@ class Pipeline:
         """Nothing to wait for: every audit record is written before its reply (kept for
         callers that drained the old fire-and-forget writes at shutdown)."""
 
-    async def _inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+    async def _inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         try:
             async with asyncio.timeout(self.options.scan_budget):
                 return await self.inspector.inspect(envelope, data)
-        except TimeoutError as exc:
-            raise InspectionError(f"scan budget of {self.options.scan_budget}s exceeded") from exc
         except InspectionError:
-            raise
+            raise  # InspectionTimeout included: a detector's or the pool's own budget
+        except TimeoutError as exc:
+            budget = self.options.scan_budget
+            raise InspectionTimeout(f"scan budget of {budget}s exceeded") from exc
         except Exception as exc:
             # Fail closed: an unexpected bug in any stage must not let the message pass.
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
@@ -285,7 +273,7 @@ class Pipeline:
         self,
         envelope: Envelope,
         data: bytes,
-        inspected: Inspected,
+        inspected: Inspection,
         upstream: Upstream,
         client: ClientSide,
     ) -> Reply:
@@ -294,9 +282,10 @@ class Pipeline:
             return self.reject_reply(verdict, envelope.transaction_id)
         if verdict.action in (Action.DELAY, Action.HOLD):
             # The original is stored: reviewers see what the sender wrote, and the release
-            # applies the verdict's tags and rewrite exactly once (`App._prepare_release`).
+            # applies the verdict's tags and rewrite exactly once (the worker calls the
+            # same `Prepare`).
             return _commit(client) or await self._enqueue(envelope, data, verdict)
-        copies = self.prepare(data, inspected, envelope)
+        copies = self.prepare(data, verdict, envelope, inspected.organisation)
         return _commit(client) or await self._deliver_copies(
             upstream, envelope, data, verdict, copies
         )
@@ -357,14 +346,11 @@ class Pipeline:
             log.error("queue_unavailable", action=verdict.action.label)
             return replies.TEMPFAIL_INTERNAL
         state: Literal["held", "delayed"] = "held" if verdict.action is Action.HOLD else "delayed"
-        release_at = (
-            datetime.now(UTC) + timedelta(minutes=verdict.delay_minutes)
-            if state == "delayed"
-            else None
-        )
         try:
+            # The store works out when a delayed message goes (one place: `delay_minutes`
+            # from now on its clock) and when a hold expires (business hours).
             entry = await self.queue.enqueue(
-                envelope=envelope, data=data, verdict=verdict, state=state, release_at=release_at
+                envelope=envelope, data=data, verdict=verdict, state=state
             )
         except StoreError as exc:
             log.error("queue_commit_failed", error=str(exc))
@@ -386,19 +372,13 @@ class Pipeline:
             )
             return _commit(client) or await self._enqueue(envelope, data, verdict), verdict
         verdict = Verdict(action=Action.REJECT, rule_id="on-error", reason="inspection failed")
-        budget = "time" in str(error) or "budget" in str(error)
-        reply = replies.TEMPFAIL_BUDGET if budget else replies.TEMPFAIL_INTERNAL
-        return replies.with_reference(reply, reference), verdict
+        return replies.with_reference(replies.reply_for(error), reference), verdict
 
 
 def _part(envelope: Envelope, copy: Outgoing) -> Envelope:
-    """The envelope of one copy: the client's, with the copy's recipients."""
-    return Envelope(
-        mail_from=envelope.mail_from,
-        rcpt_tos=copy.rcpt_tos,
-        mail_options=envelope.mail_options,
-        transaction_id=envelope.transaction_id,
-    )
+    """The envelope of one copy: the client's (its address and HELO go on by XFORWARD),
+    with the copy's recipients."""
+    return replace(envelope, rcpt_tos=copy.rcpt_tos)
 
 
 def _commit(client: ClientSide) -> Reply | None:
@@ -426,6 +406,8 @@ def _log_transaction(
     log.info(
         "transaction",
         client=envelope.client_address,
+        via=envelope.client_via or None,
+        postfix_id=envelope.client_ident or None,
         auth_user=envelope.auth_user,
         mail_from=envelope.mail_from,
         rcpt_count=len(envelope.rcpt_tos),

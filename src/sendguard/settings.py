@@ -17,39 +17,18 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sendguard.deliver import UpstreamOptions
 from sendguard.errors import ConfigError
 from sendguard.history.settings import HistorySettings
 from sendguard.intake.guard import LoginLimits
+from sendguard.model import IPNetwork, Listener
 from sendguard.notify.settings import NotifySettings
 from sendguard.parse.limits import ParseLimits
 from sendguard.queue.settings import QueueSettings
 from sendguard.web.settings import WebSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class Listener(BaseModel):
-    """One listening socket, ``host:port``; clients upgrade with STARTTLS when a cert is set."""
-
-    model_config = ConfigDict(frozen=True)
-
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> Listener:
-        """Read ``127.0.0.1:2525``, ``[::1]:2525`` or ``0.0.0.0:587``."""
-        host, sep, port = text.strip().rpartition(":")
-        if not sep or not port.isdigit() or not host or int(port) > 65535:
-            raise ValueError(f"listener {text!r} is not host:port (e.g. 127.0.0.1:2525)")
-        return cls(host=host.strip("[]"), port=int(port))
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 class Settings(BaseSettings):
@@ -95,6 +74,10 @@ class Settings(BaseSettings):
         ipaddress.ip_network("::1/128"),
     )
     """Comma-separated CIDRs allowed to relay without AUTH; default loopback; empty = none."""
+    xforward_hosts: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """Comma-separated CIDRs of the Postfix hosts in front of sendguard, allowed to send
+    XFORWARD and XCLIENT (the client's address, HELO and login); default none. Mail through
+    them relays only for a forwarded login or a forwarded address in `trusted_networks`."""
     tls_cert: Path | None = None
     """PEM certificate for STARTTLS / smtps listeners; without it AUTH is unavailable."""
     tls_key: Path | None = None
@@ -175,6 +158,21 @@ class Settings(BaseSettings):
     """HTTP listeners for ``/healthz``, ``/readyz`` and ``/metrics``. Default
     ``127.0.0.1:8025``; empty = off."""
 
+    def upstream_options(self) -> UpstreamOptions:
+        """What `sendguard.deliver` needs to build the upstreams (it never sees `Settings`)."""
+        return UpstreamOptions(
+            upstream=self.upstream,
+            hostname=self.hostname,
+            queue_upstream=self.queue_upstream,
+            timeout=self.upstream_timeout,
+            data_timeout=self.upstream_data_timeout,
+            pool_size=self.upstream_pool_size,
+            max_connections=self.upstream_max_connections,
+            ca_file=self.upstream_ca_file,
+            allow_plaintext=self.upstream_allow_plaintext,
+            passthrough=self.auth_mode == "passthrough",
+        )
+
     @field_validator("web_listen", mode="before")
     @classmethod
     def _split_web_listeners(cls, value: Any) -> Any:
@@ -192,13 +190,21 @@ class Settings(BaseSettings):
             return tuple(Listener.parse(v) for v in items)
         return value
 
-    @field_validator("trusted_networks", mode="before")
+    @field_validator("trusted_networks", "xforward_hosts", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(
                 ipaddress.ip_network(v.strip(), strict=False) for v in value.split(",") if v.strip()
             )
+        return value
+
+    @field_validator("xforward_hosts")
+    @classmethod
+    def _forwarders_are_hosts(cls, value: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
+        # A forwarder may claim any client address and login: "everyone" is never meant.
+        if any(net.prefixlen == 0 for net in value):
+            raise ValueError("a /0 network would let every client claim any identity")
         return value
 
     @classmethod
@@ -254,8 +260,3 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
-
-
-def secret(value: str | None) -> SecretStr | None:
-    """Wrap a credential so it never appears in reprs or logs."""
-    return SecretStr(value) if value else None

@@ -37,6 +37,8 @@ def worker_count(settings: Settings) -> int:
 def _spawn(settings: Settings) -> int:
     pid = os.fork()
     if pid == 0:  # the child: a whole relay of its own
+        # Imported in the child, after the fork: prometheus-client chooses its multi-process
+        # mode at first import (`sendguard serve` sets it up), and the parent stays small.
         from sendguard.app import serve
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -27,8 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # the shared test helpers in tests/support
 
 from bench_extract import customers  # noqa: E402
+from tests.support.attachments import Attachment, build_message, xlsx  # noqa: E402
 from workloads import CUSTOMER, SENDER, XLSX, _pdf_300kb, _xlsx_1mb, cached  # noqa: E402
 
 from sendguard.detect.registry import build, run_content  # noqa: E402
@@ -40,7 +42,6 @@ from sendguard.parse.extract import extract  # noqa: E402
 from sendguard.parse.limits import ParseLimits  # noqa: E402
 from sendguard.policy.evaluate import evaluate  # noqa: E402
 from sendguard.policy.load import load_policy  # noqa: E402
-from sendguard.testing.attachments import Attachment, build_message, xlsx  # noqa: E402
 
 CACHE = ROOT / "var" / "bench" / "cache"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sendguard.queue.auditkey import AuditKey
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 
 DETAILS = {
     "action": "pass",

@@ -11,14 +11,19 @@ import asyncio
 import io
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/support
+
+from tests.support import attachments as build
 
 from sendguard.parse import ExtractionPool, ParseLimits, parse_message
 from sendguard.parse.addresses import parse_address_header
 from sendguard.parse.context import Blob, Context
 from sendguard.parse.extract import extract
-from sendguard.testing import attachments as build
 
 FAMILY = "田中山田佐藤鈴木高橋伊藤渡辺中村小林加藤"
 GIVEN = "太郎花子一郎美咲健太陽子翔太愛"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sendguard.history.model import Delivery, Recipient
+from sendguard.correspondence import Delivery, Recipient
 from sendguard.history.store import HistoryStore
 
 SENDERS = 2000

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sendguard.testing.attachments import build_message
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.attachments import build_message
+from tests.support.relay import running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 SENDER = "yamada@example.co.jp"
 POLICY = """[organisation]

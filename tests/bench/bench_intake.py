@@ -20,10 +20,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))  # the shared test helpers in tests/support
 
+from tests.support.postfix import free_port, tool  # noqa: E402
 from workloads import big_attachment, plain_20k  # noqa: E402
-
-from sendguard.testing.postfix import free_port, tool  # noqa: E402
 
 
 class _Accept:
@@ -41,7 +41,7 @@ def _serve(kind: str, port: int, ready, done, result) -> None:  # type: ignore[n
     from aiosmtpd.smtp import SMTP
 
     from sendguard.intake.server import Intake, RelaySMTP
-    from sendguard.settings import Listener
+    from sendguard.model import Listener
 
     async def main() -> None:
         handler = _Accept()

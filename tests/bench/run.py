@@ -24,14 +24,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))  # the shared test helpers in tests/support
 
 from measure import arrivals  # noqa: E402
 from report import write_report  # noqa: E402
 from scenarios import Row, Target, big_with_flow, load, source  # noqa: E402
+from tests.support.postfix import free_port, postfix_relay, smtp_sink  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
 from workloads import big_attachment, check_verdicts, office_mix, plain_20k  # noqa: E402
-
-from sendguard.testing.postfix import free_port, postfix_relay, smtp_sink  # noqa: E402
-from sendguard.testing.relay import RelayProcess  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

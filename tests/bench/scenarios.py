@@ -20,9 +20,8 @@ from pathlib import Path
 
 from loadgen import Sent, run_load, run_while
 from measure import Usage, arrivals, dump_size, usage, wait_for_sink
+from tests.support.postfix import tool
 from workloads import Template
-
-from sendguard.testing.postfix import tool
 
 
 @dataclass(frozen=True, slots=True)

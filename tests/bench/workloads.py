@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sendguard.testing.attachments import Attachment, build_message, docx, xlsx
+from tests.support.attachments import Attachment, build_message, docx, xlsx
 
 SENDER = ("山田 太郎", "yamada@example.co.jp")
 CUSTOMER = ("株式会社顧客 佐藤様", "sato@customer.example")

@@ -21,8 +21,8 @@ from sendguard.cli.main import main as cli
 from sendguard.deliver.smtp import SmtpOptions, SmtpUpstream
 from sendguard.deliver.target import parse_target
 from sendguard.model import Envelope
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 REPO = Path(__file__).resolve().parents[2]
 SENDER = "tanaka@example.co.jp"

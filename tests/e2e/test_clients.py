@@ -10,10 +10,10 @@ from pathlib import Path
 import structlog
 
 from sendguard.intake.auth import UsersFile
-from sendguard.testing.relay import run_tool, running_relay
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import RecordingUpstream
 from tests.conftest import need_tool
+from tests.support.relay import run_tool, running_relay
+from tests.support.tls import CertPair
+from tests.support.upstream import RecordingUpstream
 
 MESSAGE = (
     b"From: Alice <alice@example.jp>\r\nTo: Bob <bob@partner.test>\r\n"

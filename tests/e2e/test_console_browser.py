@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.testing.relay import RelayProcess, write_policy
-from sendguard.web.testing import (
+from tests.support.relay import RelayProcess, write_policy
+from tests.support.web import (
     PASSWORDS,
     WEB_POLICY,
     customer_list_message,

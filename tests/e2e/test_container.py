@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.testing.relay import write_policy
-from sendguard.testing.tls import make_self_signed
-from sendguard.testing.upstream import RecordingUpstream
 from tests.conftest import REPO
+from tests.support.relay import write_policy
+from tests.support.tls import make_self_signed
+from tests.support.upstream import RecordingUpstream
 
 pytestmark = [
     pytest.mark.slow,

@@ -26,9 +26,9 @@ import yaml
 from sendguard.app import build_app
 from sendguard.errors import ConfigError
 from sendguard.settings import load_settings
-from sendguard.testing.tls import make_self_signed
-from sendguard.testing.upstream import RecordingUpstream
 from tests.conftest import REPO
+from tests.support.tls import make_self_signed
+from tests.support.upstream import RecordingUpstream
 
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.33.0"
@@ -154,7 +154,7 @@ def test_the_wheel_the_image_installs_relays_a_message(tmp_path: Path) -> None:
     subprocess.run(python, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     (wheel,) = wheels.glob("sendguard-*.whl")
-    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", str(wheel)]
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", f"{wheel}[postgres]"]
     subprocess.run(pip, check=True, capture_output=True, timeout=600)
     sendguard = str(venv / "bin" / "sendguard")
     work = tmp_path / "state"

@@ -9,9 +9,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
 from tests.conftest import CORPUS
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 
 def corpus_messages() -> list[Path]:

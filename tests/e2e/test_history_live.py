@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from sendguard.cli.main import main as cli
-from sendguard.history.model import Recipient
+from sendguard.correspondence import Recipient
 from sendguard.history.store import HistoryStore
-from sendguard.testing.attachments import build_message
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.attachments import build_message
+from tests.support.relay import running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 POLICY = """\
 [organisation]

@@ -23,11 +23,11 @@ from structlog.testing import capture_logs
 
 from sendguard.app import App
 from sendguard.intake.auth import UsersFile
-from sendguard.testing.attachments import build_message
-from sendguard.testing.relay import run_tool, running_relay, write_policy
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import Received, RecordingUpstream
 from tests.conftest import need_tool
+from tests.support.attachments import build_message
+from tests.support.relay import run_tool, running_relay, write_policy
+from tests.support.tls import CertPair
+from tests.support.upstream import Received, RecordingUpstream
 
 PASSWORD = "correct horse battery"
 OUTSIDE = "yamada@partner.test"

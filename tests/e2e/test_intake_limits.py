@@ -8,9 +8,9 @@ import asyncio
 from structlog.testing import capture_logs
 
 from sendguard.intake.server import RelaySMTP
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
 from tests.e2e.wire import HEADERS, Wire
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 
 async def test_long_lines_get_550_5_6_0(upstream: RecordingUpstream) -> None:

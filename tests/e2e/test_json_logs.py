@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from sendguard.intake.auth import UsersFile
-from sendguard.testing.attachments import Attachment, build_message, zip_archive
-from sendguard.testing.relay import RelayProcess
-from sendguard.testing.tls import make_self_signed
+from tests.support.attachments import Attachment, build_message, zip_archive
+from tests.support.relay import RelayProcess
+from tests.support.tls import make_self_signed
 
 DATA = b"From: alice@example.jp\r\nTo: bob@partner.test\r\nSubject: hi\r\n\r\nhello\r\n"
 # An attachment: inspected in the extraction pool's worker processes.

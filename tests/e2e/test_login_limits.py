@@ -21,9 +21,9 @@ import structlog
 from sendguard.app import App
 from sendguard.intake.auth import UsersFile
 from sendguard.intake.guard import LoginLimits
-from sendguard.testing.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
+from tests.support.tls import CertPair
+from tests.support.upstream import RecordingUpstream
 
 PASSWORD = "correct horse battery"
 GUESSER = "127.0.0.1"

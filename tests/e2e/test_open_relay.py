@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from sendguard.testing.relay import running_relay
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import running_relay
+from tests.support.tls import CertPair
+from tests.support.upstream import RecordingUpstream
 
 
 async def _dialogue(port: int, lines: list[bytes]) -> list[str]:

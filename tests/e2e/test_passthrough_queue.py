@@ -25,9 +25,9 @@ from sendguard.errors import ConfigError
 from sendguard.review.service import ReviewService
 from sendguard.review.testing import actor
 from sendguard.settings import load_settings
-from sendguard.testing.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import Received, RecordingUpstream
+from tests.support.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
+from tests.support.tls import CertPair
+from tests.support.upstream import Received, RecordingUpstream
 
 boss = actor("boss", "boss@example.jp")
 """A verified reviewer of the test policy's hold rule (reviewers = boss@example.jp)."""

@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 
 from sendguard.cli.main import main as cli
 from sendguard.review.testing import me_listed
-from sendguard.testing.attachments import Attachment, build_message, nested_zip_bomb
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.attachments import Attachment, build_message, nested_zip_bomb
+from tests.support.relay import running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 POLICY = """\
 [organisation]

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import pytest
 
+from sendguard.entry import Entry
 from sendguard.model import Action, HoldParams
-from sendguard.queue.store import Entry, open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
 from sendguard.review.testing import write_review_policy
 

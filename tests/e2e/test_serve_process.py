@@ -13,9 +13,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from sendguard.testing.postfix import dumped, smtp_sink, tool
-from sendguard.testing.relay import RelayProcess
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.postfix import dumped, smtp_sink, tool
+from tests.support.relay import RelayProcess
+from tests.support.upstream import RecordingUpstream
 
 DATA = b"From: a@example.jp\r\nTo: b@partner.test\r\nSubject: p\r\n\r\nhello\r\n"
 

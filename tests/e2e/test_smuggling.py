@@ -13,9 +13,9 @@ import ssl
 
 import pytest
 
-from sendguard.testing.relay import running_relay
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import running_relay
+from tests.support.tls import CertPair
+from tests.support.upstream import RecordingUpstream
 
 SEQUENCES = [b"\n.\r\n", b"\n.\n", b"\r.\r\n", b"\r\n.\r", b"\r.\n"]
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import FakeClock
-from sendguard.testing.attachments import build_message
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.attachments import build_message
+from tests.support.relay import running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 POLICY = """\
 [organisation]

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from sendguard.inspect import Inspection
 from sendguard.model import Envelope
-from sendguard.pipeline import Inspected, Inspects
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
+from sendguard.pipeline import Inspects
 from tests.e2e.wire import HEADERS, Wire
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 
 class _Slow:
@@ -31,7 +32,7 @@ class _Slow:
         self.inner = inner
         self.delay = delay
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         await asyncio.sleep(self.delay)
         return await self.inner.inspect(envelope, data)
 

@@ -7,9 +7,9 @@ import smtplib
 
 import pytest
 
-from sendguard.testing.relay import running_relay
-from sendguard.testing.tls import CertPair
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import running_relay
+from tests.support.tls import CertPair
+from tests.support.upstream import RecordingUpstream
 
 DATA = b"From: a@example.jp\r\nTo: b@partner.test\r\nSubject: t\r\n\r\nbody\r\n"
 

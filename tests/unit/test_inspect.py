@@ -206,7 +206,7 @@ async def test_archive_hidden_in_a_text_part_is_reinspected_in_the_pool(tmp_path
     again in the pool with the real limits: the verdict sees it as uninspectable."""
     import base64
 
-    from sendguard.testing.attachments import nested_zip_bomb
+    from tests.support.attachments import nested_zip_bomb
 
     bomb = base64.encodebytes(nested_zip_bomb()).replace(b"\n", b"\r\n")
     data = (

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from sendguard import replies
 from sendguard.deliver.maildir import MaildirUpstream
+from sendguard.inspect import Inspection, Inspector
 from sendguard.intake.handler import IntakeOptions, RelayHandler
-from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply, Verdict
-from sendguard.pipeline import ClientSide, Inspected, Pipeline, PipelineOptions
-from sendguard.queue.store import open_store
+from sendguard.model import PASS_VERDICT, Action, Envelope, Mail, Reply, Verdict
+from sendguard.parse.limits import ParseLimits
+from sendguard.pipeline import ClientSide, Pipeline, PipelineOptions
+from sendguard.policy.holder import PolicyHolder
+from sendguard.queue.backends import open_store
+
+from .detect.dnsserver import Zone, dns_server
 
 ENVELOPE = Envelope(mail_from="a@example.jp", rcpt_tos=("b@partner.test",), transaction_id="t1")
 DATA = b"Subject: x\r\n\r\nbody\r\n"
 
 
-@dataclass(frozen=True)
-class _Inspection:
-    mail: Mail = field(default_factory=Mail)
-    findings: tuple[Finding, ...] = ()
-    verdict: Verdict = PASS_VERDICT
+def _inspection(verdict: Verdict = PASS_VERDICT) -> Inspection:
+    return Inspection(Mail(), (), verdict)
 
 
 @dataclass(frozen=True)
@@ -36,23 +39,23 @@ class _Copy:
 class _Broken:
     """An inspector with a bug."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         raise KeyError("bug")
 
 
 class _Slow:
     """An inspector that never finishes."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
         await asyncio.sleep(60)
-        return _Inspection()
+        return _inspection()
 
 
 def _pipeline(inspector: object, tmp_path: Path, **options: object) -> Pipeline:
     return Pipeline(
         inspector=inspector,  # type: ignore[arg-type]
         upstream=MaildirUpstream(tmp_path / "maildir"),
-        prepare=lambda data, inspected, env: (_Copy(env.rcpt_tos, data),),
+        prepare=lambda data, verdict, env, organisation: (_Copy(env.rcpt_tos, data),),
         reject_reply=lambda verdict, ref: Reply(550, f"5.7.1 no (ref {ref})"),
         options=PipelineOptions(**options),  # type: ignore[arg-type]
     )
@@ -103,8 +106,8 @@ async def test_hold_without_a_store_tempfails(tmp_path: Path) -> None:
     """A hold verdict with no queue available is a 451, never a silent pass."""
 
     class _Holds:
-        async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
-            return _Inspection(verdict=Verdict(action=Action.HOLD, rule_id="r"))
+        async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+            return _inspection(verdict=Verdict(action=Action.HOLD, rule_id="r"))
 
     reply = await _pipeline(_Holds(), tmp_path).handle(ENVELOPE, DATA)
     assert reply.code == 451
@@ -129,8 +132,8 @@ async def test_every_verdict_is_audited(tmp_path: Path, action: Action) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/q.db")
 
     class _Decides:
-        async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
-            return _Inspection(verdict=Verdict(action=action, rule_id="r1"))
+        async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+            return _inspection(verdict=Verdict(action=action, rule_id="r1"))
 
     pipeline = _pipeline(_Decides(), tmp_path)
     pipeline.queue = store
@@ -157,8 +160,8 @@ class _Hangs:
 
 
 class _Fine:
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
-        return _Inspection()
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        return _inspection()
 
 
 async def test_a_bug_while_acting_still_logs_one_transaction(tmp_path: Path) -> None:
@@ -209,8 +212,8 @@ async def test_pass_reply_waits_for_the_durable_verdict_record(tmp_path: Path) -
     store = await open_store(f"sqlite:///{tmp_path}/q.db")
 
     class _Passes:
-        async def inspect(self, envelope: Envelope, data: bytes) -> Inspected:
-            return _Inspection(verdict=Verdict(action=Action.PASS))
+        async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+            return _inspection(verdict=Verdict(action=Action.PASS))
 
     pipeline = _pipeline(_Passes(), tmp_path)
     pipeline.queue = store
@@ -223,3 +226,25 @@ async def test_pass_reply_waits_for_the_durable_verdict_record(tmp_path: Path) -
         reply = await pipeline.handle(ENVELOPE, DATA)
     assert reply.code == 451 and "record the verdict" in reply.text
     assert any(e["event"] == "audit_write_failed" for e in logs)
+
+
+async def test_a_dns_lookup_past_its_budget_answers_the_budget_reply(tmp_path: Path) -> None:
+    """A resolver that never answers, with the DNS detector's own budget longer than the
+    network detectors' deadline, is a timeout of inspection: 451 "did not finish in time",
+    not "Internal error" (the error's class decides, not its text)."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    async with dns_server(Zone(silent={"slow.jp"})) as port:
+        (policy / "dns.toml").write_text(
+            "allow_empty = true\n[detectors.unresolvable-domain]\n"
+            f'nameservers = ["127.0.0.1"]\nport = {port}\nquery_timeout = 5\nbudget = 5\n',
+            encoding="utf-8",
+        )
+        inspector = Inspector(
+            policy=PolicyHolder(policy), limits=ParseLimits(), network_timeout=0.3
+        )
+        envelope = Envelope(mail_from="a@example.jp", rcpt_tos=("b@slow.jp",), transaction_id="t")
+        reply = await _pipeline(inspector, tmp_path).handle(envelope, DATA)
+    assert reply.code == 451
+    assert reply.text.startswith(replies.TEMPFAIL_BUDGET.text)
+    assert _delivered(tmp_path) == []

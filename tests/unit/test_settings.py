@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sendguard.errors import ConfigError
-from sendguard.settings import Listener, load_settings
+from sendguard.model import Listener
+from sendguard.settings import load_settings
 
 
 def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,6 +32,15 @@ def test_environment_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert [str(x) for x in s.listen] == ["0.0.0.0:587", "[::1]:2525"]
     assert [str(n) for n in s.trusted_networks] == ["10.0.0.0/8", "2001:db8::/32"]
+
+
+def test_xforward_hosts_default_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody may forward a client's identity unless configured; the list is read like
+    the trusted networks."""
+    monkeypatch.delenv("SENDGUARD_XFORWARD_HOSTS", raising=False)
+    assert load_settings().xforward_hosts == ()
+    monkeypatch.setenv("SENDGUARD_XFORWARD_HOSTS", "127.0.0.1, ::1")
+    assert [str(n) for n in load_settings().xforward_hosts] == ["127.0.0.1/32", "::1/128"]
 
 
 def test_empty_trusted_networks_trusts_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,6 +68,8 @@ def test_flags_beat_environment_which_beats_file(
     [
         ("SENDGUARD_LISTEN", "localhost", "not host:port"),
         ("SENDGUARD_TRUSTED_NETWORKS", "10.0.0.0/33", "trusted_networks"),
+        ("SENDGUARD_XFORWARD_HOSTS", "0.0.0.0/0", "xforward_hosts"),
+        ("SENDGUARD_XFORWARD_HOSTS", "postfix.local", "xforward_hosts"),
         ("SENDGUARD_AUTH_MODE", "ldap", "auth_mode"),
         ("SENDGUARD_ON_ERROR", "pass", "on_error"),
         ("SENDGUARD_REPLY_DEADLINE", "600", "reply_deadline"),

@@ -5,6 +5,6 @@ released delay/hold) and `reject_reply` for rejects. Delay and hold are the queu
 """
 
 from sendguard.actions.reject import reject_reply
-from sendguard.actions.rewrite import Outgoing, apply_stored_verdict, apply_verdict
+from sendguard.actions.rewrite import apply_verdict
 
-__all__ = ["Outgoing", "apply_stored_verdict", "apply_verdict", "reject_reply"]
+__all__ = ["apply_verdict", "reject_reply"]

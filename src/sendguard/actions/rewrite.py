@@ -14,8 +14,6 @@ changed fields are identical; new fields are prepended.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 
@@ -28,17 +26,18 @@ from sendguard.actions.headers import (
     render_simple,
     split_headers,
 )
+from sendguard.detect.domains import is_internal
 from sendguard.model import (
     Action,
     Address,
     Envelope,
     HeaderField,
     Organisation,
+    Outgoing,
     RewriteMode,
     Verdict,
 )
 from sendguard.parse.addresses import parse_address_header
-from sendguard.policy.scope import is_internal
 
 log = structlog.get_logger(__name__)
 
@@ -49,24 +48,6 @@ _BCC_FIELDS = frozenset({"bcc", "resent-bcc"})
 # (a leading literal newline lets `re` skip ahead; the first line is matched on its own).
 _BCC_FIRST = re.compile(rb"(?:resent-)?bcc[ \t]*:", re.I)
 _BCC_LINE = re.compile(rb"\n(?:resent-)?bcc[ \t]*:", re.I)
-
-
-class Judged(Protocol):
-    """What `apply_verdict` reads: an `Inspection`, the pipeline's `Inspected`, or a queue
-    entry re-wrapped at release — only the verdict matters here."""
-
-    @property
-    def verdict(self) -> Verdict:
-        """The decision whose edits are applied."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One copy to deliver: its envelope recipients and its bytes."""
-
-    rcpt_tos: tuple[str, ...]
-    data: bytes
 
 
 def remove_bcc(data: bytes) -> tuple[bytes, int]:
@@ -95,15 +76,15 @@ def remove_bcc(data: bytes) -> tuple[bytes, int]:
 
 def apply_verdict(
     data: bytes,
-    inspection: Judged,
+    verdict: Verdict,
     envelope: Envelope,
     organisation: Organisation,
     *,
     keep_bcc: bool = False,
 ) -> tuple[Outgoing, ...]:
     """The copies to deliver for a verdict; PASS returns the original bytes untouched,
-    except for a Bcc:/Resent-Bcc: field, which is removed unless *keep_bcc*."""
-    verdict = inspection.verdict
+    except for a Bcc:/Resent-Bcc: field, which is removed unless *keep_bcc*. Live mail and
+    released held or delayed mail (its stored verdict) go through this one function."""
     if verdict.action is Action.REJECT:
         raise ValueError("a rejected message is never delivered")
     if not keep_bcc:
@@ -131,23 +112,6 @@ def apply_verdict(
     if internal:
         copies.append(Outgoing(internal, prefix + editor.rewrite(own=None)))
     return tuple(copies)
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    verdict: Verdict
-
-
-def apply_stored_verdict(
-    data: bytes,
-    verdict: Verdict,
-    envelope: Envelope,
-    organisation: Organisation,
-    *,
-    keep_bcc: bool = False,
-) -> tuple[Outgoing, ...]:
-    """For the queue worker releasing a delay/hold: the copies its stored verdict asks for."""
-    return apply_verdict(data, _Stored(verdict), envelope, organisation, keep_bcc=keep_bcc)
 
 
 class _Editor:

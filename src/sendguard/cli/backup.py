@@ -46,7 +46,7 @@ def _store_url(args: argparse.Namespace) -> str:
 
 def run_backup(args: argparse.Namespace) -> int:
     """Write the backup and say what it holds."""
-    from sendguard.ops.backup import BackupError, backup
+    from sendguard.queue.backup import BackupError, backup
 
     try:
         copy = backup(_store_url(args), args.file)
@@ -62,7 +62,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     """Restore the backup as the (absent) store."""
-    from sendguard.ops.backup import BackupError, restore
+    from sendguard.queue.backup import BackupError, restore
 
     try:
         copy = restore(args.file, _store_url(args))

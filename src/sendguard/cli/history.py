@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sendguard.correspondence import Delivery
 from sendguard.errors import PolicyError, StoreError
 from sendguard.history.importer import (
     Tally,
@@ -28,7 +29,6 @@ from sendguard.history.importer import (
     read_mailbox,
     read_postfix_log,
 )
-from sendguard.history.model import Delivery
 from sendguard.history.store import HistoryStore
 from sendguard.model import Organisation
 
@@ -196,8 +196,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_snapshot(args: argparse.Namespace) -> int:
     """Print the snapshot for one sender and recipients as JSON."""
+    from sendguard.correspondence import Recipient
     from sendguard.history.extract import external
-    from sendguard.history.model import Recipient
 
     try:
         organisation = _organisation(args.policy_dir)

@@ -134,8 +134,8 @@ def run_check(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     """Inspect one message without sending it and print the explanation."""
     from sendguard.inspect import inspect_sync
-    from sendguard.policy.cases import smtp_bytes
-    from sendguard.policy.explain import render_text, report, rewrite_preview
+    from sendguard.usecases.cases import smtp_bytes
+    from sendguard.usecases.explain import render_text, report, rewrite_preview
 
     _logs_to_stderr()
     settings = _relay_settings()
@@ -155,7 +155,7 @@ def run_explain(args: argparse.Namespace) -> int:
     )
     history = None
     if args.history is not None:
-        from sendguard.history.model import HistorySnapshot
+        from sendguard.correspondence import HistorySnapshot
 
         try:
             history = HistorySnapshot.from_json(json.loads(args.history.read_text("utf-8")))
@@ -200,7 +200,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_test(args: argparse.Namespace) -> int:
     """Run every case; print one line per case and a summary; exit 1 on any failure."""
-    from sendguard.policy.cases import load_cases, run_case
+    from sendguard.usecases.cases import load_cases, run_case
 
     _logs_to_stderr()
     settings = _relay_settings()

@@ -21,12 +21,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sendguard.entry import STATES, Entry
 from sendguard.errors import ConfigError, PolicyError, ReviewError, StoreError
 from sendguard.model import Finding
 from sendguard.policy.load import load_policy
 from sendguard.queue.auditkey import key_path, read_key
+from sendguard.queue.backends import open_configured_store
 from sendguard.queue.existing import require_existing
-from sendguard.queue.store import STATES, CorruptEntry, Entry, Store, open_configured_store
+from sendguard.queue.store import CorruptEntry, Store
 from sendguard.review.actor import Actor, os_actor
 from sendguard.review.details import EntryDetails
 from sendguard.review.service import ALL, ReleaseResult, ReviewService

@@ -30,8 +30,17 @@ import aiosmtplib
 import structlog
 from pydantic import SecretStr
 
+from sendguard import compat, replies
 from sendguard.deliver.target import UpstreamTarget
+from sendguard.errors import (
+    StaleSession,
+    UpstreamCertificate,
+    UpstreamError,
+    UpstreamLogin,
+    UpstreamTimeout,
+)
 from sendguard.model import Envelope, Reply
+from sendguard.parse.lines import has_bare_line_ending
 
 log = structlog.get_logger(__name__)
 
@@ -167,16 +176,21 @@ class SmtpUpstream:
                 )
             except Exception as exc:  # noqa: BLE001  # mapped to a tempfail, never a 250
                 return _reply_for_exception(exc)
-            reply, clean = await _transaction(smtp, envelope, data, self.options)
+            try:
+                reply, clean = await _transaction(smtp, envelope, data, self.options)
+            except StaleSession as exc:
+                _discard(smtp)
+                # A pooled session the upstream had already dropped fails before MAIL is
+                # accepted; nothing was sent, so one retry on a fresh session is safe.
+                if reused and attempt == 1:
+                    continue
+                return replies.reply_for(exc)
             if clean:
                 self._release(smtp)
-                return reply
-            _discard(smtp)
-            # A pooled session the upstream had already dropped fails before MAIL is
-            # accepted; nothing was sent, so one retry on a fresh session is safe.
-            if not (reused and attempt == 1 and reply.code == 421 and "stale" in reply.text):
-                return reply
-        return reply
+            else:
+                _discard(smtp)
+            return reply
+        raise AssertionError("unreachable: the second attempt always returns")
 
     async def authenticate(self, username: str, password: str) -> PinnedUpstream | None:
         """Pass-through AUTH: log in to the upstream as the client; None if it refused."""
@@ -260,7 +274,10 @@ class PinnedUpstream:
                     self._smtp = await self._parent._open(self.username, self._password)
             except Exception as exc:  # noqa: BLE001  # mapped to a tempfail
                 return _reply_for_exception(exc)
-            reply, clean = await _transaction(self._smtp, envelope, data, self._parent.options)
+            try:
+                reply, clean = await _transaction(self._smtp, envelope, data, self._parent.options)
+            except StaleSession as exc:
+                reply, clean = replies.reply_for(exc), False
             if not clean:
                 _discard(self._smtp)
                 self._smtp = None
@@ -286,6 +303,7 @@ async def _transaction(
     stage = "MAIL"
     try:
         async with _cleanup_on_cancel(smtp):
+            await _forward_client(smtp, envelope)
             await smtp.mail(envelope.mail_from, options=mail_options, encoding=encoding)
             stage = "RCPT"
             for rcpt in envelope.rcpt_tos:
@@ -294,7 +312,7 @@ async def _transaction(
             response = await send_data(smtp, data, options.data_timeout)
     except aiosmtplib.SMTPResponseException as exc:
         if stage == "MAIL" and exc.code == 421:
-            return Reply(421, "4.4.2 stale session"), False
+            raise StaleSession(f"upstream answered {exc.code} to MAIL") from exc
         # After a refused RCPT the transaction is reset (all-or-nothing); after a refused
         # DATA the upstream has closed the transaction itself.
         clean = await _reset(smtp) if stage != "DATA" else smtp.is_connected
@@ -302,13 +320,55 @@ async def _transaction(
         return Reply(exc.code, exc.message), clean
     except aiosmtplib.SMTPServerDisconnected as exc:
         if stage == "MAIL":
-            return Reply(421, "4.4.2 stale session"), False
+            raise StaleSession("upstream closed the session before MAIL") from exc
         log.warning("upstream_disconnected", stage=stage, error=str(exc))
         return Reply(451, f"4.4.2 upstream closed the connection during {stage}"), False
     except Exception as exc:  # noqa: BLE001  # anything else is a tempfail, never a 250
         log.warning("upstream_failed", stage=stage, error=type(exc).__name__)
         return _reply_for_exception(exc), False
     return Reply(response.code, response.message), True
+
+
+async def _forward_client(smtp: aiosmtplib.SMTP, envelope: Envelope) -> None:
+    """Postfix's XFORWARD to an upstream that offers it (FILTER_README's re-injection
+    listener): the upstream's log then names the client (``orig_client``) and sendguard's
+    transaction id (``orig_queue_id``). Sent before each MAIL, as XFORWARD holds for one
+    transaction; a refusal (the upstream does not authorise us) changes nothing else."""
+    offered = smtp.esmtp_extensions.get("xforward")
+    if offered is None or not (envelope.client_address or envelope.client_helo):
+        return
+    names = set(offered.upper().split())
+    values = {
+        "ADDR": _xforward_addr(envelope.client_address),
+        "HELO": envelope.client_helo,
+        "IDENT": envelope.transaction_id,
+        "SOURCE": "REMOTE",
+    }
+    attributes = [
+        f"{name}={_xtext(value) if value else '[UNAVAILABLE]'}"
+        for name, value in values.items()
+        if name in names
+    ]
+    if not attributes:
+        return
+    response = await smtp.execute_command(b"XFORWARD", " ".join(attributes).encode("ascii"))
+    if response.code != 250:
+        log.info("upstream_xforward_refused", code=response.code)
+
+
+def _xforward_addr(address: str) -> str:
+    """XFORWARD's ADDR: IPv6 with its ``IPV6:`` prefix, never in brackets."""
+    return f"IPV6:{address}" if ":" in address else address
+
+
+def _xtext(value: str) -> str:
+    """RFC 1891 xtext, within XFORWARD's 255 characters (else unavailable). A space, control
+    or non-ASCII character becomes ``?`` first (XFORWARD_README note 1, as Postfix does); the
+    decoder is `sendguard.intake.forward.xtext_decode`."""
+    text = "".join(
+        ("+2B" if c == "+" else "+3D" if c == "=" else c) if "!" <= c <= "~" else "?" for c in value
+    )
+    return text if len(text) <= 255 else "[UNAVAILABLE]"
 
 
 def _unsendable(envelope: Envelope, utf8: bool) -> Reply | None:
@@ -342,36 +402,16 @@ async def send_data(
     so `dot_stuffed` does the same with `bytes.replace`. Anything else (a bare CR or LF, an
     aiosmtplib without the protocol internals mirrored here) takes `smtp.data()` itself.
     """
-    protocol = smtp.protocol
-    lock = getattr(protocol, "_command_lock", None)
-    lean = protocol is not None and lock is not None and hasattr(protocol, "_response_pending")
-    if protocol is None or lock is None or not lean or not _crlf_only(data):
+    protocol = compat.data_protocol(smtp)
+    if protocol is None or has_bare_line_ending(data):
         return await smtp.data(data, timeout=reply_timeout)
-    await smtp._ehlo_or_helo_if_needed()  # as smtp.data() does
+    await compat.ehlo_or_helo_if_needed(smtp)  # as smtp.data() does
     payload = dot_stuffed(data)  # without the final dot: no copy of a big message to add it
     try:
-        # aiosmtplib 5.1's SMTPProtocol.execute_data_command, with the payload prepared above.
-        async with lock:
-            protocol._response_pending = True
-            protocol.write(b"DATA\r\n")
-            start = await protocol.read_response(timeout=reply_timeout)
-            if start.code != 354:
-                raise aiosmtplib.SMTPDataError(start.code, start.message)
-            protocol._response_pending = True
-            protocol.write(payload)
-            protocol.write(b".\r\n")
-            response = await protocol.read_response(timeout=reply_timeout)
-            if response.code != 250:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return await compat.execute_prepared_data(protocol, payload, reply_timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         smtp.close()
         raise
-    return response
-
-
-def _crlf_only(data: bytes) -> bool:
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 
 
 def dot_stuffed(data: bytes) -> bytes:
@@ -416,17 +456,29 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
 
 
 def _reply_for_exception(exc: BaseException) -> Reply:
-    """A failure to reach or talk to the upstream, as a temporary reply the client can act on."""
+    """A failure to reach or talk to the upstream, as a temporary reply the client can act on:
+    the upstream's own words when it answered, else our reply for the failure's class."""
+    error = _upstream_error(exc)
+    if error is None and isinstance(exc, aiosmtplib.SMTPResponseException):
+        return Reply(exc.code if exc.code >= 400 else 451, exc.message)
+    return replies.reply_for(error or UpstreamError(type(exc).__name__))
+
+
+def _upstream_error(exc: BaseException) -> UpstreamError | None:
+    """aiosmtplib's and ssl's exceptions as ours (None: an SMTP reply to mirror, or unknown)."""
+    if isinstance(exc, UpstreamError):
+        return exc
     if (
         isinstance(exc, ssl.SSLCertVerificationError)
         or isinstance(exc.__cause__, ssl.SSLCertVerificationError)
+        # aiosmtplib wraps a failed handshake in SMTPConnectError with only the text left
         or "CERTIFICATE_VERIFY_FAILED" in str(exc)
     ):
-        return Reply(451, "4.7.5 upstream TLS certificate did not verify")
+        return UpstreamCertificate(type(exc).__name__)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return Reply(451, "4.7.0 the relay could not authenticate to the upstream")
+        return UpstreamLogin(f"upstream answered {exc.code} to AUTH")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return Reply(exc.code if exc.code >= 400 else 451, exc.message)
+        return None
     if isinstance(exc, TimeoutError):
-        return Reply(451, "4.4.2 upstream timed out")
-    return Reply(451, "4.4.1 upstream unavailable")
+        return UpstreamTimeout(type(exc).__name__)
+    return None

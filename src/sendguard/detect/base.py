@@ -15,7 +15,7 @@ from typing import ClassVar, TypeVar
 
 import pydantic
 
-from sendguard.history.model import HistorySnapshot
+from sendguard.correspondence import HistorySnapshot
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation
 
 _S = TypeVar("_S", bound=pydantic.BaseModel)

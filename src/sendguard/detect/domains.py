@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sendguard.model import Address, Organisation
-from sendguard.parse.addresses import is_routing_address
+from sendguard.parse.addresses import ascii_domain, is_routing_address
 
 CONSUMER_DOMAINS: frozenset[str] = frozenset(
     {
@@ -35,8 +35,15 @@ their users is a separate party (two gmail.com customers are not one organisatio
 
 
 def in_domains(domain: str, domains: Iterable[str]) -> bool:
-    """True when `domain` is one of `domains` or a subdomain of one."""
+    """True when `domain` (A-label or U-label) is one of `domains` (A-labels) or a subdomain."""
+    domain = _ascii(domain)
     return any(domain == parent or domain.endswith("." + parent) for parent in domains)
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """``Tanaka@Example.CO.JP`` → (``tanaka``, ``example.co.jp``) with an A-label domain."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    return local.lower(), _ascii(domain)
 
 
 def is_external_list(address: Address, organisation: Organisation) -> bool:
@@ -44,13 +51,32 @@ def is_external_list(address: Address, organisation: Organisation) -> bool:
     return address.addr_spec.lower() in organisation.external_lists
 
 
-def is_internal(address: Address, organisation: Organisation) -> bool:
+def is_internal(address: Address | str, organisation: Organisation) -> bool:
     """Internal = an internal domain or its subdomain, and not a list with outside members
     nor a routing address (``user%b.example@ours``: a stock upstream delivers it to
-    ``b.example``). `sendguard.policy.scope.is_internal` answers the same."""
-    if is_external_list(address, organisation) or is_routing_address(address.local_part):
+    ``b.example``). The one answer for detectors (a parsed `Address`), the policy's rule
+    scope, the To/Cc rewrite and notices (address text): domains compared by one IDNA rule
+    (`sendguard.parse.addresses.ascii_domain`)."""
+    if isinstance(address, Address):
+        local, domain = address.local_part, address.domain
+        listed = address.addr_spec.lower()
+    else:
+        local, domain = split_address(address)
+        listed = f"{local}@{domain}"
+    if not local or not domain:
+        return False  # unknown shape: treat as external, the safe side
+    if is_routing_address(local) or listed in organisation.external_lists:
         return False
-    return in_domains(address.domain, organisation.internal_domains)
+    return in_domains(domain, organisation.internal_domains)
+
+
+def _ascii(domain: str) -> str:
+    """`ascii_domain`, or the text lower-cased when it is no valid IDN (it then matches no
+    configured domain: the safe side)."""
+    try:
+        return ascii_domain(domain)
+    except ValueError:
+        return domain.strip().rstrip(".").lower()
 
 
 def is_partner(address: Address, organisation: Organisation) -> bool:

@@ -15,10 +15,10 @@ from typing import ClassVar
 
 import pydantic
 
+from sendguard.correspondence import Known, name_key
 from sendguard.detect.base import DetectContext, DetectorSettings, HistoryDetector
 from sendguard.detect.domains import is_internal, mask_address
 from sendguard.detect.similarity import distance
-from sendguard.history.model import Known, name_key
 from sendguard.model import Address, Finding, Mail
 
 GENERIC_LOCAL_PARTS = frozenset(

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import dns.exception
 import pydantic
 import structlog
 
@@ -131,7 +132,8 @@ async def _run_one(
     try:
         async with asyncio.timeout(timeout):
             return await detector.detect(mail, ctx)
-    except TimeoutError as exc:
+    # A resolver's own timeout (dnspython's is not a TimeoutError) is a timeout too.
+    except (TimeoutError, dns.exception.Timeout) as exc:
         _log.error("detector_timeout", detector=detector.id, timeout=timeout)
         raise InspectionTimeout(f"detector {detector.id} exceeded {timeout:g} s") from exc
     except Exception as exc:

@@ -9,8 +9,8 @@ import of old sent mail) → `recorder.Recorder` (bounded queue, background writ
 
 Detectors never touch the store: they read the snapshot in their `DetectContext`, so they stay
 pure and ``sendguard policy explain`` can feed them a snapshot from the store or a file.
+
+The value types (`Delivery`, `HistorySnapshot`, `Known`) live in `sendguard.correspondence`,
+below parse and detect, which name them; this package sits above the queue, whose database
+it shares.
 """
-
-from sendguard.history.model import Delivery, HistorySnapshot, Known
-
-__all__ = ["Delivery", "HistorySnapshot", "Known"]

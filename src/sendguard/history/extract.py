@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Literal
 
+from sendguard.correspondence import Delivery, Recipient, message_ids, name_key, thread_key
 from sendguard.detect.domains import is_internal
-from sendguard.history.model import Delivery, Recipient, message_ids, name_key, thread_key
 from sendguard.model import Address, Organisation
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header
 from sendguard.parse.headers import decode_header_bytes

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sendguard.correspondence import Delivery
 from sendguard.history.extract import _headers, delivery, header_section
-from sendguard.history.model import Delivery
 from sendguard.model import Organisation
 from sendguard.parse.addresses import parse_address_header
 

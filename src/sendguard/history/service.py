@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from sendguard.correspondence import Delivery, HistorySnapshot, Recipient, name_key, thread_key
 from sendguard.errors import StoreError
 from sendguard.history.extract import delivery, external, header_names, header_section
-from sendguard.history.model import Delivery, HistorySnapshot, Recipient, name_key, thread_key
 from sendguard.history.settings import HistorySettings
 from sendguard.history.store import HistoryStore
 from sendguard.model import Envelope, Mail, Organisation

@@ -16,8 +16,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sendguard.errors import StoreError
-from sendguard.history.model import Delivery, HistorySnapshot, Known, Recipient
+from sendguard.correspondence import Delivery, HistorySnapshot, Known, Recipient
+from sendguard.errors import ConfigError, StoreError
+from sendguard.queue.backends import open_store
+from sendguard.queue.pgdriver import require_postgres_driver
+from sendguard.queue.settings import QueueSettings
+from sendguard.queue.sqlite import sqlite_path
 
 T = TypeVar("T")
 
@@ -41,14 +45,13 @@ class HistoryStore:
     async def open(cls, url: str, *, migrate: bool = True) -> HistoryStore:
         """Connect to the store named by `url` (the queue's), migrating it first if asked."""
         if migrate:
-            from sendguard.queue.settings import QueueSettings
-            from sendguard.queue.store import open_store
-
             queue = await open_store(url, key=None, settings=QueueSettings())
             await queue.close()
         postgres = url.startswith(("postgresql://", "postgres://"))
         try:
             conn = await asyncio.to_thread(_connect_postgres if postgres else _connect_sqlite, url)
+        except ConfigError:
+            raise  # the PostgreSQL extra is missing: already says what to install
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the history store: {exc}") from exc
         except Exception as exc:
@@ -331,8 +334,6 @@ def _distinct(recipients: Iterable[Recipient]) -> list[Recipient]:
 
 
 def _connect_sqlite(url: str) -> sqlite3.Connection:
-    from sendguard.queue.sqlite import sqlite_path
-
     conn = sqlite3.connect(sqlite_path(url), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 30000")
     # History is rebuilt by traffic; losing the last writes at a power cut costs nothing.
@@ -341,6 +342,7 @@ def _connect_sqlite(url: str) -> sqlite3.Connection:
 
 
 def _connect_postgres(url: str) -> Any:
+    require_postgres_driver()
     import psycopg
 
     return psycopg.connect(url, autocommit=True, connect_timeout=15)

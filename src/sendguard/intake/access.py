@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from sendguard.settings import IPNetwork
+from sendguard.model import IPNetwork
 
 
 def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -27,7 +27,13 @@ def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
 
 def is_trusted(peer: object, networks: Iterable[IPNetwork]) -> bool:
     """True when the peer's address lies in one of the trusted networks."""
-    address = peer_address(peer)
+    return in_networks(peer_address(peer), networks)
+
+
+def in_networks(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Iterable[IPNetwork]
+) -> bool:
+    """True when the address lies in one of the networks (never for an unknown address)."""
     if address is None:
         return False
     return any(address.version == net.version and address in net for net in networks)

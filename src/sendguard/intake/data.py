@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sendguard.intake import replies
+from sendguard import compat, replies
 
 TOO_LONG = str(replies.LINE_TOO_LONG)
 TOO_MUCH = str(replies.MESSAGE_TOO_BIG)
@@ -46,9 +46,7 @@ async def read_data(
     run = 0  # octets since the last CR or LF: the line being read
     tail = b"\r\n"  # the last octets before `chunk` (the DATA line's CRLF at first)
     refusal: str | None = None
-    saved: int = reader._limit  # type: ignore[attr-defined]  # no public setter
-    reader._limit = WINDOW  # type: ignore[attr-defined]
-    try:
+    with compat.reader_limit(reader, WINDOW):
         while True:
             try:
                 chunk = await reader.readuntil(b".\r\n")
@@ -70,8 +68,6 @@ async def read_data(
             if end:
                 break
             tail = chunk[-4:] if len(chunk) >= 4 else (tail + chunk)[-4:]
-    finally:
-        reader._limit = saved  # type: ignore[attr-defined]
     if refusal is not None:
         return b"", refusal
     raw = b"".join(chunks)

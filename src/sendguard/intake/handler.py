@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,23 +23,30 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
+from sendguard import replies
 from sendguard.deliver import Upstream
-from sendguard.intake import replies
-from sendguard.intake.access import is_trusted, peer_address
+from sendguard.intake.access import in_networks, is_trusted, peer_address
 from sendguard.intake.auth import Authenticator, Identity
 from sendguard.intake.data import MAX_LINE, has_long_line
+from sendguard.intake.forward import (
+    XCLIENT_ATTRIBUTES,
+    XFORWARD_ATTRIBUTES,
+    Command,
+    ForwardError,
+    parse,
+    postfix_login,
+)
 from sendguard.intake.guard import GuardBusy, LoginGuard
-from sendguard.intake.server import RelayEnvelope
-from sendguard.model import Envelope, Reply
+from sendguard.intake.server import RelayEnvelope, RelaySMTP
+from sendguard.model import Envelope, IPNetwork, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
+from sendguard.parse.lines import has_bare_line_ending, normalise_line_endings
 from sendguard.pipeline import ClientSide
 from sendguard.policy.people import People, build_people
-from sendguard.settings import IPNetwork
 
 log = structlog.get_logger(__name__)
 
 # A CR not followed by LF, or an LF not preceded by CR: the SMTP-smuggling ingredients.
-_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _MAX_LINE = MAX_LINE
 """RFC 5322 §2.1.1. The DATA reader refuses lines over 999 octets on the wire as they arrive
 (a 998-octet line may carry a stuffing dot); the exact check is on the unstuffed message."""
@@ -117,7 +123,53 @@ class RelayHandler:
             drop.add("250-SMTPUTF8")
         if self.authenticator is None:
             drop.update(r for r in responses if r.startswith("250-AUTH"))
-        return [r for r in responses if r not in drop]
+        kept = [r for r in responses if r not in drop]
+        if isinstance(server, RelaySMTP) and server.may_forward():
+            # Only to the configured forwarders: to anyone else they do not exist.
+            kept[-1:-1] = [
+                f"250-XFORWARD {' '.join(XFORWARD_ATTRIBUTES)}",
+                f"250-XCLIENT {' '.join(XCLIENT_ATTRIBUTES)}",
+            ]
+        return kept
+
+    # ------------------------------------------------------------------ forwarded client
+
+    async def handle_XFORWARD(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, arg: str
+    ) -> str | object:
+        refusal = self._forward_refusal(server, "XFORWARD")
+        if refusal is not None:
+            return refusal
+        assert isinstance(envelope, RelayEnvelope)  # a forwarder's connection is a RelaySMTP
+        try:
+            envelope.xforward = parse("XFORWARD", arg, envelope.xforward)
+        except ForwardError as exc:
+            return str(exc)
+        return MISSING  # 250
+
+    async def handle_XCLIENT(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, arg: str
+    ) -> str | object:
+        refusal = self._forward_refusal(server, "XCLIENT")
+        if refusal is not None:
+            return refusal
+        assert isinstance(server, RelaySMTP)
+        if session.authenticated:
+            # The AUTH identity (and a passthrough session) belongs to the forwarder itself.
+            return str(replies.XCLIENT_AFTER_AUTH)
+        try:
+            server.xclient = parse("XCLIENT", arg, server.xclient)
+        except ForwardError as exc:
+            return str(exc)
+        log.info("xclient", **_forwarded_fields(server, server.session))
+        return MISSING  # 220, the session starts again
+
+    def _forward_refusal(self, server: SMTP, command: Command) -> str | None:
+        """550 5.7.0 and an event for anyone not configured as a forwarder."""
+        if isinstance(server, RelaySMTP) and server.may_forward():
+            return None
+        log.warning("forward_refused", command=command, client=_client(server))
+        return str(replies.FORWARD_UNAUTHORISED)
 
     def _supports(self, name: str, default: bool) -> bool:
         return default and bool(getattr(self.capabilities, name, True))
@@ -249,24 +301,25 @@ class RelayHandler:
                 sender = parse_addr_spec(address, field="envelope").addr_spec
             except ValueError as exc:
                 return str(replies.bad_address(str(exc)))
-        if session.authenticated and not self._may_send_as(session, sender):
+        login = _login(server, session)
+        if login is not None and not self._may_send_as(server, session, login, sender):
             return str(replies.SENDER_NOT_OWNED)
         envelope.mail_from = address
         envelope.mail_options.extend(o for o in mail_options if not o.upper().startswith("SIZE="))
         return str(replies.SENDER_OK)
 
-    def _may_send_as(self, session: Session, sender: str) -> bool:
+    def _may_send_as(self, server: SMTP, session: Session, login: str, sender: str) -> bool:
         """Postfix's ``reject_sender_login_mismatch``: an authenticated login may use only the
-        MAIL FROM addresses ``[people]`` gives it (never the null sender; see docs/policy.md)."""
-        identity = session.auth_data if isinstance(session.auth_data, Identity) else None
-        if identity is not None and self.people().may_send_as(identity.login, sender):
+        MAIL FROM addresses ``[people]`` gives it (never the null sender; see docs/policy.md).
+        The login is the client's own AUTH, or the one its forwarder vouches for."""
+        if self.people().may_send_as(login, sender):
             return True
         # The attempted address is an envelope fact, logged as `transaction` logs mail_from.
         log.warning(
             "sender_login_mismatch",
-            user=identity.login if identity else None,
+            user=login,
             mail_from=sender,
-            client=str(peer_address(session.peer)),
+            **_forwarded_fields(server, session),
         )
         return False
 
@@ -278,8 +331,8 @@ class RelayHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if not (session.authenticated or is_trusted(session.peer, self.options.trusted_networks)):
-            log.warning("relay_denied", client=str(peer_address(session.peer)))
+        if self._relay(server, session) == "no":
+            log.warning("relay_denied", **_forwarded_fields(server, session))
             return str(replies.RELAY_DENIED)
         if rcpt_options:
             return str(replies.UNSUPPORTED_PARAMETER)
@@ -290,6 +343,30 @@ class RelayHandler:
             return str(refusal)
         envelope.rcpt_tos.append(address)
         return str(replies.RECIPIENT_OK)
+
+    def _relay(self, server: SMTP, session: Session) -> Literal["yes", "no", "at-data"]:
+        """Whether this client may relay: AUTH, a login its forwarder vouches for, or a
+        trusted address. Behind a forwarder only the forwarded ADDR counts, never the
+        forwarder's own (no open relay behind Postfix); a forwarder that says nothing about
+        its client is an unknown client. ``at-data``: XFORWARD without a trusted ADDR, where
+        Postfix's own ``Received:`` header may still show its SASL login (`postfix_login`).
+        """
+        if _login(server, session) is not None:
+            return "yes"
+        trusted = self.options.trusted_networks
+        if not isinstance(server, RelaySMTP):
+            return "yes" if is_trusted(session.peer, trusted) else "no"
+        forwarded = server.forwarded()
+        if forwarded is None:
+            if server.from_forwarder():
+                return "no"
+            return "yes" if is_trusted(session.peer, trusted) else "no"
+        if in_networks(forwarded.addr, trusted):
+            return "yes"
+        envelope = server.envelope
+        if isinstance(envelope, RelayEnvelope) and envelope.xforward is not None:
+            return "at-data"
+        return "no"
 
     def _recipient_refusal(
         self, session: Session, envelope: SmtpEnvelope, address: str
@@ -329,22 +406,51 @@ class RelayHandler:
         if has_long_line(data, _MAX_LINE + 2):
             return str(replies.LINE_TOO_LONG)
         identity = session.auth_data if isinstance(session.auth_data, Identity) else None
+        login = _login(server, session)
+        if login is None and isinstance(envelope, RelayEnvelope) and envelope.xforward:
+            refusal, login = self._postfix_client(server, session, envelope, data)
+            if refusal is not None:
+                return str(refusal)
+        forwarded = server.forwarded() if isinstance(server, RelaySMTP) else None
+        via = server.via() if isinstance(server, RelaySMTP) else None
         message = Envelope(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             mail_options=tuple(envelope.mail_options),
             transaction_id=uuid.uuid4().hex[:16],
-            client_address=str(peer_address(session.peer) or ""),
-            client_helo=session.host_name or "",
-            auth_user=identity.login if identity else None,
+            client_address=_client_address(server, session),
+            client_helo=_client_helo(server, session),
+            auth_user=login,
             received_at=datetime.now(UTC),
-            sender_identity=self.people().identity(identity.login) if identity else None,
+            sender_identity=self.people().identity(login) if login is not None else None,
+            client_via=str(via) if via is not None else "",
+            client_ident=(forwarded.ident or "") if forwarded is not None else "",
         )
         upstream = identity.upstream if identity else None
         # Whether the client still waits (the reply deadline, a hang-up): the intake's.
         client = envelope.client_side if isinstance(envelope, RelayEnvelope) else None
         reply = await self.pipeline.handle(message, data, upstream=upstream, client=client)
         return str(reply)
+
+    def _postfix_client(
+        self, server: SMTP, session: Session, envelope: RelayEnvelope, data: bytes
+    ) -> tuple[Reply | None, str | None]:
+        """Mail Postfix forwarded (XFORWARD): the SASL login Postfix names in its own
+        ``Received:`` header is the client's login, bound to its addresses like AUTH's.
+        Without one, a client whose forwarded address is not trusted is refused here."""
+        assert envelope.xforward is not None
+        login = postfix_login(data, envelope.xforward)
+        if login is None:
+            if self._relay(server, session) == "yes":
+                return None, None  # a trusted address without a login
+            log.warning("relay_denied", **_forwarded_fields(server, session))
+            return replies.RELAY_DENIED, None
+        sender = envelope.mail_from or ""
+        with contextlib.suppress(ValueError):
+            sender = parse_addr_spec(sender, field="envelope").addr_spec if sender else ""
+        if not self._may_send_as(server, session, login, sender):
+            return replies.SENDER_NOT_OWNED, None
+        return None, login
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd's default answers 500 with the exception text; ours tempfails and logs."""
@@ -355,7 +461,7 @@ class RelayHandler:
             error=type(error).__name__,
             detail=str(error)[:200],
         )
-        return str(replies.with_reference(replies.TEMPFAIL_INTERNAL, reference))
+        return str(replies.with_reference(replies.reply_for(error), reference))
 
 
 def _nobody() -> People:
@@ -366,6 +472,40 @@ def _nobody() -> People:
 def _client(server: SMTP) -> str:
     """The client's address as the login limits count it."""
     return str(peer_address(server.session.peer if server.session else None))
+
+
+def _login(server: SMTP, session: Session) -> str | None:
+    """The client's login: its own AUTH, else the one XCLIENT forwarded (its forwarder
+    authenticated it). A login Postfix names in its header is read at DATA (`_relay`)."""
+    if session.authenticated and isinstance(session.auth_data, Identity):
+        return session.auth_data.login
+    forwarded = server.forwarded() if isinstance(server, RelaySMTP) else None
+    return forwarded.login if forwarded is not None else None
+
+
+def _client_address(server: SMTP, session: Session) -> str:
+    """The client's address as the policy and logs see it (the forwarded one, if any)."""
+    if isinstance(server, RelaySMTP):
+        return str(server.client_address() or "")
+    return str(peer_address(session.peer) or "")
+
+
+def _client_helo(server: SMTP, session: Session) -> str:
+    """XFORWARD's HELO (never mixed with the session's), XCLIENT's, else the EHLO name."""
+    if isinstance(server, RelaySMTP):
+        envelope = server.envelope
+        if isinstance(envelope, RelayEnvelope) and envelope.xforward is not None:
+            return envelope.xforward.helo or ""
+        if server.xclient is not None and server.xclient.helo:
+            return server.xclient.helo
+    return str(session.host_name or "")
+
+
+def _forwarded_fields(server: SMTP, session: Session | None) -> dict[str, str | None]:
+    """Log fields naming the client, and the forwarder it came through when there is one."""
+    client = _client_address(server, session) if session is not None else ""
+    via = server.via() if isinstance(server, RelaySMTP) else None
+    return {"client": client or None, "via": str(via) if via is not None else None}
 
 
 async def _hang_up(server: SMTP, reply: Reply) -> None:
@@ -381,22 +521,11 @@ def _refused(message: str | None = None) -> AuthResult:
     return AuthResult(success=False, handled=False, message=message)
 
 
-def has_bare_line_ending(data: bytes) -> bool:
-    """A CR or LF that is not part of CRLF. Three C-level counts: this runs on every message."""
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") != pairs or data.count(b"\n") != pairs
-
-
 def longest_line(data: bytes) -> int:
     """Octets in the longest CRLF-delimited line."""
     if len(data) <= _MAX_LINE:
         return len(data)
     return max(map(len, data.split(b"\r\n")))
-
-
-def normalise_line_endings(data: bytes) -> bytes:
-    """Every bare CR or LF becomes CRLF (Postfix 3.9's `smtpd_forbid_bare_newline=normalize`)."""
-    return _BARE.sub(b"\r\n", data)
 
 
 async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> bytes | None:

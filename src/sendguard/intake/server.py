@@ -32,8 +32,7 @@ import contextlib
 import socket
 import ssl
 import uuid
-from collections.abc import Callable
-from email._header_value_parser import get_addr_spec, get_angle_addr
+from collections.abc import Callable, Iterator
 from email.errors import HeaderParseError
 from typing import Any
 
@@ -41,12 +40,13 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from sendguard.intake import replies
-from sendguard.intake.access import peer_address
+from sendguard import compat, replies
+from sendguard.intake.access import in_networks, peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
+from sendguard.intake.forward import ClientAttributes, IPAddress
+from sendguard.model import IPNetwork, Listener
 from sendguard.pipeline import ClientSide
-from sendguard.settings import Listener
 
 log = structlog.get_logger(__name__)
 _transactions = structlog.get_logger("sendguard.transaction")
@@ -67,6 +67,8 @@ class RelayEnvelope(SmtpEnvelope):
     def __init__(self) -> None:
         super().__init__()
         self.client_side = ClientSide()
+        self.xforward: ClientAttributes | None = None
+        """This transaction's XFORWARD attributes (reset with the envelope: RSET, DATA, EHLO)."""
 
 
 class RelaySMTP(SMTP):
@@ -74,11 +76,18 @@ class RelaySMTP(SMTP):
     its limits its own, and closes a pass-through session."""
 
     def __init__(
-        self, intake: Intake, *args: Any, reply_deadline: float = 540.0, **kwargs: Any
+        self,
+        intake: Intake,
+        *args: Any,
+        reply_deadline: float = 540.0,
+        forwarders: tuple[IPNetwork, ...] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._intake = intake
         self.reply_deadline = reply_deadline
+        self.forwarders = forwarders
+        """Hosts (Postfix) allowed to send XFORWARD and XCLIENT (``SENDGUARD_XFORWARD_HOSTS``)."""
         self._start_connection_state()
 
     def _start_connection_state(self) -> None:
@@ -94,6 +103,10 @@ class RelaySMTP(SMTP):
         self._last_data = 0.0
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
+        self.xclient: ClientAttributes | None = None
+        """This session's XCLIENT attributes (kept until the connection ends)."""
+        self.session_id = ""
+        """Set when the client connects; bound in structlog's contextvars for the session."""
 
     def clone(self) -> RelaySMTP:
         """A new, unconnected protocol in the state a fresh `RelaySMTP(...)` starts in.
@@ -105,19 +118,7 @@ class RelaySMTP(SMTP):
         """
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        asyncio.StreamReaderProtocol.__init__(
-            new,
-            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
-            client_connected_cb=new._cb_client_connected,
-            loop=self.loop,
-        )
-        new._smtp_methods = {
-            name: getattr(new, method.__name__) for name, method in self._smtp_methods.items()
-        }
-        new._auth_methods = {
-            name: type(attr)(getattr(new, attr.method.__name__), True) if attr.is_builtin else attr
-            for name, attr in self._auth_methods.items()
-        }
+        compat.rebind_commands(new, self)
         new._start_connection_state()
         return new
 
@@ -132,9 +133,9 @@ class RelaySMTP(SMTP):
         address: Any  # email's token types (AngleAddr or AddrSpec) both carry .addr_spec
         try:
             if arg.lstrip().startswith("<"):
-                address, rest = get_angle_addr(arg)
+                address, rest = compat.get_angle_addr(arg)
             else:
-                address, rest = get_addr_spec(arg)
+                address, rest = compat.get_addr_spec(arg)
         except HeaderParseError:
             return None, None
         addr: str = address.addr_spec
@@ -149,6 +150,83 @@ class RelaySMTP(SMTP):
         MAIL's limit each time: the limits start afresh first, so they never grow."""
         self.command_size_limits = _command_limits()
         await super().smtp_EHLO(hostname)
+
+    # ------------------------------------------------------------------ XFORWARD, XCLIENT
+
+    @syntax("XFORWARD attribute=value ...")
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix's XFORWARD (`sendguard.intake.forward`): the handler checks and parses, the
+        attributes live on this transaction's envelope."""
+        status = await self._forward_hook("XFORWARD", arg)
+        if status is not None:
+            await self.push("250 2.0.0 Ok" if status is MISSING else str(status))
+
+    @syntax("XCLIENT attribute=value ...")
+    async def smtp_XCLIENT(self, arg: str | None) -> None:
+        """Postfix's XCLIENT: on success the session starts again at the greeting (a new
+        EHLO is needed, any transaction is gone) with the attributes kept for the session."""
+        status = await self._forward_hook("XCLIENT", arg)
+        if status is None:
+            return
+        if status is not MISSING:
+            await self.push(str(status))
+            return
+        assert self.session is not None
+        compat.end_transaction(self)  # what RSET does: a fresh envelope
+        self.session.host_name = None  # HELO/EHLO again
+        self.session.extended_smtp = False
+        self.command_size_limits = _command_limits()
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+
+    async def _forward_hook(self, command: str, arg: str | None) -> object | None:
+        """The handler's ``handle_<command>`` result (MISSING = success), or None once this
+        has answered itself: 503 inside a transaction, 502 for a handler without the hook.
+        Called directly (``event_handler`` is public), not through aiosmtpd's hook table."""
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            await self.push("503 5.5.1 Error: MAIL transaction in progress")
+            return None
+        hook = getattr(self.event_handler, f"handle_{command}", None)
+        if hook is None:
+            await self.push(f"502 5.5.1 Error: {command} not implemented")
+            return None
+        status: object = await hook(self, self.session, self.envelope, arg or "")
+        return status
+
+    def forwarded(self) -> ClientAttributes | None:
+        """Who the client is, as a forwarder said: this transaction's XFORWARD, else the
+        session's XCLIENT, else None (the peer is the client)."""
+        envelope = self.envelope
+        xforward = envelope.xforward if isinstance(envelope, RelayEnvelope) else None
+        return xforward or self.xclient
+
+    def client_address(self) -> IPAddress | None:
+        """The client's address for the policy and the logs: the forwarded ADDR when XFORWARD
+        was given (never mixed with the session's), XCLIENT's ADDR, else the peer's."""
+        envelope = self.envelope
+        if isinstance(envelope, RelayEnvelope) and envelope.xforward is not None:
+            return envelope.xforward.addr
+        if self.xclient is not None and self.xclient.addr is not None:
+            return self.xclient.addr
+        return peer_address(self.session.peer if self.session else None)
+
+    def via(self) -> IPAddress | None:
+        """The forwarder the client's facts came through (logged beside them), or None."""
+        if self.forwarded() is None:
+            return None
+        return peer_address(self.session.peer if self.session else None)
+
+    def from_forwarder(self) -> bool:
+        """The TCP peer is a configured forwarder (its own address never vouches for mail)."""
+        peer = peer_address(self.session.peer if self.session else None)
+        return in_networks(peer, self.forwarders)
+
+    def may_forward(self) -> bool:
+        """Whether XFORWARD/XCLIENT are allowed now: checked against the current client
+        address, so after ``XCLIENT ADDR=`` only a forwarder address may go on (as Postfix)."""
+        current = self.xclient.addr if self.xclient and self.xclient.addr else None
+        if current is None:
+            return self.from_forwarder()
+        return in_networks(current, self.forwarders)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -179,7 +257,7 @@ class RelaySMTP(SMTP):
             self._phase = "command"
         if refusal is not None:
             _log_refused(self, refusal, size=None)
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            compat.end_transaction(self)
             await self.push(refusal)
             return
         self.envelope.content = self.envelope.original_content = content
@@ -216,7 +294,7 @@ class RelaySMTP(SMTP):
             # Refused by the handler before the pipeline (bare CR/LF, a long line): the
             # transaction still gets its event.
             _log_refused(self, str(task.result()), size=len(envelope.original_content or b""))
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        compat.end_transaction(self)
         self._reset_timeout()
         if task.done():
             status = task.result()
@@ -269,15 +347,25 @@ class RelaySMTP(SMTP):
         transport.close()
 
     def _client(self) -> str:
-        return str(peer_address(self.session.peer if self.session else None) or "")
+        return str(self.client_address() or "")
 
     # ------------------------------------------------------------------ connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._intake.connections.add(self)
-        super().connection_made(transport)
+        self.session_id = uuid.uuid4().hex[:12]
+        # aiosmtpd starts the session's task here, and a task copies the context it is
+        # created in: every event of the session (its commands, the DATA hook and pipeline
+        # tasks it starts, the idle timer it arms) carries `session_id`. This callback runs
+        # in the event loop's context, shared by every connection, so it is reset at once.
+        with _session_context(self.session_id):
+            super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        with _session_context(self.session_id):
+            self._lost(exc)
+
+    def _lost(self, exc: Exception | None) -> None:
         self._intake.connections.discard(self)
         identity = self.session.auth_data if self.session else None
         if isinstance(identity, Identity) and identity.upstream is not None:
@@ -295,6 +383,16 @@ class RelaySMTP(SMTP):
         return bool(self._in_flight)
 
 
+@contextlib.contextmanager
+def _session_context(session_id: str) -> Iterator[None]:
+    """`session_id` bound in structlog's contextvars inside the block, and only there."""
+    tokens = structlog.contextvars.bind_contextvars(session_id=session_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
 def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:
     """The `transaction` event of a message the intake refused itself (the pipeline logs the
     others), with the same fields."""
@@ -305,6 +403,7 @@ def _log_refused(conn: RelaySMTP, reply: str, *, size: int | None) -> None:
         "transaction",
         transaction_id=uuid.uuid4().hex[:16],
         client=conn._client(),
+        via=str(conn.via()) if conn.via() is not None else None,
         auth_user=identity.login if isinstance(identity, Identity) else None,
         mail_from=envelope.mail_from if envelope is not None else None,
         rcpt_count=len(envelope.rcpt_tos) if envelope is not None else 0,

@@ -12,7 +12,7 @@ import uuid
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid
 
-from sendguard.queue.store import Entry
+from sendguard.entry import Entry
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 

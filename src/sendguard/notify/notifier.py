@@ -26,13 +26,13 @@ from typing import Literal
 import structlog
 
 from sendguard.deliver import Upstream
+from sendguard.detect.domains import is_internal
+from sendguard.entry import Entry, NoticeKind
 from sendguard.model import Envelope, Reply
 from sendguard.notify.dsn import build_dsn
 from sendguard.notify.render import LinkBlock, render, reviewers_of
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy
-from sendguard.policy.scope import is_internal
-from sendguard.queue.store import Entry, NoticeKind
 
 log = structlog.get_logger(__name__)
 NOTHING_TO_SEND = Reply(250, "2.0.0 nothing to send")
@@ -99,18 +99,6 @@ class Notifier:
     async def notify_held(self, entry: Entry) -> Reply:
         """Tell the sender the message is held, why, and who reviews it."""
         return await self._to_sender("held", entry)
-
-    async def notify_delayed(self, entry: Entry) -> Reply:
-        """Tell the sender when the message goes out and how to cancel it."""
-        return await self._to_sender("delayed", entry)
-
-    async def notify_released(self, entry: Entry) -> Reply:
-        """Tell the sender a reviewer released the message."""
-        return await self._to_sender("released", entry)
-
-    async def notify_rejected(self, entry: Entry) -> Reply:
-        """Tell the sender a reviewer rejected the message, and the reason given."""
-        return await self._to_sender("rejected", entry)
 
     async def notify_expired(self, entry: Entry) -> Reply:
         """Tell the sender nobody decided in time, so the message was not sent."""

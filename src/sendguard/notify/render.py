@@ -17,9 +17,9 @@ from string import Template
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from sendguard.entry import Entry, NoticeKind
 from sendguard.model import Finding
 from sendguard.notify.settings import Language, NotifySettings
-from sendguard.queue.store import Entry, NoticeKind
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MAX_RECIPIENTS = 20

@@ -28,9 +28,8 @@ from typing import Protocol
 import structlog
 from aiohttp import web
 
-from sendguard.model import Reply
+from sendguard.model import Listener, Reply
 from sendguard.ops import metrics
-from sendguard.settings import Listener
 
 log = structlog.get_logger(__name__)
 

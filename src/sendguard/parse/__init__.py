@@ -18,7 +18,7 @@ and pure, meant to run in an `ExtractionPool` worker that can be killed.
 
 from __future__ import annotations
 
-from sendguard.history.model import message_ids
+from sendguard.correspondence import message_ids
 from sendguard.model import Address, HeaderField, Mail
 from sendguard.parse import mime
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header, registrable_domain

@@ -40,6 +40,21 @@ def _psl() -> PublicSuffixList:
 
 
 @functools.lru_cache(maxsize=4096)
+def ascii_domain(domain: str) -> str:
+    """Lower-case A-label form of a domain by UTS 46 (non-transitional, like the address
+    parser, registries and browsers: ``faß.de`` is ``xn--fa-hia.de``, not the IDNA 2003
+    ``fass.de``); ValueError when it is no valid IDN. The one IDNA rule for every place that
+    compares domains: the policy's, the envelope's and the headers'."""
+    text = domain.strip().rstrip(".").lower()
+    if text.isascii():
+        return text
+    try:
+        return idna.encode(text, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        raise ValueError(f"{domain!r} is not a valid domain name") from None
+
+
+@functools.lru_cache(maxsize=4096)
 def registrable_domain(domain: str) -> str:
     """Organisation-level domain by the PSL: ``mail.example.ne.jp`` → ``example.ne.jp``.
 

@@ -15,9 +15,11 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 
-from sendguard.model import Problem
+from sendguard import compat
+from sendguard.model import Part, Problem
 from sendguard.parse.charsets import decode_bytes, decode_rfc2047
 from sendguard.parse.context import Blob, Context
+from sendguard.parse.headers import decode_header_bytes, header_text
 from sendguard.parse.limits import ParseLimits
 
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
@@ -72,10 +74,7 @@ def _raw(value: str) -> bytes:
 
 def payload_bytes(part: Message, where: str) -> tuple[bytes, Problem | None]:
     """Decode the transfer encoding ourselves, so broken base64/QP is reported, not hidden."""
-    # `get_payload()` would re-decode 8-bit bodies with the declared charset (lossy);
-    # `_payload` is the parser's raw text with the original bytes surrogate-escaped.
-    payload = getattr(part, "_payload", "")
-    raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    raw = compat.raw_payload(part)  # not `get_payload()`: it re-decodes 8-bit bodies (lossy)
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
     if cte == "base64":
         cleaned = _WS.sub(b"", raw)
@@ -123,8 +122,6 @@ _SUMMARY_FIELDS = ("from", "to", "cc", "date", "subject")
 
 def summary(msg: Message) -> str:
     """The forwarded message's own headers as text, so its addresses can be inspected too."""
-    from sendguard.parse.headers import decode_header_bytes, header_text
-
     lines = []
     for name, value in msg.items():
         if name.lower() in _SUMMARY_FIELDS:
@@ -134,8 +131,6 @@ def summary(msg: Message) -> str:
 
 def forwarded(msg: Message, blob: Blob, ctx: Context) -> None:
     """A message/rfc822 part: one Part for the message itself, then its own parts."""
-    from sendguard.model import Part
-
     ctx.parts.append(
         Part(
             path=blob.path,

@@ -37,6 +37,7 @@ def _worker_main(
     conn: multiprocessing.connection.Connection, memory_limit: int | None, preload: tuple[str, ...]
 ) -> None:
     """Worker loop: receive (fn, args), answer ("ok", result) or ("error", type, text)."""
+    # Imported in the worker process only: the relay process configures its own logging.
     from sendguard.log import configure_child_logging
 
     configure_child_logging()  # a detector's log line is JSON on stderr here too

@@ -1,43 +1,20 @@
 """What rules may name: detector ids, their finding codes and their numeric parameters.
 
 Used by `sendguard.policy.load` to refuse a rule that names a detector or code that does not
-exist (a typo there would otherwise make the rule silently never match). Detector ids come
-from `sendguard.detect.registry` when it is importable; the code table mirrors the finding
-codes the detectors document (issue 4) and must grow with them.
+exist (a typo there would otherwise make the rule silently never match). The ids and codes
+are the detectors' own declarations (`Detector.id`, `Detector.codes`, read through
+`sendguard.detect.registry`): one place, so a new code is nameable the moment a detector
+emits it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sendguard.detect.registry import DETECTOR_IDS, finding_codes
+
 FINDING_CODES: Mapping[str, frozenset[str]] = {
-    "external-recipients": frozenset({"external", "partner", "external-list"}),
-    "visible-recipients": frozenset({"external-visible", "organisations-visible", "malformed"}),
-    "lookalike-domain": frozenset({"lookalike"}),
-    "unresolvable-domain": frozenset({"nxdomain", "no-mail-host", "dns-error"}),
-    "personal-data": frozenset(
-        {
-            "my-number",
-            "credit-card",
-            "phone",
-            "postal-address",
-            "email-address",
-            "birth-date",
-            "bank-account",
-            "passport",
-            "drivers-licence",
-            "pension-number",
-            "corporate-number",
-            "customer-list",
-        }
-    ),
-    "confidential-marker": frozenset({"marker"}),
-    "uninspectable-attachment": frozenset(
-        {"encrypted", "limit", "malformed", "unsupported", "timeout"}
-    ),
-    "first-contact": frozenset({"new-recipient", "new-domain"}),
-    "recipient-slip": frozenset({"autocomplete", "near-address"}),
-    "thread-outsider": frozenset({"new-party"}),
+    detector: frozenset(finding_codes(detector)) for detector in DETECTOR_IDS
 }
 """Finding codes per detector id."""
 
@@ -55,9 +32,5 @@ NUMERIC_PARAMS: Mapping[str, frozenset[str]] = {
 
 
 def detector_ids() -> tuple[str, ...]:
-    """Known detector ids: the registry's when it is importable, else the documented table."""
-    try:
-        from sendguard.detect.registry import DETECTOR_IDS
-    except ImportError:
-        return tuple(sorted(FINDING_CODES))
-    return tuple(DETECTOR_IDS)
+    """Known detector ids, in the registry's order."""
+    return DETECTOR_IDS

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from sendguard.detect.domains import is_internal
 from sendguard.model import (
     Action,
     Envelope,
@@ -35,7 +36,7 @@ from sendguard.policy.schema import (
     FindingCondition,
     Rule,
 )
-from sendguard.policy.scope import is_internal, sender_groups
+from sendguard.policy.scope import sender_groups
 
 ACTIONS: dict[str, Action] = {action.label: action for action in Action}
 """Policy-file action names → `Action`."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from sendguard.detect.registry import settings_model
 from sendguard.errors import PolicyError
 from sendguard.model import Organisation
 from sendguard.policy import codes, messages
@@ -337,15 +338,6 @@ def _detector_settings(sources: list[_Source]) -> tuple[dict[str, BaseModel], fr
 
 def _one_detector(file: str, det_id: str, table: dict[str, Any]) -> BaseModel:
     known = codes.detector_ids()
-    try:
-        from sendguard.detect.registry import settings_model
-    except ImportError as exc:
-        raise PolicyError(
-            f"{file}: [detectors.{det_id}]: detector settings cannot be checked because the"
-            " detector registry is not available in this build",
-            file=file,
-            field=f"detectors.{det_id}",
-        ) from exc
     try:
         model = settings_model(det_id)
     except KeyError as exc:

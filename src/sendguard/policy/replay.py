@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sendguard.model import Envelope, Finding, Mail, Severity
+from sendguard.policy.evaluate import evaluate
 from sendguard.policy.load import LoadedPolicy
 
 _SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
@@ -168,8 +169,6 @@ class Report:
 
 def replay(past: Sequence[Past], policy: LoadedPolicy, *, examples: int = 3) -> Report:
     """Decide every past message again with `policy`; count and sample the changes."""
-    from sendguard.policy.evaluate import evaluate
-
     report = Report()
     empty = Mail()
     for item in past:

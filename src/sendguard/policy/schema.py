@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from sendguard.model import RewriteMode, Severity
+from sendguard.parse.addresses import ascii_domain
 
 SEVERITY_ORDER: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 """Severities from least to most severe; ``severity_at_least`` compares by this order."""
@@ -49,11 +50,7 @@ class _Strict(BaseModel):
 
 def normalise_domain(value: str) -> str:
     """Lower-case A-label form of a domain (``例え.jp`` → ``xn--r8jz45g.jp``); ValueError if bad."""
-    text = value.strip().lower().rstrip(".")
-    try:
-        ascii_form = text.encode("idna").decode("ascii") if not text.isascii() else text
-    except UnicodeError as exc:
-        raise ValueError(f"{value!r} is not a valid domain name") from exc
+    ascii_form = ascii_domain(value)  # ValueError names the value
     labels = ascii_form.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
         raise ValueError(f"{value!r} is not a valid domain name (e.g. example.co.jp)")

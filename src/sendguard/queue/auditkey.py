@@ -20,12 +20,9 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sendguard.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sendguard.queue.store import AuditHead
+from sendguard.queue.store import AuditHead
 
 KEY_BYTES = 32
 
@@ -130,8 +127,6 @@ def head_json(head: AuditHead) -> str:
 
 def parse_head(text: str) -> AuditHead:
     """A head given by a person: ``HASH``, ``SEQ:HASH`` or the anchor file's JSON line."""
-    from sendguard.queue.store import AuditHead
-
     text = text.strip()
     try:
         if text.startswith("{"):

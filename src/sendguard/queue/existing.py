@@ -6,6 +6,8 @@ then reporting on) a new, empty database. Only ``sendguard serve`` creates a sto
 from __future__ import annotations
 
 from sendguard.errors import StoreError
+from sendguard.queue.pgdriver import require_postgres_driver
+from sendguard.queue.sqlite import sqlite_path
 
 WHERE_HINT = (
     "set SENDGUARD_STORE or --store to the relay's store, or SENDGUARD_CONFIG to its "
@@ -19,8 +21,6 @@ async def require_existing(url: str) -> None:
     (the message gives its absolute path), or a PostgreSQL schema with sendguard's tables.
     Unknown URL kinds are left to `open_store`, which names the kinds it knows."""
     if url.startswith("sqlite:"):
-        from sendguard.queue.sqlite import sqlite_path
-
         path = sqlite_path(url).absolute()
         if not path.is_file():
             raise StoreError(f"no queue store at {path} (sendguard serve creates it); {WHERE_HINT}")
@@ -29,6 +29,7 @@ async def require_existing(url: str) -> None:
 
 
 async def _require_postgres_schema(url: str) -> None:
+    require_postgres_driver()
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from sendguard.errors import NotFound, StoreError
+from sendguard.entry import FINISHED, Decide, Entry, Notice, NoticeKind, State, check_move
+from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.base import (
     UPDATE_COLUMNS,
@@ -42,18 +43,7 @@ from sendguard.queue.codec import (
 )
 from sendguard.queue.migrations import POSTGRES_MIGRATIONS
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import (
-    FINISHED,
-    AuditRecord,
-    Clock,
-    Conflict,
-    CorruptEntry,
-    Decide,
-    Entry,
-    Notice,
-    NoticeKind,
-    State,
-)
+from sendguard.queue.store import AuditRecord, Clock, CorruptEntry
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 _AUDIT_LOCK = 0x53470001  # advisory lock key serialising audit appends ("SG" + 1)
@@ -322,8 +312,10 @@ class PostgresStore(StoreBase):
             row = await (await conn.execute(sql.encode(), (queue_id,))).fetchone()
             if row is None:
                 raise NotFound(f"no queue entry {queue_id}")
-            decision = decide(self._decode(row, with_data=True))
+            current = self._decode(row, with_data=True)
+            decision = decide(current)
             new = decision.entry
+            check_move(queue_id, current.state, new.state)
             assignments = ", ".join(f"{c} = %s" for c in UPDATE_COLUMNS)
             await conn.execute(
                 f"UPDATE queue_entry SET {assignments} WHERE id = %s".encode(),  # noqa: S608

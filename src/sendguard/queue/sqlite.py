@@ -21,7 +21,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sendguard.errors import NotFound, StoreError
+from sendguard.entry import FINISHED, Decide, Entry, Notice, NoticeKind, State, check_move
+from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Envelope, Verdict
 from sendguard.queue.base import (
     UPDATE_COLUMNS,
@@ -43,18 +44,7 @@ from sendguard.queue.codec import (
 )
 from sendguard.queue.migrations import SQLITE_MIGRATIONS
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import (
-    FINISHED,
-    AuditRecord,
-    Clock,
-    Conflict,
-    CorruptEntry,
-    Decide,
-    Entry,
-    Notice,
-    NoticeKind,
-    State,
-)
+from sendguard.queue.store import AuditRecord, Clock, CorruptEntry
 
 T = TypeVar("T")
 Cursor = sqlite3.Connection
@@ -325,6 +315,7 @@ class SqliteStore(StoreBase):
                 return exc  # committed, then raised
             decision = decide(current)
             new = decision.entry
+            check_move(queue_id, current.state, new.state)
             values = _update_values(new, now)
             assignments = ", ".join(f"{c} = ?" for c in UPDATE_COLUMNS)
             cur.execute(

@@ -5,7 +5,7 @@ returns (the write is committed durably by then). The worker claims due entries,
 service decides on held ones; both change an entry only through `Store.apply`, which runs a
 pure decision function under a row lock and writes the new state, its audit event and any
 notifications in one transaction. Two backends implement it: `queue.sqlite` (one node) and
-`queue.postgres` (several nodes sharing one queue).
+`queue.postgres` (several nodes sharing one queue); `queue.backends.open_store` opens one.
 """
 
 from __future__ import annotations
@@ -13,62 +13,12 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from sendguard.errors import StoreError
+from sendguard.entry import Decide, Decision, Entry, Notice, State
+from sendguard.errors import Conflict, StoreError
 from sendguard.model import Envelope, Verdict
-from sendguard.queue.auditkey import AuditKey
-from sendguard.queue.settings import QueueSettings
-
-State = Literal[
-    "held",
-    "delayed",
-    "released",
-    "delivering",
-    "delivered",
-    "rejected",
-    "cancelled",
-    "expired",
-    "failed",
-    "corrupt",
-]
-STATES: tuple[State, ...] = (
-    "held",
-    "delayed",
-    "released",
-    "delivering",
-    "delivered",
-    "rejected",
-    "cancelled",
-    "expired",
-    "failed",
-    "corrupt",
-)
-FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", "failed")
-"""States nothing moves out of; entries in them may be purged.
-
-``corrupt`` is not among them: an entry that cannot be decoded waits for an admin, who
-inspects it (`queue show`), fixes the cause and runs `queue recover`, or deletes it."""
-
-NoticeKind = Literal[
-    "held",
-    "delayed",
-    "released",
-    "rejected",
-    "expired",
-    "reviewers",
-    "bounce",
-    "reminder",
-    "escalation",
-]
-"""What a queued notification tells: to the sender (most kinds), the reviewers
-(``reviewers``, ``reminder``), the hold's escalation list (``escalation``), or a DSN back to
-the sender (``bounce``)."""
-
-
-class Conflict(StoreError):
-    """The entry is no longer in the state the caller expected (someone else changed it)."""
 
 
 class CorruptEntry(StoreError):
@@ -84,69 +34,6 @@ class CorruptEntry(StoreError):
         self.problem = problem
         self.stand_in = stand_in
         """What can still be shown of the row (state ``corrupt``), when the store had it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One held or delayed message with everything needed to review and deliver it."""
-
-    id: str
-    state: State
-    envelope: Envelope
-    data: bytes
-    """The original bytes (decrypted); ``b""`` when read without data (listing)."""
-    verdict: Verdict
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    size: int
-    """Length of the original bytes, also known when `data` was not read."""
-    release_at: dt.datetime | None = None
-    """When a delayed message goes out by itself."""
-    expires_at: dt.datetime | None = None
-    """When a hold nobody decided expires (business time)."""
-    released_at: dt.datetime | None = None
-    """When it entered ``released``; retries give up counting from here."""
-    attempts: int = 0
-    next_attempt_at: dt.datetime | None = None
-    last_error: str = ""
-    """The upstream's last refusal, e.g. ``451 4.3.0 try later``."""
-    approvals: tuple[str, ...] = ()
-    decided_by: str | None = None
-    decided_at: dt.datetime | None = None
-    reason: str = ""
-    """The reviewer's reason for a reject, or why the system ended it."""
-    claimed_by: str | None = None
-    claim_until: dt.datetime | None = None
-    delivered_to: tuple[str, ...] = ()
-    """Recipients whose copy the upstream already took (a split delivery in progress)."""
-    quarantined_from: State | None = None
-    """For a ``corrupt`` entry: the state it was in when it could not be decoded."""
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What `Store.apply` writes: the changed entry, its audit event and notifications."""
-
-    entry: Entry
-    event: str
-    actor: str
-    details: Mapping[str, object] = field(default_factory=dict)
-    notify: tuple[NoticeKind, ...] = ()
-
-
-Decide = Callable[[Entry], Decision]
-"""Pure function from the current entry to the decision; raise to change nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A notification or bounce waiting to be sent (an outbox row)."""
-
-    id: int
-    queue_id: str
-    kind: NoticeKind
-    attempts: int
-    created_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,42 +267,3 @@ def utcnow() -> dt.datetime:
 
 
 Clock = Callable[[], dt.datetime]
-
-
-async def open_store(
-    url: str,
-    *,
-    key: bytes | None = None,
-    settings: QueueSettings | None = None,
-    clock: Clock = utcnow,
-    audit_key: AuditKey | None = None,
-    group_commit: bool = True,
-) -> Store:
-    """Open (and migrate) the store at `url`: ``sqlite:///PATH`` or ``postgresql://…``.
-
-    `key` turns on AES-256-GCM encryption of message bytes; `settings` gives hold expiry
-    and the business calendar (defaults otherwise); `clock` is for tests. `audit_key` keys
-    the audit chain (HMAC); without it the store can append only to a chain that has no
-    keyed record yet. `group_commit` batches concurrent audit appends into one commit.
-    """
-    settings = settings or QueueSettings()
-    if url.startswith("sqlite:"):
-        from sendguard.queue.sqlite import SqliteStore
-
-        sqlite = await SqliteStore.open(url, key=key, settings=settings, clock=clock)
-        sqlite.set_audit(audit_key, group_commit=group_commit)
-        return sqlite
-    if url.startswith(("postgresql:", "postgres:")):
-        from sendguard.queue.postgres import PostgresStore
-
-        postgres = await PostgresStore.open(url, key=key, settings=settings, clock=clock)
-        postgres.set_audit(audit_key, group_commit=group_commit)
-        return postgres
-    raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or postgresql://…")
-
-
-async def open_configured_store(
-    store_url: str, settings: QueueSettings, *, audit_key: AuditKey | None = None
-) -> Store:
-    """Open the store with the key and calendar from `settings` (what `serve` and the CLI use)."""
-    return await open_store(store_url, key=settings.key, settings=settings, audit_key=audit_key)

@@ -27,64 +27,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
 import structlog
 
 from sendguard.deliver import Upstream
-from sendguard.errors import NotFound, StoreError
-from sendguard.model import Envelope, Reply
+from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind
+from sendguard.errors import Conflict, NotFound, StoreError
+from sendguard.model import Envelope, Organisation, Outgoing, Prepare, Reply, Verdict
 from sendguard.notify.notifier import Notifier
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import (
-    Clock,
-    Conflict,
-    CorruptEntry,
-    Decide,
-    Decision,
-    Entry,
-    Notice,
-    NoticeKind,
-    Store,
-    utcnow,
-)
+from sendguard.queue.store import Clock, CorruptEntry, Store, utcnow
 
 log = structlog.get_logger(__name__)
 _PURGE_EVERY = dt.timedelta(minutes=1)
 _CORRUPT = Reply(451, "4.3.0 the queue entry is corrupt")
 
 
-class Copy(Protocol):
-    """One transaction to send: `sendguard.actions.rewrite.Outgoing` fits."""
-
-    @property
-    def rcpt_tos(self) -> tuple[str, ...]:
-        """Envelope recipients of this copy."""
-        ...
-
-    @property
-    def data(self) -> bytes:
-        """The bytes of this copy."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCopy:
-    """The stored bytes for some recipients."""
-
-    rcpt_tos: tuple[str, ...]
-    data: bytes
-
-
-Prepare = Callable[[Entry], Sequence[Copy]]
-"""What to send for a released entry; the relay passes one that re-applies a split rewrite."""
-
-
-def as_stored(entry: Entry) -> tuple[StoredCopy, ...]:
-    """The default: the stored bytes, once, to every envelope recipient."""
-    return (StoredCopy(entry.envelope.rcpt_tos, entry.data),)
+def as_stored(
+    data: bytes, verdict: Verdict, envelope: Envelope, organisation: Organisation | None
+) -> tuple[Outgoing, ...]:
+    """The default `Prepare`: the stored bytes, once, to every envelope recipient (the relay
+    passes its own, which applies the stored verdict's edits, e.g. a split rewrite)."""
+    return (Outgoing(envelope.rcpt_tos, data),)
 
 
 class Worker:
@@ -250,7 +215,8 @@ class Worker:
         that were refused. The reply is the first temporary refusal, else the first
         permanent one, else the last 2xx."""
         try:
-            copies = self._prepare(entry)
+            # None: the organisation of the policy in force, as for any release.
+            copies = self._prepare(entry.data, entry.verdict, entry.envelope, None)
         except Exception as exc:  # noqa: BLE001  # a bad message must not stop the worker
             log.error("queue_prepare_error", queue_id=entry.id, error=repr(exc))
             return Reply(451, f"4.3.0 cannot prepare the message: {type(exc).__name__}"), ()

@@ -11,8 +11,8 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
+from sendguard.entry import Entry
 from sendguard.model import Finding, RuleResult
-from sendguard.queue.store import Entry
 
 SHOWN_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID")
 

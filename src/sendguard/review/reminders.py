@@ -19,18 +19,11 @@ from collections.abc import Callable
 
 import structlog
 
-from sendguard.errors import StoreError
+from sendguard.entry import Decision, Entry, NoticeKind
+from sendguard.errors import Conflict, StoreError
 from sendguard.queue.calendar import BusinessCalendar
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import (
-    Clock,
-    Conflict,
-    Decision,
-    Entry,
-    NoticeKind,
-    Store,
-    utcnow,
-)
+from sendguard.queue.store import Clock, Store, utcnow
 
 log = structlog.get_logger(__name__)
 

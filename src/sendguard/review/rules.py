@@ -29,10 +29,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
 
+from sendguard.entry import Decision, Entry, NoticeKind, State, sources
 from sendguard.errors import ReviewError
 from sendguard.model import Envelope
 from sendguard.policy.schema import normalise_address
-from sendguard.queue.store import Decision, Entry, NoticeKind
 from sendguard.review.actor import Actor
 
 
@@ -99,6 +99,16 @@ def _by(actor: Actor) -> dict[str, object]:
     return {"by": actor.login, "verified_by": actor.verified_by}
 
 
+def _require_move(entry: Entry, target: State, done: str) -> None:
+    """Refuse, naming the states it starts from, a review action the state table
+    (`sendguard.entry.MOVES`) does not allow from the entry's state."""
+    starts = sources(target, "review")
+    if entry.state not in starts:
+        raise ReviewError(
+            f"{entry.id} is {entry.state}; only {' or '.join(starts)} mail can be {done}"
+        )
+
+
 def _sender_notice(entry: Entry, kind: NoticeKind) -> tuple[NoticeKind, ...]:
     return (kind,) if entry.verdict.hold.notify_sender else ()
 
@@ -117,8 +127,7 @@ def release(
                        decided_by=actor.name, decided_at=now)  # fmt: skip
         return Decision(sent, event="released", actor=actor.name,
                         details={"early": True, **_by(actor)})  # fmt: skip
-    if entry.state != "held":
-        raise ReviewError(f"{entry.id} is {entry.state}; only held or delayed mail can be released")
+    _require_move(entry, "released", "released")
     hold = entry.verdict.hold
     reviewers = reviewers_of(entry, default_reviewers)
     if is_sender(actor, entry.envelope):
@@ -166,7 +175,7 @@ def reject(
                 "reviewer or an admin (its sender cancels it instead)"
             )
     else:
-        raise ReviewError(f"{entry.id} is {entry.state}; only held or delayed mail can be rejected")
+        _require_move(entry, "rejected", "rejected")
     rejected = replace(entry, state="rejected", reason=reason.strip(), decided_by=actor.name,
                        decided_at=now)  # fmt: skip
     return Decision(rejected, event="rejected", actor=actor.name,
@@ -178,8 +187,7 @@ def cancel(entry: Entry, actor: Actor, now: dt.datetime) -> Decision:
     """The sender (or an admin) withdraws a delayed message before it goes out."""
     if entry.state == "held":
         raise ReviewError(f"{entry.id} is held, not delayed; ask a reviewer to reject it")
-    if entry.state != "delayed":
-        raise ReviewError(f"{entry.id} is {entry.state}; only delayed mail can be cancelled")
+    _require_move(entry, "cancelled", "cancelled")
     sender = is_sender(actor, entry.envelope)
     if not sender and not actor.is_admin:
         raise ReviewError(

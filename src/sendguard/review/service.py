@@ -15,18 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from sendguard.errors import NotFound, ReviewError, StoreError
-from sendguard.queue.store import (
-    FINISHED,
-    Clock,
-    Conflict,
-    Decide,
-    Decision,
-    Entry,
-    State,
-    Store,
-    utcnow,
-)
+from sendguard.entry import FINISHED, Decide, Decision, Entry, State
+from sendguard.errors import Conflict, NotFound, ReviewError, StoreError
+from sendguard.queue.store import Clock, Store, utcnow
 from sendguard.review import rules
 from sendguard.review.actor import Actor
 from sendguard.review.details import EntryDetails, describe

@@ -26,11 +26,12 @@ import jinja2
 import structlog
 from aiohttp import web
 
+from sendguard.entry import Entry, State
 from sendguard.errors import NotFound, ReviewError, StoreError
 from sendguard.intake.auth import UsersFile
 from sendguard.notify.settings import Language, NotifySettings
 from sendguard.policy.people import People
-from sendguard.queue.store import Entry, State, Store, utcnow
+from sendguard.queue.store import Store, utcnow
 from sendguard.review import rules
 from sendguard.review.actor import Actor
 from sendguard.review.details import describe

@@ -16,9 +16,9 @@ from typing import Literal, get_args
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from sendguard.entry import Entry, NoticeKind
 from sendguard.notify.settings import Language
 from sendguard.policy.people import People
-from sendguard.queue.store import Entry, NoticeKind
 from sendguard.review.actor import Actor
 
 LinkAction = Literal["cancel", "send_now", "confirm", "request_review"]

@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import Protocol
 
 from aiohttp import web
 
 from sendguard.errors import ConfigError
+from sendguard.model import Listener
 from sendguard.notify.render import LinkBlock
-from sendguard.settings import Settings
+from sendguard.notify.settings import NotifySettings
 from sendguard.web.console import Console, ConsoleParts
 from sendguard.web.keys import load_or_create_key
 from sendguard.web.links import LinkSigner
+from sendguard.web.settings import WebSettings
+
+
+class Settings(Protocol):
+    """The part of `sendguard.settings.Settings` the console reads (the settings module
+    sits above every part, so the web package names only what it needs)."""
+
+    @property
+    def web(self) -> WebSettings: ...
+    @property
+    def notify(self) -> NotifySettings: ...
+    @property
+    def web_listen(self) -> tuple[Listener, ...]: ...
 
 
 def wanted(settings: Settings) -> bool:

@@ -19,13 +19,13 @@ import psycopg
 import pytest
 
 from sendguard.cli.main import main
-from sendguard.ops.doctor import Report, Result, check_certificate, diagnose
+from sendguard.doctor import Report, Result, check_certificate, diagnose
 from sendguard.queue.auditkey import load_or_create_key
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import postgres_schema
-from sendguard.testing.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
-from sendguard.testing.tls import CertPair, make_self_signed
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
+from tests.support.tls import CertPair, make_self_signed
+from tests.support.upstream import RecordingUpstream
 
 
 def _by_check(report: Report) -> dict[str, Result]:

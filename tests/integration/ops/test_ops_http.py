@@ -13,8 +13,8 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from sendguard.testing.relay import RelayProcess, running_relay, write_policy
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import RelayProcess, running_relay, write_policy
+from tests.support.upstream import RecordingUpstream
 
 HOLD_EXTERNAL = """\
 [organisation]

@@ -15,11 +15,11 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from queue_helpers import postgres_or_sqlite, until  # type: ignore[import-not-found]
+from tests.support.relay import RelayProcess
 
 from sendguard.cli.main import main
 from sendguard.queue.auditkey import read_key
-from sendguard.queue.store import open_store
-from sendguard.testing.relay import RelayProcess
+from sendguard.queue.backends import open_store
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -14,9 +14,10 @@ import psycopg
 import pytest
 
 from sendguard.cli.main import main
-from sendguard.ops.backup import BackupError, backup, restore
 from sendguard.queue.auditkey import load_or_create_key
-from sendguard.queue.store import Store, open_store
+from sendguard.queue.backends import open_store
+from sendguard.queue.backup import BackupError, backup, restore
+from sendguard.queue.store import Store
 from sendguard.queue.testing import postgres_schema, sample_envelope, sample_message, sample_verdict
 
 

@@ -22,13 +22,14 @@ from queue_helpers import (  # type: ignore[import-not-found]
     submit,
     until,
 )
+from tests.support.relay import RelayProcess, write_policy
+from tests.support.upstream import RecordingUpstream
 
-from sendguard.queue.store import Entry, open_store
+from sendguard.entry import Entry
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import postgres_schema
 from sendguard.review.service import ReviewService
 from sendguard.review.testing import actor, me_listed
-from sendguard.testing.relay import RelayProcess, write_policy
-from sendguard.testing.upstream import RecordingUpstream
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

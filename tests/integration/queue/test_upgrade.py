@@ -22,12 +22,12 @@ from typing import Any
 import psycopg
 import pytest
 from tests.integration.queue.upgrade.generate import AUDIT_KEY, HERE, SHIPPED, migrations_digest
+from tests.support.relay import RelayProcess
 
 from sendguard.queue.auditkey import AuditKey
+from sendguard.queue.backends import open_store
 from sendguard.queue.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
-from sendguard.queue.store import open_store
 from sendguard.queue.testing import postgres_schema
-from sendguard.testing.relay import RelayProcess
 
 KEY = AuditKey(base64.b64decode(AUDIT_KEY))
 LATEST = {"sqlite": len(SQLITE_MIGRATIONS), "postgres": len(POSTGRES_MIGRATIONS)}

@@ -24,11 +24,11 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from sendguard.app import App
+from sendguard.entry import Entry
 from sendguard.log import configure_logging
-from sendguard.queue.store import Entry
-from sendguard.testing.relay import running_relay, write_policy
-from sendguard.testing.tls import CertPair
-from sendguard.web.testing import (
+from tests.support.relay import running_relay, write_policy
+from tests.support.tls import CertPair
+from tests.support.web import (
     PASSWORDS,
     WEB_POLICY,
     customer_list_message,

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 from sendguard.actions.rewrite import apply_verdict
-from sendguard.inspect import Inspection
-from sendguard.model import Action, Envelope, Mail, Organisation, Verdict
+from sendguard.model import Action, Envelope, Organisation, Verdict
 from tests.conftest import CORPUS
 
 MESSAGES = sorted(
     p for p in CORPUS.rglob("*") if p.is_file() and p.name not in {"LICENSE", "SOURCE"}
 )
 ORG = Organisation(internal_domains=frozenset({"example.co.jp"}))
-REWRITE = Inspection(Mail(), (), Verdict(action=Action.REWRITE, rule_id="r", rewrite="undisclosed"))
+REWRITE = Verdict(action=Action.REWRITE, rule_id="r", rewrite="undisclosed")
 # A field with obsolete space before the colon; continuation lines start with white space,
 # and a stray line without a colon counts with the field above it.
 ADDRESS_FIELDS = re.compile(

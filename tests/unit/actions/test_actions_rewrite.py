@@ -11,18 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendguard.actions.rewrite import Outgoing, apply_stored_verdict, apply_verdict
-from sendguard.inspect import Inspection
-from sendguard.model import Action, Envelope, Mail, Organisation, Verdict
+from sendguard.actions.rewrite import apply_verdict
+from sendguard.model import Action, Envelope, Organisation, Outgoing, Verdict
 
 ORG = Organisation(internal_domains=frozenset({"example.co.jp"}))
 CUSTOMERS = [f"customer{i:02d}@client{i % 7}.example.com" for i in range(40)]
 SENDER = "tanaka@example.co.jp"
 
 
-def inspection(action: Action, **kw: object) -> Inspection:
-    """An inspection whose verdict is the given action (rule ``r``)."""
-    return Inspection(mail=Mail(), findings=(), verdict=Verdict(action=action, rule_id="r", **kw))  # type: ignore[arg-type]
+def decided(action: Action, **kw: object) -> Verdict:
+    """The verdict of an inspection that decided the given action (rule ``r``)."""
+    return Verdict(action=action, rule_id="r", **kw)  # type: ignore[arg-type]
 
 
 def message(to: str, cc: str = "", extra: str = "", body: str = "本文です。\r\n") -> bytes:
@@ -63,7 +62,7 @@ def test_pass_returns_the_original_bytes_for_every_recipient() -> None:
     """PASS: one copy, the envelope recipients, the very same bytes."""
     data = message(", ".join(CUSTOMERS))
     env = Envelope(SENDER, tuple(CUSTOMERS))
-    [out] = apply_verdict(data, inspection(Action.PASS), env, ORG)
+    [out] = apply_verdict(data, decided(Action.PASS), env, ORG)
     assert out == Outgoing(tuple(CUSTOMERS), data)
     assert out.data is data
 
@@ -77,7 +76,7 @@ def test_tag_prepends_headers_and_keeps_every_other_byte() -> None:
     )
     [out] = apply_verdict(
         data,
-        inspection(Action.TAG, tag_headers=tags),
+        decided(Action.TAG, tag_headers=tags),
         Envelope(SENDER, ("a@client.example.com",)),
         ORG,
     )
@@ -93,7 +92,7 @@ def test_forty_customers_in_to_are_hidden_and_all_still_receive() -> None:
     data = message(",\r\n ".join(CUSTOMERS), cc=f"{colleague}, boss@client0.example.com")
     rcpts = (*CUSTOMERS, "suzuki@example.co.jp", "boss@client0.example.com")
     [out] = apply_verdict(
-        data, inspection(Action.REWRITE, rewrite="undisclosed"), Envelope(SENDER, rcpts), ORG
+        data, decided(Action.REWRITE, rewrite="undisclosed"), Envelope(SENDER, rcpts), ORG
     )
     assert out.rcpt_tos == rcpts
     headers = header_block(out.data).lower()
@@ -118,7 +117,7 @@ def test_rfc2047_and_folded_to_keeps_internal_names_intact() -> None:
     env = Envelope(
         SENDER, ("yamada@example.co.jp", "yamada@customer.example.com", "sato@dev.example.co.jp")
     )
-    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE), env, ORG)
     assert b"customer.example.com" not in header_block(out.data)
     to_header = parsed(out.data)["To"]
     assert [(a.display_name, a.addr_spec) for a in to_header.addresses] == [
@@ -134,7 +133,7 @@ def test_sender_mode_puts_the_sender_in_to() -> None:
     """mode=sender: To shows the sender when no internal address is left."""
     data = message("a@client.example.com, b@other.example.org")
     env = Envelope(SENDER, ("a@client.example.com", "b@other.example.org"))
-    [out] = apply_verdict(data, inspection(Action.REWRITE, rewrite="sender"), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE, rewrite="sender"), env, ORG)
     assert parsed(out.data)["To"] == SENDER
 
 
@@ -153,7 +152,7 @@ def test_split_gives_each_external_recipient_only_their_own_address() -> None:
             "hidden@third.example.net",
         ),
     )
-    outs = apply_verdict(data, inspection(Action.HOLD, rewrite="split"), env, ORG)
+    outs = apply_verdict(data, decided(Action.HOLD, rewrite="split"), env, ORG)
     assert [o.rcpt_tos for o in outs] == [
         ("a@client.example.com",),
         ("b@other.example.org",),
@@ -177,7 +176,7 @@ def test_crafted_display_name_cannot_inject_a_header() -> None:
     evil = "=?UTF-8?Q?x=0D=0ABcc:_victim@evil.example=0D=0A?= <kato@example.co.jp>"
     data = message(f"{evil}, a@client.example.com")
     env = Envelope(SENDER, ("kato@example.co.jp", "a@client.example.com"))
-    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE), env, ORG)
     lines = header_block(out.data).split(b"\r\n")
     assert not any(line.lower().startswith(b"bcc:") for line in lines)
     assert all(b"\r" not in line and b"\n" not in line for line in lines)
@@ -190,7 +189,7 @@ def test_bcc_field_is_dropped_and_cc_only_message_gets_a_to() -> None:
         b"To: x\r\n", b"Cc: a@client.example.com\r\n"
     )
     env = Envelope(SENDER, ("a@client.example.com", "secret@client.example.com"))
-    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE), env, ORG)
     msg = parsed(out.data)
     assert msg["Bcc"] is None
     assert msg["Cc"] is None
@@ -202,7 +201,7 @@ def test_lf_only_message_keeps_lf_endings() -> None:
     """A message with bare LF line endings gets LF in the fields we write."""
     data = message("a@client.example.com").replace(b"\r\n", b"\n")
     [out] = apply_verdict(
-        data, inspection(Action.REWRITE), Envelope(SENDER, ("a@client.example.com",)), ORG
+        data, decided(Action.REWRITE), Envelope(SENDER, ("a@client.example.com",)), ORG
     )
     assert b"\r" not in out.data
     assert out.data.startswith(
@@ -214,16 +213,14 @@ def test_nothing_visible_outside_leaves_bytes_alone() -> None:
     """A rewrite verdict when To/Cc hold only colleagues changes nothing."""
     data = message("suzuki@example.co.jp")
     env = Envelope(SENDER, ("suzuki@example.co.jp", "bcc@client.example.com"))
-    [out] = apply_verdict(data, inspection(Action.DELAY, rewrite="undisclosed"), env, ORG)
+    [out] = apply_verdict(data, decided(Action.DELAY, rewrite="undisclosed"), env, ORG)
     assert out.data == data
 
 
 def test_rewrite_combined_with_tags() -> None:
     """Tag headers and the rewrite both apply to a hold released later."""
     data = message("a@client.example.com")
-    verdict = inspection(
-        Action.HOLD, rewrite="undisclosed", tag_headers=(("X-Sendguard-Tag", "t"),)
-    )
+    verdict = decided(Action.HOLD, rewrite="undisclosed", tag_headers=(("X-Sendguard-Tag", "t"),))
     [out] = apply_verdict(data, verdict, Envelope(SENDER, ("a@client.example.com",)), ORG)
     assert out.data.startswith(b"X-Sendguard-Tag: t\r\nX-Sendguard-Rewritten: ")
 
@@ -233,7 +230,7 @@ def test_reject_is_never_delivered() -> None:
     with pytest.raises(ValueError, match="never delivered"):
         apply_verdict(
             message("a@b.example"),
-            inspection(Action.REJECT),
+            decided(Action.REJECT),
             Envelope(SENDER, ("a@b.example",)),
             ORG,
         )
@@ -243,7 +240,7 @@ def test_unparsable_to_field_is_replaced_not_left_visible() -> None:
     """A To field the strict parser cannot read still shows addresses to people: it goes."""
     data = message("tim@client.example concierge@client.example")
     env = Envelope(SENDER, ("tim@client.example", "concierge@client.example"))
-    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE), env, ORG)
     assert b"client.example" not in header_block(out.data)
     assert parsed(out.data)["To"] == "undisclosed-recipients:;"
 
@@ -256,7 +253,7 @@ def test_any_display_name_survives_as_one_safe_mailbox(name: str) -> None:
     encoded = "=?UTF-8?B?" + base64.b64encode(name.encode("utf-8", "surrogatepass")).decode() + "?="
     data = message(f"{encoded} <kato@example.co.jp>, a@client.example")
     env = Envelope(SENDER, ("kato@example.co.jp", "a@client.example"))
-    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE), env, ORG)
     block = header_block(out.data)
     assert block.isascii()
     names = [
@@ -281,7 +278,7 @@ def test_released_hold_gets_its_stored_rewrite() -> None:
     data = message("a@client.example, b@other.example")
     env = Envelope(SENDER, ("a@client.example", "b@other.example"))
     verdict = Verdict(action=Action.HOLD, rule_id="hold-x", rewrite="split")
-    outs = apply_stored_verdict(data, verdict, env, ORG)
+    outs = apply_verdict(data, verdict, env, ORG)
     assert [o.rcpt_tos for o in outs] == [("a@client.example",), ("b@other.example",)]
     assert parsed(outs[1].data)["To"] == "b@other.example"
 
@@ -295,7 +292,7 @@ def test_bcc_field_is_removed_and_nothing_else_changes(action: Action) -> None:
     field (with its continuation line) leaves; every other byte stays."""
     data = message("a@client.example.com", extra=BCC)
     env = Envelope(SENDER, ("a@client.example.com", "boss@example.co.jp"))
-    [out] = apply_verdict(data, inspection(action), env, ORG)
+    [out] = apply_verdict(data, decided(action), env, ORG)
     body = out.data.split(b"\r\n", 1)[1] if action is Action.TAG else out.data
     assert body == without(data, "Bcc")
     assert b"rival.example" not in out.data
@@ -305,7 +302,7 @@ def test_bcc_field_is_removed_and_nothing_else_changes(action: Action) -> None:
 def test_resent_bcc_and_odd_spellings_are_removed_too() -> None:
     """``BCc :`` (obsolete space) and Resent-Bcc go, as Postfix's cleanup drops them."""
     data = message("a@client.example.com", extra="BCc : x@rival.example\r\nResent-Bcc: y@z.example")
-    [out] = apply_verdict(data, inspection(Action.PASS), Envelope(SENDER, ("a@b.example",)), ORG)
+    [out] = apply_verdict(data, decided(Action.PASS), Envelope(SENDER, ("a@b.example",)), ORG)
     assert out.data == message("a@client.example.com")
 
 
@@ -313,18 +310,18 @@ def test_keep_bcc_keeps_the_message_byte_identical() -> None:
     """With ``keep_bcc`` the Bcc field stays and PASS hands back the original object."""
     data = message("a@client.example.com", extra=BCC)
     env = Envelope(SENDER, ("a@client.example.com",))
-    [out] = apply_verdict(data, inspection(Action.PASS), env, ORG, keep_bcc=True)
+    [out] = apply_verdict(data, decided(Action.PASS), env, ORG, keep_bcc=True)
     assert out.data is data
-    [held] = apply_stored_verdict(data, Verdict(action=Action.HOLD), env, ORG, keep_bcc=True)
+    [held] = apply_verdict(data, Verdict(action=Action.HOLD), env, ORG, keep_bcc=True)
     assert held.data == data
-    [released] = apply_stored_verdict(data, Verdict(action=Action.HOLD), env, ORG)
+    [released] = apply_verdict(data, Verdict(action=Action.HOLD), env, ORG)
     assert released.data == without(data, "Bcc")
 
 
 def test_bcc_in_the_body_is_not_touched() -> None:
     """Only the top-level header block is edited: a quoted ``Bcc:`` line in the body stays."""
     data = message("a@client.example.com", body="Bcc: quoted@rival.example\r\n")
-    [out] = apply_verdict(data, inspection(Action.PASS), Envelope(SENDER, ("a@b.example",)), ORG)
+    [out] = apply_verdict(data, decided(Action.PASS), Envelope(SENDER, ("a@b.example",)), ORG)
     assert out.data is data
 
 
@@ -337,7 +334,7 @@ def test_rewrite_hides_outside_addresses_in_resent_fields() -> None:
     )
     data = message("suzuki@example.co.jp", extra=resent)
     env = Envelope(SENDER, ("suzuki@example.co.jp", "a@client.example.com", "b@other.example"))
-    [out] = apply_verdict(data, inspection(Action.REWRITE), env, ORG)
+    [out] = apply_verdict(data, decided(Action.REWRITE), env, ORG)
     msg = parsed(out.data)
     assert msg["Resent-To"] == "Suzuki <suzuki@example.co.jp>"
     assert msg["Resent-Cc"] is None

@@ -10,8 +10,8 @@ import aiosmtplib
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
 from sendguard.model import Envelope
-from sendguard.testing.relay import running_relay
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.relay import running_relay
+from tests.support.upstream import RecordingUpstream
 
 DATA = b"From: a@example.jp\r\nTo: b@partner.test\r\nSubject: t\r\n\r\nbody\r\n"
 

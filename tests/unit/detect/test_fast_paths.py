@@ -268,7 +268,7 @@ def test_inspect_sync_gives_the_same_verdict_both_ways() -> None:
     from sendguard.model import Envelope
     from sendguard.parse import ParseLimits
     from sendguard.policy.load import load_policy
-    from sendguard.testing.attachments import Attachment, build_message, xlsx
+    from tests.support.attachments import Attachment, build_message, xlsx
 
     rows = _customer_rows(300, random.Random(9))
     files = [

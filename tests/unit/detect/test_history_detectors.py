@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sendguard.correspondence import HistorySnapshot, Known
 from sendguard.detect.first_contact import FirstContact, FirstContactSettings
 from sendguard.detect.lookalike_domain import LookalikeDomain, LookalikeDomainSettings
 from sendguard.detect.recipient_slip import RecipientSlip
 from sendguard.detect.thread_outsider import ThreadOutsider
-from sendguard.history.model import HistorySnapshot, Known
 from sendguard.model import Mail, Organisation
 
 from .helpers import SENDER, context

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from sendguard.cli.main import main as cli
-from sendguard.history.model import Recipient
+from sendguard.correspondence import Recipient
 from sendguard.history.store import HistoryStore
-from sendguard.testing.relay import write_policy
+from tests.support.relay import write_policy
 
 SENDER = "yamada@example-corp.co.jp"
 POLICY = 'allow_empty = true\n[organisation]\ninternal_domains = ["example-corp.co.jp"]\n'

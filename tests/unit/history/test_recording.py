@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from sendguard.correspondence import Recipient
 from sendguard.deliver.maildir import MaildirUpstream
-from sendguard.history.model import Recipient
 from sendguard.history.service import History
 from sendguard.history.settings import HistorySettings
 from sendguard.history.store import HistoryStore
+from sendguard.inspect import Inspection
 from sendguard.model import PASS_VERDICT, Action, Envelope, Finding, Mail, Reply, Verdict
 from sendguard.pipeline import Pipeline
 from sendguard.policy.load import load_policy
 from sendguard.policy.replay import from_facts, replay, replay_facts
-from sendguard.testing.relay import write_policy
+from tests.support.relay import write_policy
 
 ORG_POLICY = 'allow_empty = true\n[organisation]\ninternal_domains = ["example.jp"]\n'
 RCPT = "tanaka@tanaka-shoji.co.jp"
@@ -27,19 +28,16 @@ DATA = (
 )
 
 
-@dataclass(frozen=True)
-class _Inspection:
-    mail: Mail = field(default_factory=Mail)
-    findings: tuple[Finding, ...] = ()
-    verdict: Verdict = PASS_VERDICT
+def _inspection(verdict: Verdict = PASS_VERDICT) -> Inspection:
+    return Inspection(Mail(), (), verdict)
 
 
 @dataclass(frozen=True)
 class _Fixed:
     verdict: Verdict
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> _Inspection:
-        return _Inspection(verdict=self.verdict)
+    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        return _inspection(verdict=self.verdict)
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ def _pipeline(tmp_path: Path, verdict: Verdict, history: History) -> Pipeline:
     return Pipeline(
         inspector=_Fixed(verdict),
         upstream=MaildirUpstream(tmp_path / "maildir"),
-        prepare=lambda data, inspected, env: (_Copy(env.rcpt_tos, data),),
+        prepare=lambda data, verdict, env, organisation: (_Copy(env.rcpt_tos, data),),
         reject_reply=lambda verdict, ref: Reply(550, f"5.7.1 no (ref {ref})"),
         history=history,
     )
@@ -140,7 +138,7 @@ def test_policy_explain_reads_a_history_snapshot(
     """`policy explain --history FILE`: the history detectors see the snapshot; without it
     the output says they did not run."""
     from sendguard.cli.main import main as cli
-    from sendguard.history.model import HistorySnapshot, Known
+    from sendguard.correspondence import HistorySnapshot, Known
 
     policy = write_policy(tmp_path / "policies", ORG_POLICY)
     message = tmp_path / "m.eml"

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
+from sendguard.correspondence import Delivery, Recipient, thread_key
 from sendguard.errors import StoreError
 from sendguard.history.extract import delivery
-from sendguard.history.model import Delivery, Recipient, thread_key
 from sendguard.history.store import HistoryStore
 from sendguard.model import Organisation
 from sendguard.queue.testing import postgres_schema

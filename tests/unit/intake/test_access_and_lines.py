@@ -7,7 +7,8 @@ import ipaddress
 import pytest
 
 from sendguard.intake.access import is_trusted, peer_address
-from sendguard.intake.handler import has_bare_line_ending, longest_line, normalise_line_endings
+from sendguard.intake.handler import longest_line
+from sendguard.parse.lines import has_bare_line_ending, normalise_line_endings
 
 NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("2001:db8::/32"))
 

@@ -14,15 +14,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
+from sendguard.entry import Entry, NoticeKind
 from sendguard.model import Envelope, HoldParams
 from sendguard.notify.dsn import build_dsn, status_of
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.render import render
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy, load_policy
-from sendguard.queue.store import Entry, NoticeKind
 from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 SETTINGS = NotifySettings(from_address="sendguard@corp.example", reviewers=("sec@corp.example",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sendguard.model import Mail, Part
 from sendguard.parse import ParseLimits, parse_message
-from sendguard.testing.attachments import Attachment, build_message
+from tests.support.attachments import Attachment, build_message
 
 ROWS = [
     ["氏名", "電話番号", "住所"],

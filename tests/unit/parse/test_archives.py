@@ -15,7 +15,7 @@ from sendguard.inspect import inspect_sync
 from sendguard.model import Envelope, Mail
 from sendguard.parse import ParseLimits
 from sendguard.policy.load import load_policy
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 from tests.unit.parse.helpers import EXPECTED_ROWS, ROWS, parse_files, part
 
 CSV = "\r\n".join(",".join(row) for row in ROWS).encode("cp932")

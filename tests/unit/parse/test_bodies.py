@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sendguard.parse import ParseLimits, parse_message
-from sendguard.testing.attachments import Attachment, build_message
+from tests.support.attachments import Attachment, build_message
 
 from .helpers import part
 

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 
 from .helpers import ROWS, parse_files, part
 

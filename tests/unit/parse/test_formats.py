@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sendguard.parse import sniff
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 
 from .helpers import EXPECTED_ROWS, ROWS, parse_files, part
 

@@ -10,7 +10,7 @@ import pytest
 
 from sendguard.model import Mail
 from sendguard.parse import ParseLimits, parse_message
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 
 from .helpers import parse_files
 

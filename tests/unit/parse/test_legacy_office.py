@@ -7,7 +7,7 @@ import struct
 
 import xlwt
 
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 from tests.unit.parse.helpers import EXPECTED_ROWS, ROWS, parse_files, part
 
 PHONE = "090-1234-5678"

@@ -11,7 +11,7 @@ import pytest
 from sendguard.parse import ParseLimits
 from sendguard.parse.context import Context
 from sendguard.parse.extract import pdf
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 
 from .helpers import parse_files, part
 

@@ -11,7 +11,7 @@ import pytest
 
 from sendguard.errors import InspectionError, InspectionTimeout
 from sendguard.parse import ExtractionPool, ParseLimits, parse_message
-from sendguard.testing import attachments as build
+from tests.support import attachments as build
 
 
 def hang(seconds: float) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sendguard.cli import policy as policy_cli
-from sendguard.policy.explain import ExplainReport
+from sendguard.usecases.explain import ExplainReport
 
 SHIPPED = Path(__file__).resolve().parents[3] / "policies"
 FIXTURES = SHIPPED / "tests"

@@ -18,7 +18,7 @@ from sendguard.inspect import Inspector
 from sendguard.model import Envelope
 from sendguard.policy.holder import PolicyHolder
 from sendguard.settings import load_settings
-from sendguard.testing.attachments import Attachment, build_message, zip_archive
+from tests.support.attachments import Attachment, build_message, zip_archive
 
 POLICY = """\
 [organisation]

@@ -24,9 +24,9 @@ from sendguard.inspect import inspect_sync
 from sendguard.model import Action, Envelope
 from sendguard.parse.limits import ParseLimits
 from sendguard.policy import holder as holder_module
-from sendguard.policy.cases import smtp_bytes
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import load_policy
+from sendguard.usecases.cases import smtp_bytes
 
 PPAP_MESSAGE = Path(__file__).resolve().parents[3] / "policies" / "tests" / "ppap.eml"
 

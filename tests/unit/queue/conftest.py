@@ -10,11 +10,12 @@ import pytest
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
+from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Store, open_store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, postgres_schema
 from sendguard.queue.worker import Worker
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

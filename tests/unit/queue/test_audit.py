@@ -112,7 +112,7 @@ async def test_export_pages_in_chain_order_and_filters_by_time(
 
 async def test_closed_store_fails_with_store_error(store_url: str, clock: FakeClock) -> None:
     """Using a store after close raises StoreError, never a driver exception."""
-    from sendguard.queue.store import open_store
+    from sendguard.queue.backends import open_store
 
     closed = await open_store(store_url, clock=clock)
     await closed.close()

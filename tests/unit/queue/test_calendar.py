@@ -71,3 +71,31 @@ def test_calendar_settings_are_validated() -> None:
         QueueSettings(timezone="Asia/Edo")
     with pytest.raises(ValueError, match="32 bytes"):
         QueueSettings(encryption_key="c2hvcnQ=")
+
+
+@pytest.mark.parametrize(
+    ("day", "holiday"),
+    [
+        ("2019-04-30", True),  # 国民の休日 between 昭和の日 and the enthronement day
+        ("2019-05-01", True),  # 天皇の即位の日 (a law of its own, that year only)
+        ("2019-05-02", True),  # 国民の休日
+        ("2019-10-22", True),  # 即位礼正殿の儀
+        ("2020-07-24", True),  # スポーツの日 moved to the Olympic opening
+        ("2020-10-12", False),  # ... and so not in October that year
+        ("2021-07-22", True),  # 海の日 moved
+        ("2021-08-09", True),  # 山の日 moved to 8 August, a Sunday: 振替休日
+        ("2021-10-11", False),
+    ],
+)
+def test_one_off_holidays_come_from_their_own_laws(day: str, holiday: bool) -> None:
+    """Days no yearly rule gives: the 2019 enthronement and the Olympic moves of 2020/2021."""
+    date = dt.date.fromisoformat(day)
+    assert (date in japanese_holidays(date.year)) is holiday
+    assert _cal().is_business_day(date) is (not holiday and date.weekday() < 5)
+
+
+def test_a_hold_before_golden_week_2019_waits_for_its_ten_days_off() -> None:
+    """24 business hours from Friday 26 April 2019 end on Tuesday 7 May: 27 April to 6 May
+    were all days off (weekend, 昭和の日, 国民の休日, 即位の日, 国民の休日, 憲法記念日 ...)."""
+    start = dt.datetime(2019, 4, 26, 10, 0, tzinfo=JST)
+    assert _cal().add_business_hours(start, 24) == dt.datetime(2019, 5, 7, 10, 0, tzinfo=JST)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from sendguard.cli.main import main
+from sendguard.entry import Entry
 from sendguard.model import HoldParams
-from sendguard.queue.store import Entry, open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import damage_row, sample_envelope, sample_message, sample_verdict
 
 

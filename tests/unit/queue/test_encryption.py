@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from sendguard.errors import StoreError
-from sendguard.queue.store import open_store
+from sendguard.queue.backends import open_store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 
 

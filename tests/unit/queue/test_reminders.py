@@ -12,7 +12,7 @@ from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 HOLD = HoldParams(
     reviewers=("boss@corp.example",),

@@ -14,11 +14,13 @@ from dataclasses import replace
 import pytest
 
 from sendguard.deliver import SmtpOptions, SmtpUpstream, parse_target
+from sendguard.entry import Decision, Entry
 from sendguard.model import HoldParams
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
+from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Clock, CorruptEntry, Decision, Entry, Store, open_store
+from sendguard.queue.store import Clock, CorruptEntry, Store
 from sendguard.queue.testing import (
     FakeClock,
     damage_row,
@@ -27,7 +29,7 @@ from sendguard.queue.testing import (
     sample_verdict,
 )
 from sendguard.queue.worker import Worker
-from sendguard.testing.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 SENDER = "tanaka@corp.example"
 QUIET = HoldParams(notify_sender=False, notify_reviewers=False)

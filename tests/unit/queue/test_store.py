@@ -10,9 +10,11 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from sendguard.errors import NotFound, StoreError
+from sendguard.entry import FINISHED, Decision, IllegalMove, allowed, sources
+from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Action, HoldParams
-from sendguard.queue.store import Conflict, Decision, Store, open_store
+from sendguard.queue.backends import open_store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 
 
@@ -101,6 +103,36 @@ async def test_transition_is_compare_and_set(store: Store) -> None:
         )
     current = await store.get(entry.id)
     assert (current.state, current.decided_by) == ("released", "boss")
+
+
+async def test_a_move_outside_the_state_table_is_refused(store: Store) -> None:
+    """A decision that moves an entry between states `MOVES` does not connect (held straight
+    to delivered, a finished entry back to held) is refused, and nothing changes."""
+    entry = await store.enqueue(
+        envelope=sample_envelope(), data=b"x", verdict=sample_verdict(), state="held"
+    )
+    with pytest.raises(IllegalMove, match="from held to delivered"):
+        await store.transition(
+            entry.id, expected="held", to="delivered", actor="boss", event="delivered"
+        )
+    await store.transition(entry.id, expected="held", to="rejected", actor="boss", event="r")
+    with pytest.raises(IllegalMove, match="from rejected to held"):
+        await store.apply(
+            entry.id, lambda e: Decision(replace(e, state="held"), event="reopened", actor="x")
+        )
+    current = await store.get(entry.id)
+    assert (current.state, current.decided_by) == ("rejected", "boss")
+    assert [r.event for r in await store.audit_records()][-1] == "r"
+
+
+def test_the_state_table_names_where_each_review_action_starts() -> None:
+    """The review rules and the stores read one table: what a reviewer may release, reject
+    or cancel, and what the worker and the stores may do, all come from `MOVES`."""
+    assert sources("released", "review") == ("held", "delayed")
+    assert sources("rejected", "review") == ("held", "delayed")
+    assert sources("cancelled", "review") == ("delayed",)
+    assert sources("delivering", "store") == ("released",)
+    assert not any(allowed(done, "held") for done in FINISHED)
 
 
 async def test_concurrent_transitions_let_exactly_one_win(store: Store) -> None:

@@ -12,14 +12,16 @@ from email.policy import default as default_policy
 import pytest
 
 from sendguard.deliver import SmtpUpstream
-from sendguard.model import Action, HoldParams
+from sendguard.entry import Decision, Entry
+from sendguard.model import Action, Envelope, HoldParams, Organisation, Outgoing, Verdict
 from sendguard.notify.notifier import Notifier
 from sendguard.notify.settings import NotifySettings
+from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
-from sendguard.queue.store import Decision, Entry, Store, open_store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
-from sendguard.queue.worker import StoredCopy, Worker
-from sendguard.testing.upstream import Received, RecordingUpstream
+from sendguard.queue.worker import Worker
+from tests.support.upstream import Received, RecordingUpstream
 
 SENDER = "tanaka@corp.example"
 
@@ -246,9 +248,11 @@ async def test_split_delivery_resumes_without_repeating_delivered_copies(
     """With one copy per recipient, a 451 on the second copy retries only that copy."""
     entry = await _released(store, clock, "a@client.example", "b@client.example")
 
-    def per_recipient(e: Entry) -> list[StoredCopy]:
-        return [StoredCopy((r,), e.data.replace(b"To: ", f"To: {r}, ".encode(), 1))
-                for r in e.envelope.rcpt_tos]  # fmt: skip
+    def per_recipient(
+        data: bytes, verdict: Verdict, envelope: Envelope, organisation: Organisation | None
+    ) -> tuple[Outgoing, ...]:
+        return tuple(Outgoing((r,), data.replace(b"To: ", f"To: {r}, ".encode(), 1))
+                     for r in envelope.rcpt_tos)  # fmt: skip
 
     notifier = Notifier(smtp_upstream, NotifySettings(), hostname="relay.test")
     worker = Worker(store, smtp_upstream, notifier, queue_settings, node_id="n", clock=clock,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sendguard.queue.store import Store, open_store
+from sendguard.queue.backends import open_store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, postgres_schema
 
 

@@ -8,10 +8,10 @@ import pwd
 
 import pytest
 
+from sendguard.entry import Entry, State
 from sendguard.errors import ReviewError
 from sendguard.model import Action, HoldParams
 from sendguard.policy.people import build_people
-from sendguard.queue.store import Entry, State
 from sendguard.queue.testing import sample_envelope, sample_verdict
 from sendguard.review import rules
 from sendguard.review.actor import Actor, os_actor

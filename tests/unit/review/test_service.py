@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from sendguard.entry import Entry
 from sendguard.errors import NotFound, ReviewError
 from sendguard.model import Action, HoldParams
-from sendguard.queue.store import Entry, Store
+from sendguard.queue.store import Store
 from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.review.actor import Actor
 from sendguard.review.rules import is_sender

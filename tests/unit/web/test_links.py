@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from sendguard.entry import Entry
 from sendguard.model import Action, HoldParams
 from sendguard.policy.people import build_people
-from sendguard.queue.store import Entry
 from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
 from sendguard.web.links import LinkError, LinkSigner, link_actor
 

@@ -22,7 +22,7 @@ from tnefparse.tnef import TNEF
 from sendguard.parse.charsets import decode_bytes, normalise
 from sendguard.parse.context import Blob, Context, Extracted, problem
 from sendguard.parse.extract import legacy, sheets
-from sendguard.parse.extract.archive import member_path
+from sendguard.parse.extract.archive import guess_type, member_path
 
 _MSG_PREFIX = "__substg1.0_"
 _MSG_TEXT = {"0037001F": "Subject", "0C1F001F": "From", "0E04001F": "To", "0E03001F": "Cc"}
@@ -102,7 +102,6 @@ def _tnef_name(attachment: Any, codepage: str) -> str:
 def read_tnef(blob: Blob, ctx: Context) -> Extracted:
     """winmail.dat: the body text, then every attachment read like any other file."""
     from sendguard.parse.extract import extract  # attachments go back through the dispatcher
-    from sendguard.parse.extract.archive import guess_type
 
     tnef = TNEF(blob.data, do_checksum=False)
     codepage = str(tnef.codepage or "cp932")

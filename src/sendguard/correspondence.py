@@ -1,5 +1,8 @@
 """Value types of the correspondent history: what is recorded and what detectors see.
 
+They live here, beside `sendguard.model`, because parse and the detectors name them; the
+`sendguard.history` package that records and looks them up sits above the queue.
+
 Addresses are kept as written (lower-cased): explanations need them ("you have written to
 t***@tanaka-shoji.co.jp 12 times") and the store is on premises beside the queue, which
 holds whole messages. Thread ids (Message-ID, In-Reply-To, References) are only compared,

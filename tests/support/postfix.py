@@ -36,7 +36,7 @@ def smtp_sink(dump_dir: Path, *, extra: tuple[str, ...] = (), backlog: int = 256
     dump_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     user = ("-u", "root") if os.geteuid() == 0 else ()
-    proc = subprocess.Popen(  # noqa: S603  # a fixed Debian tool on loopback
+    proc = subprocess.Popen(  # a fixed Debian tool on loopback
         [
             tool("smtp-sink"),
             *user,
@@ -113,20 +113,28 @@ class PostfixRelay:
 
 def _postfix_cmd(*argv: str) -> None:
     # The postfix command reports to syslog unless stderr is a terminal: keep its output.
-    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)  # noqa: S603
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])} failed: {done.stdout!r} {done.stderr!r}")
 
 
 @contextlib.contextmanager
 def postfix_relay(
-    workdir: Path, relay_port: int, *, main_cf: tuple[str, ...] = ()
+    workdir: Path,
+    relay_port: int,
+    *,
+    main_cf: tuple[str, ...] = (),
+    smtpd_options: tuple[str, ...] = (),
+    services: tuple[str, ...] = (),
 ) -> Iterator[PostfixRelay]:
     """Run Debian's Postfix (as root) in its own config and queue directory under `workdir`,
     listening on a free loopback port and relaying all mail to ``[127.0.0.1]:relay_port``.
 
-    Chroot is off and logging goes to a file, so nothing outside `workdir` is touched.
-    Stopped (``postfix stop``, then ``abort`` if needed) when the block exits.
+    `smtpd_options` are ``-o name=value`` overrides of that listener (as master.cf writes
+    them, e.g. ``smtpd_proxy_filter=127.0.0.1:2525``); `services` are more master.cf lines
+    (e.g. a re-injection listener). Chroot is off and logging goes to a file, so nothing
+    outside `workdir` is touched. Stopped (``postfix stop``, then ``abort`` if needed) when
+    the block exits.
     """
     if os.geteuid() != 0:
         raise PermissionError("a private Postfix instance needs root")
@@ -158,9 +166,14 @@ def postfix_relay(
         "maillog_file": str(workdir / "maillog"),
         "biff": "no",
     }
-    text = "".join(f"{k} = {v}\n" for k, v in settings.items())
-    (config / "main.cf").write_text(text + "".join(f"{line}\n" for line in main_cf))
-    (config / "master.cf").write_text(_MASTER_CF.format(port=port))
+    for line in main_cf:  # the caller's settings replace the defaults (no duplicate entries)
+        name, _, value = line.partition("=")
+        settings[name.strip()] = value.strip()
+    (config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+    master = _MASTER_CF.format(port=port).splitlines(keepends=True)
+    overrides = "".join(f"  -o {option}\n" for option in smtpd_options)
+    extra = "".join(f"{line}\n" for line in services)
+    (config / "master.cf").write_text(master[0] + overrides + "".join(master[1:]) + extra)
     postfix = tool("postfix")
     _postfix_cmd(postfix, "-c", str(config), "start")
     relay = PostfixRelay(port=port, config_dir=config, queue_dir=queue)
@@ -181,3 +194,49 @@ def _wait_for_port(port: int, timeout: float) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+# --------------------------------------------------------------------------- recipe files
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One master.cf entry: its first line and its ``-o name=value`` options."""
+
+    name: str
+    line: str
+    options: tuple[str, ...]
+
+    def lines(self, options: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The entry as master.cf lines (with other options, if given)."""
+        chosen = self.options if options is None else options
+        return (self.line, *(f"  -o {option}" for option in chosen))
+
+
+def read_master_cf(text: str) -> dict[str, Service]:
+    """The entries of a master.cf text by service name (comments and blank lines skipped)."""
+    services: dict[str, Service] = {}
+    current: Service | None = None
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if raw[0].isspace():
+            if current is None:
+                raise ValueError(f"an option before any service: {raw!r}")
+            flag, _, option = raw.strip().partition(" ")
+            if flag != "-o":
+                raise ValueError(f"only -o options are read: {raw!r}")
+            current = Service(current.name, current.line, (*current.options, option.strip()))
+        else:
+            current = Service(raw.split()[0], " ".join(raw.split()), ())
+        services[current.name] = current
+    return services
+
+
+def read_main_cf(text: str) -> tuple[str, ...]:
+    """The ``name = value`` lines of a main.cf text (comments and blank lines skipped)."""
+    return tuple(
+        " ".join(line.split())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import errno
 import ipaddress
+import os
 import socket
 import sqlite3
 import ssl
@@ -25,11 +26,22 @@ from pathlib import Path
 from typing import Literal
 
 import aiosmtplib
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from sendguard.app import build_app
 from sendguard.deliver.target import UpstreamTarget, parse_target
+from sendguard.detect.unresolvable_domain import UnresolvableDomain
 from sendguard.errors import ConfigError, PolicyError, SendguardError, StoreError
+from sendguard.model import Listener
+from sendguard.policy.holder import load_settled
 from sendguard.policy.load import LoadedPolicy
-from sendguard.settings import Listener, Settings, config_path, load_settings
+from sendguard.queue.auditkey import key_path, read_key
+from sendguard.queue.existing import require_existing
+from sendguard.queue.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from sendguard.queue.sqlite import sqlite_path
+from sendguard.settings import Settings, config_path, load_settings
+from sendguard.web import mount
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -99,7 +111,6 @@ def _settings_fix() -> str:
 
 
 def _policy(settings: Settings) -> tuple[LoadedPolicy | None, Result]:
-    from sendguard.policy.holder import load_settled
 
     try:
         loaded = load_settled(settings.policy_dir)
@@ -114,7 +125,6 @@ def _policy(settings: Settings) -> tuple[LoadedPolicy | None, Result]:
 def _startup_rules(settings: Settings) -> Result:
     """Everything `serve` refuses before it listens (pass-through safety, AUTH without TLS,
     plaintext passwords, placeholder upstreams): `build_app` itself, which opens nothing."""
-    from sendguard.app import build_app
 
     try:
         build_app(settings)
@@ -158,8 +168,6 @@ def _tls(settings: Settings) -> list[Result]:
 
 def check_certificate(cert_file: Path, key_file: Path, *, now: dt.datetime | None = None) -> Result:
     """The listeners' certificate: readable, matching its key, valid now and for a while."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
     now = now or dt.datetime.now(dt.UTC)
     try:
@@ -289,7 +297,6 @@ async def _ours(kind: str, listener: Listener, deadline: float) -> bool:
 
 
 async def _store(settings: Settings, deadline: float) -> Result:
-    from sendguard.queue.existing import require_existing
 
     url = settings.store
     try:
@@ -327,8 +334,6 @@ async def _store(settings: Settings, deadline: float) -> Result:
 def _sqlite_state(url: str, deadline: float) -> tuple[int, int]:
     """(schema version, latest) of a SQLite store, proving it writable with a write lock
     taken and rolled back; opened read-write without creating anything."""
-    from sendguard.queue.migrations import SQLITE_MIGRATIONS
-    from sendguard.queue.sqlite import sqlite_path
 
     path = sqlite_path(url).absolute()
     try:
@@ -354,15 +359,12 @@ def _sqlite_state(url: str, deadline: float) -> tuple[int, int]:
 
 
 def _writable_dir(directory: Path) -> bool:
-    import os
 
     return os.access(directory, os.W_OK | os.X_OK)
 
 
 async def _postgres_state(url: str, deadline: float) -> tuple[int, int]:
-    import psycopg
-
-    from sendguard.queue.migrations import POSTGRES_MIGRATIONS
+    import psycopg  # only for a PostgreSQL store: a SQLite node never loads the driver
 
     try:
         async with await psycopg.AsyncConnection.connect(
@@ -388,8 +390,6 @@ async def _postgres_state(url: str, deadline: float) -> tuple[int, int]:
 
 
 def _key_files(settings: Settings) -> list[Result]:
-    from sendguard.queue.auditkey import key_path, read_key
-    from sendguard.web import mount
 
     out = [check_secret_file("audit-key", key_path(settings.store, settings.audit_key), read_key)]
     if mount.wanted(settings):
@@ -685,7 +685,6 @@ def _why(exc: BaseException) -> str:
 
 async def _dns(policy: LoadedPolicy | None) -> Result:
     """The resolver `unresolvable-domain` uses, asked what that detector asks (MX, then A)."""
-    from sendguard.detect.unresolvable_domain import UnresolvableDomain
 
     det = UnresolvableDomain.id
     if policy is None:

@@ -87,7 +87,7 @@ class RelayProcess:
         """Start and wait until the relay logs that it listens; a relay that does not start in
         time is killed (a loaded CI machine can take many seconds to import and fork)."""
         self._log = open(self.log_path, "wb")  # noqa: SIM115  # closed in stop()
-        self.proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+        self.proc = subprocess.Popen(  # our own interpreter and module
             [sys.executable, "-m", "sendguard", "serve", *self.args],
             env=self.env,
             cwd=self.cwd,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sendguard.errors import StoreError
+from sendguard.queue.sqlite import sqlite_path
 
 PG_DUMP_HINT = "pg_dump --format=custom --no-owner --schema=SCHEMA --file=FILE 'postgresql://…'"
 """The documented command when ``pg_dump`` is not installed (docs/operations.md)."""
@@ -47,8 +48,6 @@ class Copy:
 def backup(store_url: str, destination: Path) -> Copy:
     """Copy the store at `store_url` to `destination` (atomically, mode 0600)."""
     if store_url.startswith("sqlite:"):
-        from sendguard.queue.sqlite import sqlite_path
-
         return _sqlite_copy(sqlite_path(store_url), destination, verb="back up")
     if store_url.startswith(("postgresql:", "postgres:")):
         return _pg_dump(store_url, destination)
@@ -64,8 +63,6 @@ def restore(backup_file: Path, store_url: str) -> Copy:
             "restore a PostgreSQL store with pg_restore into an empty database or schema: "
             f"pg_restore --no-owner --exit-on-error --dbname='postgresql://…' {backup_file}"
         )
-    from sendguard.queue.sqlite import sqlite_path
-
     target = sqlite_path(store_url)
     stale = [p for p in (target, *_sidecars(target)) if p.exists()]
     if stale:
@@ -140,7 +137,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _pg_dump(store_url: str, destination: Path) -> Copy:
-    import psycopg
+    import psycopg  # only for a PostgreSQL store: a SQLite node never loads the driver
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     pg_dump = shutil.which("pg_dump")

@@ -12,18 +12,17 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from sendguard.errors import PolicyError, SendguardError
+from sendguard.inspect import inspect_sync
 from sendguard.model import Envelope
+from sendguard.parse import parse_message
+from sendguard.parse.limits import ParseLimits
 from sendguard.policy import messages
 from sendguard.policy.load import LoadedPolicy
 from sendguard.policy.schema import ActionName
-
-if TYPE_CHECKING:
-    from sendguard.parse.limits import ParseLimits
 
 
 class Case(BaseModel):
@@ -109,10 +108,6 @@ def run_case(
     ``limits``: the relay's parsing limits (`Settings.limits`), so a case decides as the
     relay would; the defaults when not given.
     """
-    from sendguard.inspect import inspect_sync
-    from sendguard.parse import parse_message
-    from sendguard.parse.limits import ParseLimits
-
     limits = limits or ParseLimits.model_validate({})
     try:
         data = smtp_bytes((path.parent / case.message).read_bytes())

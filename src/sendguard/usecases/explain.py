@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from sendguard.actions.headers import field_value, split_headers
+from sendguard.actions.rewrite import apply_verdict
 from sendguard.inspect import Inspection
 from sendguard.model import Action, Envelope, Finding, Organisation, RuleResult
 from sendguard.policy.people import People
@@ -207,15 +209,12 @@ def rewrite_preview(
     data: bytes, inspection: Inspection, envelope: Envelope, organisation: Organisation
 ) -> list[str]:
     """What the recipients would see in To/Cc after the verdict's rewrite (empty if none)."""
-    from sendguard.actions.headers import field_value, split_headers
-    from sendguard.actions.rewrite import apply_verdict
-
     verdict = inspection.verdict
     if verdict.action is Action.REJECT or (
         verdict.rewrite is None and verdict.action is not Action.REWRITE
     ):
         return []
-    copies = apply_verdict(data, inspection, envelope, organisation)
+    copies = apply_verdict(data, inspection.verdict, envelope, organisation)
     mode = verdict.rewrite or "undisclosed"
     lines = [f"Rewrite preview ({mode}): {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"]
     for copy in copies[:_PREVIEW_COPIES]:

@@ -1,8 +1,8 @@
-"""Helpers for tests of the review console (shipped, like `sendguard.review.testing`).
+"""Helpers for tests of the review console.
 
 A policy with reviewers, a two-approval hold for customer lists and a delay for other
 outside mail; messages that trigger each; a users file with the people's passwords.
-Nothing here is used by the running relay.
+Nothing here is used by the running relay (so it lives in tests/, beside the builders it uses).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from sendguard.intake.auth import UsersFile
-from sendguard.testing.attachments import Attachment, build_message, xlsx
+from tests.support.attachments import Attachment, build_message, xlsx
 
 WEB_POLICY = """\
 [organisation]

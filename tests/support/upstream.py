@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from sendguard.testing.tls import CertPair
+from tests.support.tls import CertPair
 
 Stage = Literal["MAIL", "RCPT", "DATA"]
 

@@ -1,0 +1,168 @@
+"""Every use of another project's internals, in one place.
+
+sendguard reaches past the public API of four projects where the public API costs too much
+on the hot path (docs/benchmarks.md) or does not exist. Each use is a function here, so an
+upgrade has one file to read; pyproject.toml bounds each dependency below its next major
+version, and tests/unit/test_compat_<project>.py fails when an internal relied on here
+changes (its presence, signature or behaviour), before the relay does.
+
+- aiosmtpd 1.4: the command and AUTH tables a protocol builds in ``__init__`` (rebound by
+  `rebind_commands` when intake clones a prototype), the stream callback, the post-DATA
+  reset. `RelaySMTP` also overrides and reads the private members in
+  `AIOSMTPD_SUBCLASS_INTERNALS` (the contract test checks each).
+- asyncio: `StreamReader`'s line limit, which has no public setter (`reader_limit`).
+- aiosmtplib 5: the protocol's command lock and "response pending" flag, to send a DATA
+  payload prepared without aiosmtplib's regex passes (`execute_prepared_data`).
+- the stdlib email package: the RFC 5322 address tokenizer (`get_addr_spec`,
+  `get_angle_addr`) and a parsed part's raw payload (`raw_payload`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from email import _header_value_parser as _email_parser
+from email.message import Message
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: the parse workers import this module too
+    import aiosmtplib
+    from aiosmtplib.protocol import SMTPProtocol
+
+# ---------------------------------------------------------------------------- aiosmtpd
+
+AIOSMTPD_SUBCLASS_INTERNALS = (
+    "_create_envelope",  # overridden: RelayEnvelope carries the client's side
+    "_getaddr",  # overridden: the same parse without a class defined per call
+    "_reset_timeout",  # overridden with `_timeout_cb`: an idle timer re-armed lazily
+    "_timeout_cb",
+    "_timeout_duration",  # read: the configured idle timeout
+    "_timeout_handle",  # read and replaced by the lazy timer
+    "_decode_data",  # read: sendguard runs with bytes (decode_data=False)
+    "_handle_hooks",  # read: the handler's DATA hook, run as a task with a deadline
+    "_reader",  # read: DATA is read from the stream directly (`sendguard.intake.data`)
+    "_writer",
+)
+"""Private members of aiosmtpd's `SMTP` that `sendguard.intake.server.RelaySMTP` overrides or
+reads (tests/unit/test_compat_aiosmtpd.py checks each against the installed aiosmtpd)."""
+
+
+def rebind_commands(new: Any, prototype: Any) -> None:
+    """Give `new` (a copy of `prototype`'s ``__dict__``) its own bound command and AUTH
+    methods, and a fresh stream reader wired to its own connection callback.
+
+    aiosmtpd registers every ``smtp_<VERB>`` method of the protocol class as a command, and
+    every ``auth_<MECH>`` one as an AUTH mechanism, once in ``SMTP.__init__``: adding a
+    command (XCLIENT, XFORWARD) is adding a method to the class, and a clone made without
+    ``__init__`` gets it here, bound to itself rather than to the prototype.
+    """
+    asyncio.StreamReaderProtocol.__init__(
+        new,
+        asyncio.StreamReader(loop=prototype.loop, limit=prototype.line_length_limit),
+        client_connected_cb=new._cb_client_connected,
+        loop=prototype.loop,
+    )
+    new._smtp_methods = {
+        name: getattr(new, method.__name__) for name, method in prototype._smtp_methods.items()
+    }
+    new._auth_methods = {
+        name: type(attr)(getattr(new, attr.method.__name__), True) if attr.is_builtin else attr
+        for name, attr in prototype._auth_methods.items()
+    }
+
+
+def smtp_commands(protocol: Any) -> frozenset[str]:
+    """The SMTP verbs `protocol` answers (what aiosmtpd's command table holds)."""
+    return frozenset(protocol._smtp_methods)
+
+
+def end_transaction(protocol: Any) -> None:
+    """aiosmtpd's reset after DATA: a fresh envelope (from `_create_envelope`)."""
+    protocol._set_post_data_state()
+
+
+# ---------------------------------------------------------------------------- asyncio
+
+
+@contextlib.contextmanager
+def reader_limit(reader: asyncio.StreamReader, limit: int) -> Iterator[None]:
+    """`reader`'s buffer limit (`readuntil` gives up past it) set to `limit` inside the
+    block and restored after; `StreamReader` takes it only in its constructor."""
+    saved: int = reader._limit  # type: ignore[attr-defined]
+    reader._limit = limit  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        reader._limit = saved  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------- aiosmtplib
+
+
+def data_protocol(smtp: aiosmtplib.SMTP) -> SMTPProtocol | None:
+    """`smtp`'s connected protocol if it has the internals `execute_prepared_data` uses,
+    else None (not connected, or an aiosmtplib that changed them: use `smtp.data`)."""
+    protocol = smtp.protocol
+    if protocol is None or getattr(protocol, "_command_lock", None) is None:
+        return None
+    return protocol if hasattr(protocol, "_response_pending") else None
+
+
+async def ehlo_or_helo_if_needed(smtp: aiosmtplib.SMTP) -> None:
+    """What `smtp.data()` does first: greet the server unless that was done already."""
+    await smtp._ehlo_or_helo_if_needed()
+
+
+async def execute_prepared_data(
+    protocol: SMTPProtocol, payload: bytes, reply_timeout: float | None
+) -> aiosmtplib.SMTPResponse:
+    """aiosmtplib 5.1's `SMTPProtocol.execute_data_command` for a `payload` that is already
+    CRLF-only and dot-stuffed, without its final dot (so a big message is not copied to
+    add it). Raises `SMTPDataError` like the original."""
+    from aiosmtplib import SMTPDataError
+
+    lock = protocol._command_lock
+    assert lock is not None  # `data_protocol` checked it
+    async with lock:
+        # Mark a reply as expected before each write, as aiosmtplib does: data arriving
+        # without a pending command is dropped by its protocol.
+        protocol._response_pending = True
+        protocol.write(b"DATA\r\n")
+        start = await protocol.read_response(timeout=reply_timeout)
+        if start.code != 354:
+            raise SMTPDataError(start.code, start.message)
+        protocol._response_pending = True
+        protocol.write(payload)
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=reply_timeout)
+        if response.code != 250:
+            raise SMTPDataError(response.code, response.message)
+    return response
+
+
+# ---------------------------------------------------------------------------- email
+
+
+def get_addr_spec(value: str) -> tuple[Any, str]:
+    """email's RFC 5322 ``addr-spec`` tokenizer: (token with ``.addr_spec``, rest). Raises
+    `email.errors.HeaderParseError` on a malformed address."""
+    token, rest = _email_parser.get_addr_spec(value)
+    return token, str(rest)
+
+
+def get_angle_addr(value: str) -> tuple[Any, str]:
+    """email's RFC 5322 ``angle-addr`` tokenizer (``<local@domain>``), like `get_addr_spec`."""
+    token, rest = _email_parser.get_angle_addr(value)
+    return token, str(rest)
+
+
+def raw_payload(part: Message) -> bytes:
+    """A parsed non-multipart part's body as the parser read it, before any decoding.
+
+    `get_payload()` would re-decode 8-bit bodies with the declared charset (lossy); the
+    parser keeps the original bytes surrogate-escaped in ``_payload``, which this undoes.
+    A multipart part (its payload a list) gives b"".
+    """
+    payload = getattr(part, "_payload", "")
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""

@@ -1,1 +1,0 @@
-"""testing stage of sendguard (see sendguard.pipeline for the flow)."""

@@ -1,0 +1,69 @@
+"""Contract with aiosmtplib's internals (`sendguard.compat`): the protocol's command lock and
+"response pending" flag, and the greeting `smtp.data()` performs first. Against a real
+aiosmtpd server on loopback."""
+
+from __future__ import annotations
+
+import aiosmtplib
+import pytest
+
+from sendguard import compat
+from tests.support.upstream import RecordingUpstream
+
+
+async def test_an_unconnected_client_has_no_data_protocol() -> None:
+    assert compat.data_protocol(aiosmtplib.SMTP(hostname="127.0.0.1", port=1)) is None
+
+
+async def test_a_prepared_payload_arrives_as_smtp_data_would_send_it() -> None:
+    """The bytes the upstream receives are those `smtp.data()` sends for the same message."""
+    message = b"Subject: t\r\n\r\n.leading dot\r\nline\r\n"
+    async with RecordingUpstream() as upstream:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=upstream.port, start_tls=False)
+        await smtp.connect()
+        try:
+            await smtp.mail("a@example.jp")
+            await smtp.rcpt("b@example.jp")
+            protocol = compat.data_protocol(smtp)
+            assert protocol is not None
+            await compat.ehlo_or_helo_if_needed(smtp)  # already greeted: a no-op
+            stuffed = message.replace(b"\r\n.", b"\r\n..")
+            response = await compat.execute_prepared_data(protocol, stuffed, 10)
+            assert response.code == 250
+            await smtp.mail("a@example.jp")
+            await smtp.rcpt("b@example.jp")
+            await smtp.data(message)  # the public path, for comparison
+        finally:
+            await smtp.quit()
+        first, second = await upstream.wait_for(2)
+    assert first.data == second.data == message
+
+
+async def test_a_refused_data_raises_smtp_data_error() -> None:
+    async with RecordingUpstream() as upstream:
+        upstream.fail_next("DATA", "554 5.7.1 no thanks")
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=upstream.port, start_tls=False)
+        await smtp.connect()
+        try:
+            await smtp.mail("a@example.jp")
+            await smtp.rcpt("b@example.jp")
+            protocol = compat.data_protocol(smtp)
+            assert protocol is not None
+            with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+                await compat.execute_prepared_data(protocol, b"Subject: t\r\n\r\nx\r\n", 10)
+            assert refused.value.code == 554
+        finally:
+            await smtp.quit()
+
+
+async def test_the_greeting_happens_before_data_when_none_was_sent() -> None:
+    async with RecordingUpstream() as upstream:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=upstream.port, start_tls=False)
+        await smtp.connect()
+        try:
+            assert smtp.is_ehlo_or_helo_needed  # connect() does not greet by itself
+            await compat.ehlo_or_helo_if_needed(smtp)
+            assert not smtp.is_ehlo_or_helo_needed
+            assert smtp.last_ehlo_response is not None and smtp.last_ehlo_response.code == 250
+        finally:
+            await smtp.quit()
