@@ -43,6 +43,7 @@ AIOSMTPD_SUBCLASS_INTERNALS = (
     "_handle_hooks",  # read: the handler's DATA hook, run as a task with a deadline
     "_reader",  # read: DATA is read from the stream directly (`sendguard.intake.data`)
     "_writer",
+    "__ident__",  # read: XCLIENT is answered with a new 220 greeting (Postfix XCLIENT_README)
 )
 """Private members of aiosmtpd's `SMTP` that `sendguard.intake.server.RelaySMTP` overrides or
 reads (tests/unit/test_compat_aiosmtpd.py checks each against the installed aiosmtpd)."""

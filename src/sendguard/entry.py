@@ -6,16 +6,17 @@ rules (`sendguard.review.rules`), the worker (`sendguard.queue.worker`) and the 
 notify and review need no part of the queue to name an entry.
 
 Every change of state goes through `MOVES`: the stores refuse a decision whose move is not
-in it (`check_move`, in the same transaction), the worker and the review rules ask it which
-states an action starts from (`sources`).
+in it (`check_move`, in the same transaction); the worker and the review rules make every change
+of state through `move`, which also asks who may make it, and take the states an action
+starts from out of it (`sources`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from sendguard.errors import Conflict
 from sendguard.model import Envelope, Verdict
@@ -184,6 +185,17 @@ def check_move(queue_id: str, source: State, target: State) -> None:
     """Raise `IllegalMove` unless `MOVES` allows `source` → `target`."""
     if not allowed(source, target):
         raise IllegalMove(f"queue entry {queue_id} cannot go from {source} to {target}")
+
+
+def move(entry: Entry, target: State, by: Mover, **changes: Any) -> Entry:
+    """`entry` in state `target`, with `changes`: how the worker and the review rules change
+    a state. `IllegalMove` unless `MOVES` lets `by` make that move (stricter than the
+    stores' `check_move`, which does not ask who)."""
+    if not any(m.source == entry.state and m.target == target and m.by == by for m in MOVES):
+        raise IllegalMove(
+            f"queue entry {entry.id}: {by} cannot move it from {entry.state} to {target}"
+        )
+    return replace(entry, state=target, **changes)
 
 
 def sources(target: State, by: Mover) -> tuple[State, ...]:

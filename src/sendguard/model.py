@@ -168,6 +168,9 @@ class Mail:
     problems: tuple[Problem, ...] = ()
     header_bytes: int = 0
     size: int = 0
+    stopped_early: bool = False
+    """The relay stopped reading parts here: the parts read already gave the most severe
+    action the policy could take for the envelope (`policy.ceiling`); the rest is unread."""
 
     @property
     def visible_recipients(self) -> tuple[Address, ...]:

@@ -53,6 +53,7 @@ import structlog
 
 from sendguard import replies
 from sendguard.deliver import Upstream
+from sendguard.entry import Entry
 from sendguard.errors import InspectionError, InspectionTimeout, StoreError
 from sendguard.inspect import Inspection
 from sendguard.model import Action, Envelope, Finding, Outgoing, Prepare, Reply, Verdict
@@ -97,7 +98,7 @@ class Queue(Protocol):
         release_at: datetime | None = None,
         delivered_to: tuple[str, ...] = (),
         last_error: str = "",
-    ) -> object:
+    ) -> Entry:
         """Commit a held/delayed message (with its audit event and notices); return the entry.
         ``released`` with `delivered_to`: the rest of a split delivery, due at once."""
         ...
@@ -202,8 +203,6 @@ class Pipeline:
                     reply = await self._act(
                         envelope, data, inspected, upstream or self.upstream, client
                     )
-                    if self.history is not None and reply.ok and verdict.action <= Action.REWRITE:
-                        self.history.delivered(envelope, data)  # queued: the client does not wait
             # Durable before the reply: a 250 always has its verdict record.
             reply = await self._audit(envelope, verdict, findings, reply)
         except Exception as exc:  # noqa: BLE001  # a bug after inspection: tempfail, logged
@@ -314,6 +313,10 @@ class Pipeline:
             if not reply.ok:
                 break
             sent.extend(copy.rcpt_tos)
+        if sent and self.history is not None:
+            # Only the recipients the upstream took: the rest of a split goes later through
+            # the worker (which notes what it delivers) or bounces (never a correspondent).
+            self.history.delivered(replace(envelope, rcpt_tos=tuple(sent)), data)
         if reply.ok or not sent:
             return reply
         went = sum(1 for copy in copies if set(copy.rcpt_tos) <= set(sent))
@@ -333,7 +336,7 @@ class Pipeline:
                 f"4.3.0 {went} of {len(copies)} copies were delivered but the rest could not "
                 "be queued; a retry sends the delivered copies again",
             )
-        queue_id = getattr(entry, "id", "?")
+        queue_id = entry.id
         log.warning("split_rest_queued", queue_id=queue_id, **counts)
         return Reply(
             250,
@@ -355,7 +358,7 @@ class Pipeline:
         except StoreError as exc:
             log.error("queue_commit_failed", error=str(exc))
             return replies.TEMPFAIL_INTERNAL
-        queue_id = getattr(entry, "id", "?")
+        queue_id = entry.id
         rule = f" by rule {verdict.rule_id}" if verdict.rule_id else ""
         return Reply(250, f"2.0.0 Ok: {state}{rule} as {queue_id}: {verdict.reason}"[:400])
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sendguard.correspondence import Recipient
 from sendguard.queue.backends import open_store
 from sendguard.queue.testing import FakeClock
 from tests.support.attachments import build_message
@@ -110,6 +111,13 @@ async def test_a_permanently_refused_copy_bounces_to_the_sender_and_the_rest_sti
         assert code == 250, text
         await _until(lambda: any(m.rcpt_tos == (SENDER,) for m in upstream.messages))
         await asyncio.sleep(0.3)
+        # The correspondent history learns who got the message, never the refused address
+        # (before: all five were learned at the 250, and 4 and 5 a second time on delivery).
+        assert app.history is not None
+        await app.history.flush()
+        wanted = [Recipient(r, r.partition("@")[2]) for r in RCPTS]
+        snap = await app.history.store.snapshot(SENDER, wanted)
+        assert snap.written == {r: 1 for r in RCPTS if r != RCPTS[2]}
     assert _copies(upstream) == Counter({r: 1 for r in RCPTS if r != RCPTS[2]})
     store = await open_store(store_url, clock=FakeClock())
     (entry,) = await store.list()

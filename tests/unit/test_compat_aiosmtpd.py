@@ -37,6 +37,7 @@ async def test_every_private_member_the_intake_uses_exists_with_its_signature() 
     assert protocol._decode_data is False
     assert set(protocol._handle_hooks) == {"DATA"}
     assert isinstance(protocol._timeout_duration, float | int)
+    assert SMTP(_Handler(), ident="relay 1").__ident__ == "relay 1"
 
 
 async def test_the_command_table_holds_every_smtp_method_bound_to_the_protocol() -> None:

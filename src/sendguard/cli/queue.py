@@ -20,10 +20,12 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sendguard.entry import STATES, Entry
 from sendguard.errors import ConfigError, PolicyError, ReviewError, StoreError
 from sendguard.model import Finding
+from sendguard.notify.render import shown_time
 from sendguard.policy.load import load_policy
 from sendguard.queue.auditkey import key_path, read_key
 from sendguard.queue.backends import open_configured_store
@@ -33,6 +35,9 @@ from sendguard.review.actor import Actor, os_actor
 from sendguard.review.details import EntryDetails
 from sendguard.review.service import ALL, ReleaseResult, ReviewService
 from sendguard.settings import Settings, load_settings
+
+_FULL = "%Y-%m-%d %H:%M:%S %Z"
+"""How `queue show` writes a time (in the display zone, ``notify.timezone``)."""
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -215,14 +220,14 @@ async def _list(store: Store, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(entry_json(entry), ensure_ascii=False))
         else:
-            print(_summary_line(entry))
+            print(_summary_line(entry, ZoneInfo(args.settings.notify.timezone)))
     if not args.json and not entries:
         print("queue is empty" if not args.state else f"no {args.state} entries")
     return 0
 
 
-def _summary_line(entry: Entry) -> str:
-    when = entry.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+def _summary_line(entry: Entry, zone: ZoneInfo) -> str:
+    when = shown_time(entry.created_at, zone)
     rcpts = len(entry.envelope.rcpt_tos)
     return (
         f"{entry.id}  {entry.state:<10} {when}  {entry.envelope.mail_from or '<>'} "
@@ -240,7 +245,7 @@ async def _show(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_details_json(details), ensure_ascii=False, indent=2))
     else:
-        print("\n".join(_details_lines(details)))
+        print("\n".join(_details_lines(details, ZoneInfo(args.settings.notify.timezone))))
     return 0
 
 
@@ -294,18 +299,18 @@ def _details_json(details: EntryDetails) -> dict[str, Any]:
     }
 
 
-def _details_lines(details: EntryDetails) -> list[str]:
+def _details_lines(details: EntryDetails, zone: ZoneInfo) -> list[str]:
     e, env = details.entry, details.entry.envelope
     hold = e.verdict.hold
     lines = [
         f"Queue id:   {e.id}",
         f"State:      {e.state}  (approvals {len(e.approvals)}/{hold.approvals_required}"
         f"{': ' + ', '.join(e.approvals) if e.approvals else ''})",
-        f"Created:    {e.created_at.astimezone():%Y-%m-%d %H:%M:%S %Z}",
+        f"Created:    {shown_time(e.created_at, zone, _FULL)}",
     ]
     for label, value in (("Release at", e.release_at), ("Expires at", e.expires_at)):
         if value:
-            lines.append(f"{label}: {value.astimezone():%Y-%m-%d %H:%M:%S %Z}")
+            lines.append(f"{label}: {shown_time(value, zone, _FULL)}")
     lines += [
         f"Rule:       {e.verdict.rule_id or '-'} ({e.verdict.action.label}): {e.verdict.reason}",
         f"Reviewers:  {', '.join(hold.reviewers) or '-'}   self-release: "

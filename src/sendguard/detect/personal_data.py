@@ -132,6 +132,17 @@ class _Tally:
         self.where.setdefault("customer-list", {})[where] = None
         self.columns.update(dict.fromkeys(columns))
 
+    def merge(self, part: _Tally) -> None:
+        """Add one part's tally: the same values, order and sums as reading it in here."""
+        for code, values in part.values.items():
+            self.values.setdefault(code, {}).update(values)
+        for code, where in part.where.items():
+            self.where.setdefault(code, {}).update(where)
+        self.strong_card = self.strong_card or part.strong_card
+        self.records += part.records
+        self.truncated = self.truncated or part.truncated
+        self.columns.update(part.columns)
+
 
 class PersonalData(ContentDetector):
     """Find Japanese personal data and customer lists."""
@@ -177,6 +188,20 @@ class PersonalData(ContentDetector):
         if records >= cfg.min_records:
             tally.add_records(records, columns, where)
 
+    def _part_tally(self, part: Part, cfg: PersonalDataSettings, ctx: DetectContext) -> _Tally:
+        """One part read on its own; kept in `ctx.memo` when there is one (the early stop
+        reads each part alone first, then the whole message: each part is read once)."""
+        key = (self.id, id(part))
+        if ctx.memo is not None:
+            kept = ctx.memo.get(key)
+            if kept is not None and kept[0] is part and isinstance(kept[1], _Tally):
+                return kept[1]
+        tally = _Tally()
+        self._part(part, tally, cfg, exhaustive=ctx.exhaustive)
+        if ctx.memo is not None:
+            ctx.memo[key] = (part, tally)
+        return tally
+
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """One finding per code seen, counting distinct values."""
         cfg = self.settings_as(PersonalDataSettings)
@@ -185,7 +210,7 @@ class PersonalData(ContentDetector):
             subject = scan_text(_normal(mail.subject), body=False, window=cfg.context_window)
             tally.add(subject, "subject")
         for part in mail.parts:
-            self._part(part, tally, cfg, exhaustive=ctx.exhaustive)
+            tally.merge(self._part_tally(part, cfg, ctx))
         return [f for f in self._findings(tally, cfg) if f.code not in cfg.disabled_codes]
 
     def _findings(self, tally: _Tally, cfg: PersonalDataSettings) -> list[Finding]:

@@ -16,7 +16,7 @@ from sendguard.correspondence import Delivery, Recipient, message_ids, name_key,
 from sendguard.detect.domains import is_internal
 from sendguard.model import Address, Organisation
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header
-from sendguard.parse.headers import decode_header_bytes
+from sendguard.parse.headers import split_headers
 
 _HEADER_CAP = 256 * 1024
 
@@ -30,19 +30,12 @@ def header_section(data: bytes) -> bytes:
 
 
 def _headers(section: bytes) -> dict[str, list[str]]:
-    """Unfolded header fields by lower-case name (values decoded like the parser does)."""
+    """Unfolded header fields by lower-case name, read as the parser reads them
+    (`sendguard.parse.headers.split_headers`: one header splitter for every reader)."""
+    headers, _ = split_headers(section, len(section))
     fields: dict[str, list[str]] = {}
-    name = ""
-    for raw in section.replace(b"\r\n", b"\n").split(b"\n"):
-        if raw[:1] in (b" ", b"\t") and name:
-            fields[name][-1] += " " + decode_header_bytes(raw).strip()
-            continue
-        key, sep, value = raw.partition(b":")
-        if not sep or not key or b" " in key:
-            name = ""
-            continue
-        name = key.decode("ascii", "replace").strip().lower()
-        fields.setdefault(name, []).append(decode_header_bytes(value).strip())
+    for name, value in headers.fields:
+        fields.setdefault(name, []).append(value)
     return fields
 
 

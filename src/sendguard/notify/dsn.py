@@ -13,6 +13,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid
 
 from sendguard.entry import Entry
+from sendguard.parse.headers import split_headers
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -28,10 +29,11 @@ def status_of(last_error: str, *, gave_up: bool) -> str:
 
 
 def _headers_of(data: bytes) -> bytes:
-    """The header section of the stored message (up to the first empty line)."""
-    end = data.find(b"\r\n\r\n")
-    head = data if end < 0 else data[: end + 2]
-    return head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    """The header section of the stored message (up to the first empty line, where the
+    parser's `split_headers` ends it), with CRLF line endings."""
+    headers, _ = split_headers(data, len(data))
+    head = data[: headers.size].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return head[:-2] if head.endswith(b"\r\n\r\n") else head
 
 
 def _encoded(text: str) -> str:

@@ -75,10 +75,14 @@ def format_finding(finding: Finding) -> str:
     return line
 
 
+def shown_time(value: dt.datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time as people read it, in the one display zone (``notify.timezone``): notices, the
+    review console and the queue CLI all show times through here ("-" for none)."""
+    return "-" if value is None else value.astimezone(zone).strftime(fmt)
+
+
 def _when(value: dt.datetime | None, zone: ZoneInfo) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone(zone).strftime(f"%Y-%m-%d %H:%M ({zone.key})")
+    return shown_time(value, zone, f"%Y-%m-%d %H:%M ({zone.key})")
 
 
 def reviewers_of(entry: Entry, settings: NotifySettings) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ class NotifySettings(BaseModel):
     languages: tuple[Language, ...] = Field(default=("ja", "en"), min_length=1)
     """Languages of each notice, in order (Japanese first, English below, by default)."""
     timezone: str = "Asia/Tokyo"
-    """Zone for times shown in notices."""
+    """The one zone for times shown to people: notices, the review console, the queue CLI."""
     base_url: str | None = None
     """Base URL of the review console as people reach it (``https://sendguard.corp.example``):
     notices then carry signed links (`sendguard.web.links`). Default none: no links."""

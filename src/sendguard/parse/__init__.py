@@ -18,11 +18,14 @@ and pure, meant to run in an `ExtractionPool` worker that can be killed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from sendguard.correspondence import message_ids
 from sendguard.model import Address, HeaderField, Mail
 from sendguard.parse import mime
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header, registrable_domain
-from sendguard.parse.context import BudgetExceeded, Context
+from sendguard.parse.context import BudgetExceeded, Context, StopScan
 from sendguard.parse.headers import (
     HeaderAddresses,
     Headers,
@@ -43,8 +46,14 @@ __all__ = [
 ]
 
 
-def parse_message(data: bytes, limits: ParseLimits) -> Mail:
-    """Build the read-only view of one message; never raises for bad input."""
+def parse_message(
+    data: bytes, limits: ParseLimits, *, stop: Callable[[Mail], bool] | None = None
+) -> Mail:
+    """Build the read-only view of one message; never raises for bad input.
+
+    ``stop`` (the relay's early stop) is asked, while leaves remain, about a view of the
+    message holding only the parts read since it was last asked; when it answers True the
+    remaining leaves are not read and the view says `Mail.stopped_early`."""
     ctx = Context.start(limits)
     headers, too_big = split_headers(data, limits.max_header_bytes)
     if too_big:
@@ -55,6 +64,9 @@ def parse_message(data: bytes, limits: ParseLimits) -> Mail:
         detail = f"{len(data)} bytes > limit {limits.max_message_bytes}"
         ctx.add("limit", "message-size", "message", detail)
     elif not too_big:
+        if stop is not None:
+            headed = _mail(data, headers, addresses, ctx)
+            ctx.stop = lambda parts: stop(replace(headed, parts=parts))
         _read_body(data, ctx)
     return _mail(data, headers, addresses, ctx)
 
@@ -67,6 +79,8 @@ def _read_body(data: bytes, ctx: Context) -> None:
             ctx.problems.append(issue)
             return
         mime.walk_message(mime.parse_bytes(data), (), ctx, 0)
+    except StopScan:
+        ctx.stopped = True
     except BudgetExceeded:
         detail = f"parsing took more than {ctx.limits.time_budget_seconds} s"
         ctx.add("timeout", "time-budget", "message", detail)
@@ -97,4 +111,5 @@ def _mail(data: bytes, headers: Headers, addresses: HeaderAddresses, ctx: Contex
         problems=tuple(ctx.problems),
         header_bytes=headers.size,
         size=len(data),
+        stopped_early=ctx.stopped,
     )

@@ -8,6 +8,7 @@ Created fresh for every message and passed down to every reader in `sendguard.pa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sendguard.model import Part, Problem, ProblemKind, Table
@@ -16,6 +17,10 @@ from sendguard.parse.limits import ParseLimits
 
 class BudgetExceeded(Exception):
     """Raised inside the parser when the time budget is spent; caught by `parse_message`."""
+
+
+class StopScan(Exception):
+    """Raised inside the parser when `Context.stop` says the rest cannot change the verdict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,13 @@ class Context:
     """Files (parts and archive members) read so far, against `max_files`."""
     bomb: bool = False
     """Set when a decompression bomb was seen: archives stop opening further members."""
+    stop: Callable[[tuple[Part, ...]], bool] | None = None
+    """The relay's early stop (`policy.ceiling`): asked about the parts read since it was
+    last asked, whenever more leaves remain; True ends the walk (`StopScan`)."""
+    asked: int = 0
+    """Parts already shown to `stop`."""
+    stopped: bool = False
+    """`stop` ended the walk."""
 
     @classmethod
     def start(cls, limits: ParseLimits) -> Context:
@@ -72,6 +84,16 @@ class Context:
         """Raise `BudgetExceeded` once the deadline has passed."""
         if time.monotonic() > self.deadline:
             raise BudgetExceeded
+
+    def maybe_stop(self) -> None:
+        """Ask `stop` about the parts added since the last question; raise `StopScan` when
+        the verdict can no longer change."""
+        if self.stop is None or len(self.parts) == self.asked:
+            return
+        new = tuple(self.parts[self.asked :])
+        self.asked = len(self.parts)
+        if self.stop(new):
+            raise StopScan
 
     def remaining(self) -> float:
         """Seconds left in the budget (never negative)."""

@@ -173,9 +173,13 @@ def walk_message(msg: Message, path: tuple[str, ...], ctx: Context, depth: int) 
         if ctype == "message/rfc822" and isinstance(payload, list) and payload:
             assert isinstance(payload[0], Message)  # compat32 parses message/rfc822 eagerly
             forwarded(payload[0], leaf, ctx)
+            if stack and not path:
+                ctx.maybe_stop()
             continue
         data, problem = payload_bytes(part, leaf.label)
         if problem is not None:
             ctx.problems.append(problem)
         charset = str(part.get_content_charset("") or "") if ctype.startswith("text/") else ""
         extract(Blob(data, leaf.path, ctype, filename, leaf.is_attachment, 0, level, charset), ctx)
+        if stack and not path:
+            ctx.maybe_stop()  # more leaves of the message to read: may the relay skip them?

@@ -32,7 +32,7 @@ from dataclasses import replace
 import structlog
 
 from sendguard.deliver import Upstream
-from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind
+from sendguard.entry import Decide, Decision, Entry, Notice, NoticeKind, move
 from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Envelope, Organisation, Outgoing, Prepare, Reply, Verdict
 from sendguard.notify.notifier import Notifier
@@ -129,7 +129,7 @@ class Worker:
 
             def release(current: Entry) -> Decision:
                 _expect(current, "delayed")
-                changed = replace(current, state="released", released_at=now, next_attempt_at=now)
+                changed = move(current, "released", "worker", released_at=now, next_attempt_at=now)
                 return Decision(changed, event="released", actor="system:delay")
 
             count += await self._apply(entry.id, release)
@@ -147,9 +147,10 @@ class Worker:
 
             def expire(current: Entry) -> Decision:
                 _expect(current, "held")
-                changed = replace(
+                changed = move(
                     current,
-                    state="expired",
+                    "expired",
+                    "worker",
                     decided_by="system:expiry",
                     decided_at=now,
                     reason="no decision before the deadline",
@@ -261,15 +262,15 @@ class Worker:
             )  # fmt: skip
             details = {"reply": str(reply)[:200], "attempts": attempts, "node": node}
             if reply.ok:
-                return Decision(replace(base, state="delivered"), "delivered", "system", details)
+                return Decision(move(base, "delivered", "worker"), "delivered", "system", details)
             started = current.released_at or current.created_at
             if reply.permanent or now >= started + dt.timedelta(hours=settings.give_up_hours):
                 event = "delivery_failed" if reply.permanent else "delivery_gave_up"
-                failed = replace(base, state="failed", decided_at=now)
+                failed = move(base, "failed", "worker", decided_at=now)
                 return Decision(failed, event, "system", details, notify=("bounce",))
             backoff = settings.retry_backoff[min(attempts, len(settings.retry_backoff)) - 1]
             retry_at = now + dt.timedelta(seconds=backoff)
-            retry = replace(base, state="released", next_attempt_at=retry_at)
+            retry = move(base, "released", "worker", next_attempt_at=retry_at)
             return Decision(retry, "delivery_deferred", "system", {**details, "retry_at": retry_at})
 
         return decide

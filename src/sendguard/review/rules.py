@@ -29,7 +29,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
 
-from sendguard.entry import Decision, Entry, NoticeKind, State, sources
+from sendguard.entry import Decision, Entry, NoticeKind, State, move, sources
 from sendguard.errors import ReviewError
 from sendguard.model import Envelope
 from sendguard.policy.schema import normalise_address
@@ -123,8 +123,8 @@ def release(
                 f"{actor.login} may not send {entry.id} early: only its sender "
                 f"({entry.envelope.mail_from or '<>'}), a reviewer or an admin may"
             )
-        sent = replace(entry, state="released", released_at=now, next_attempt_at=now,
-                       decided_by=actor.name, decided_at=now)  # fmt: skip
+        sent = move(entry, "released", "review", released_at=now, next_attempt_at=now,
+                    decided_by=actor.name, decided_at=now)  # fmt: skip
         return Decision(sent, event="released", actor=actor.name,
                         details={"early": True, **_by(actor)})  # fmt: skip
     _require_move(entry, "released", "released")
@@ -150,8 +150,8 @@ def release(
     if len(approvals) < hold.approvals_required:
         approved = replace(entry, approvals=approvals)
         return Decision(approved, event="approved", actor=actor.name, details=details)
-    released = replace(entry, state="released", approvals=approvals, released_at=now,
-                       next_attempt_at=now, decided_by=actor.name, decided_at=now)  # fmt: skip
+    released = move(entry, "released", "review", approvals=approvals, released_at=now,
+                    next_attempt_at=now, decided_by=actor.name, decided_at=now)  # fmt: skip
     return Decision(released, event="released", actor=actor.name, details=details,
                     notify=_sender_notice(entry, "released"))  # fmt: skip
 
@@ -176,8 +176,8 @@ def reject(
             )
     else:
         _require_move(entry, "rejected", "rejected")
-    rejected = replace(entry, state="rejected", reason=reason.strip(), decided_by=actor.name,
-                       decided_at=now)  # fmt: skip
+    rejected = move(entry, "rejected", "review", reason=reason.strip(), decided_by=actor.name,
+                    decided_at=now)  # fmt: skip
     return Decision(rejected, event="rejected", actor=actor.name,
                     details={"reason": reason.strip(), **_by(actor)},
                     notify=_sender_notice(entry, "rejected"))  # fmt: skip
@@ -195,8 +195,8 @@ def cancel(entry: Entry, actor: Actor, now: dt.datetime) -> Decision:
             f"{entry.id}; {actor.login} is neither"
         )
     reason = "cancelled by the sender" if sender else f"cancelled by admin {actor.login}"
-    cancelled = replace(entry, state="cancelled", decided_by=actor.name, decided_at=now,
-                        reason=reason)  # fmt: skip
+    cancelled = move(entry, "cancelled", "review", decided_by=actor.name, decided_at=now,
+                     reason=reason)  # fmt: skip
     return Decision(cancelled, event="cancelled", actor=actor.name, details=_by(actor))
 
 

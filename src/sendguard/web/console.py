@@ -29,6 +29,7 @@ from aiohttp import web
 from sendguard.entry import Entry, State
 from sendguard.errors import NotFound, ReviewError, StoreError
 from sendguard.intake.auth import UsersFile
+from sendguard.notify.render import shown_time
 from sendguard.notify.settings import Language, NotifySettings
 from sendguard.policy.people import People
 from sendguard.queue.store import Store, utcnow
@@ -219,10 +220,8 @@ class Console:
         return rules.may_review(actor, rules.reviewers_of(entry, self.parts.notify.reviewers))
 
     def when(self, value: dt.datetime | None) -> str:
-        """A time in the notices' zone."""
-        if value is None:
-            return "-"
-        return value.astimezone(self._zone).strftime("%Y-%m-%d %H:%M")
+        """A time in the display zone, as the notices show it."""
+        return shown_time(value, self._zone)
 
     # ------------------------------------------------------------------ sign-in
 

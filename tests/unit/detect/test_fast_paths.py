@@ -254,9 +254,13 @@ def test_marker_shortcut_never_hides_a_marker(pieces: list[str]) -> None:
     from sendguard.detect.confidential_marker import ConfidentialMarker
 
     shortcut = ConfidentialMarker()
+    substrings = ConfidentialMarker()
+    substrings._needle_search = None  # one substring search per needle, on text.lower()
     plain = ConfidentialMarker()
     plain._needles = None
     text = nfkc("".join(pieces))
+    assert shortcut._needle_search is not None
+    assert shortcut._may_hold_marker(text) == substrings._may_hold_marker(text)
     assert shortcut._count(text) == plain._count(text)
 
 
@@ -284,3 +288,22 @@ def test_inspect_sync_gives_the_same_verdict_both_ways() -> None:
         assert fast.findings == slow.findings
         assert fast.verdict.action == slow.verdict.action
         assert fast.verdict.action.label == "hold"
+
+
+_CELL_PIECES = (
+    "0", "1", "2", "5", "9", "090", "020", "0120", "03", "-", "--", "1234", "5678", "@", ".",
+    "a", "Z", "_", "co", "jp", "example", "x1", "150-0001", ".com", "\n", "2026", "19", "-01",
+    "/", ".5", " ", " 12:00", ":30", ".123", "INV", "TEL", "T", "fax", "12345678901",
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_CELL_PIECES), max_size=24))
+def test_possessive_column_shapes_match_the_backtracking_ones(pieces: list[str]) -> None:
+    """Inert cells, phones, e-mail addresses and postal codes: the possessive column
+    patterns accept exactly the columns the plain backtracking ones accept."""
+    column = "".join(pieces)
+    shapes = (columns.INERT_SHAPE, columns.PHONE_SHAPE, columns.EMAIL_SHAPE, columns.POSTAL_SHAPE)
+    for shape in shapes:
+        fast = columns._lines_of_one(shape).fullmatch(column) is not None
+        assert fast == (columns._lines_of(shape).fullmatch(column) is not None), (shape, column)

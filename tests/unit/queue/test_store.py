@@ -10,7 +10,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from sendguard.entry import FINISHED, Decision, IllegalMove, allowed, sources
+from sendguard.entry import FINISHED, Decision, Entry, IllegalMove, allowed, move, sources
 from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Action, HoldParams
 from sendguard.queue.backends import open_store
@@ -133,6 +133,22 @@ def test_the_state_table_names_where_each_review_action_starts() -> None:
     assert sources("cancelled", "review") == ("delayed",)
     assert sources("delivering", "store") == ("released",)
     assert not any(allowed(done, "held") for done in FINISHED)
+
+
+def test_the_worker_and_reviewers_move_entries_only_as_the_table_allows() -> None:
+    """`move` asks the table who may make a move: only a reviewer releases a hold, only the
+    worker expires one or marks a delivery done; nobody takes a finished entry back."""
+    now = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    held = Entry(id="Q1", state="held", envelope=sample_envelope(), data=b"x",
+                 verdict=sample_verdict(), created_at=now, updated_at=now, size=1)  # fmt: skip
+    assert move(held, "released", "review").state == "released"
+    assert move(held, "expired", "worker", reason="late").reason == "late"
+    with pytest.raises(IllegalMove, match="worker cannot move it from held to released"):
+        move(held, "released", "worker")
+    with pytest.raises(IllegalMove):
+        move(held, "delivered", "worker")
+    with pytest.raises(IllegalMove):
+        move(replace(held, state="rejected"), "released", "review")
 
 
 async def test_concurrent_transitions_let_exactly_one_win(store: Store) -> None:

@@ -380,3 +380,26 @@ def test_an_unmigrated_postgres_schema_is_refused_not_migrated(cli: Cli) -> None
         _enqueue(pg)
         code, out, _ = cli("queue", "list", "--store", pg)
         assert code == 0 and "held" in out
+
+
+def test_times_are_shown_in_the_one_display_zone(
+    url: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`queue list` and `queue show` write times in ``notify.timezone``, like the notices and
+    the console, not in the zone of the machine the command runs on (here New York)."""
+    import time
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    monkeypatch.setenv("SENDGUARD_NOTIFY__TIMEZONE", "Asia/Tokyo")
+    try:
+        entry = _enqueue(url)
+        tokyo = entry.created_at.astimezone(ZoneInfo("Asia/Tokyo"))
+        _, listed, _ = cli("queue", "list", "--store", url)
+        _, shown, _ = cli("queue", "show", entry.id, "--store", url)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert tokyo.strftime("%Y-%m-%d %H:%M") in listed
+    assert f"Created:    {tokyo:%Y-%m-%d %H:%M:%S} JST" in shown

@@ -82,12 +82,14 @@ def _longest(text: str, pos: int, names: dict[str, tuple[str, ...]]) -> int:
 def address(text: str, start: int, end: int) -> str | None:
     """The normalised address (``prefecture+municipality|street``) whose prefecture is
     ``text[start:end]``, or None when no real municipality and block number follow."""
+    if _POSTAL_BEFORE.search(text, max(start - 13, 0), start):
+        return None  # first: in a customer list nearly every address follows its postal code
     pos = _skip_space(text, end)
     district = _longest(text, pos, _DISTRICTS)
     if district:
         pos = _skip_space(text, pos + district)
     place = _longest(text, pos, _PLACES)
-    if not place or _POSTAL_BEFORE.search(text, max(start - 13, 0), start):
+    if not place:
         return None
     head = text[start:end] + text[end : pos + place].replace(" ", "").replace("\u3000", "")
     pos = _skip_space(text, pos + place)

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from sendguard.model import Part, Problem
 from sendguard.parse import sniff as kinds
-from sendguard.parse.context import Blob, BudgetExceeded, Context, Extracted, problem
+from sendguard.parse.context import Blob, BudgetExceeded, Context, Extracted, StopScan, problem
 from sendguard.parse.extract import archive, documents, office, packed, pdf, sheets, text
 
 Reader = Callable[[Blob, Context], Extracted]
@@ -56,7 +56,7 @@ def _unsupported(blob: Blob, sniffed: str) -> Extracted:
 def _run(reader: Reader, blob: Blob, ctx: Context, sniffed: str) -> Extracted:
     try:
         return reader(blob, ctx)
-    except BudgetExceeded:
+    except (BudgetExceeded, StopScan):
         raise
     except MemoryError:
         return Extracted(problems=(problem("limit", "memory", blob, sniffed),))

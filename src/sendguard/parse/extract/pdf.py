@@ -21,9 +21,6 @@ import threading
 import zlib
 from typing import Any
 
-from pypdf import PdfReader, apply_configuration
-from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
-
 from sendguard.parse.charsets import normalise
 from sendguard.parse.context import Blob, Context, Extracted, problem
 
@@ -159,6 +156,11 @@ def _read_pdfium(blob: Blob, ctx: Context) -> Extracted:
 
 
 def _read_pypdf(blob: Blob, ctx: Context, cap: int) -> Extracted:
+    # Imported here: only PDFs PDFium may not read come this way, and pypdf costs every
+    # worker ~0.25 s of CPU and ~10 MB at start.
+    from pypdf import apply_configuration
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
+
     with apply_configuration(**_configuration(cap)):
         try:
             return _read(blob, ctx)
@@ -177,6 +179,8 @@ def _encrypted(blob: Blob) -> Extracted:
 
 
 def _read(blob: Blob, ctx: Context) -> Extracted:
+    from pypdf import PdfReader
+
     reader = PdfReader(io.BytesIO(blob.data))
     if reader.is_encrypted and not reader.decrypt(""):
         return _encrypted(blob)

@@ -11,7 +11,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, islice
+from itertools import accumulate, islice, repeat
 
 from sendguard.model import Problem, Table
 from sendguard.parse.context import Blob, Context, problem
@@ -30,6 +30,13 @@ def cell_text(value: object) -> str:
         value = int(value)
     text = value if isinstance(value, str) else str(value)
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def _split_rows(lines: list[str]) -> list[tuple[str, ...]]:
+    """Rows joined by U+001F, one per line: cells with trailing empty ones dropped, a row
+    of empty cells as ``()`` — one C-level rstrip and split per row, no Python per cell."""
+    stripped = map(str.rstrip, lines, repeat("\x1f"))
+    return [tuple(row.split("\x1f")) if row else () for row in stripped]
 
 
 def _trimmed(row: list[str]) -> tuple[str, ...]:
@@ -108,15 +115,7 @@ class TableBuilder:
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
         self.ctx.check_time()
-        kept: list[tuple[str, ...]] = []
-        for line in text.split("\x1e"):
-            cells = tuple(line.rstrip("\x1f").split("\x1f")) if line.strip("\x1f") else ()
-            self.cells += len(cells)
-            if self.cells > limits.max_table_cells:
-                truncated = True
-                break
-            kept.append(cells)
-        self._finish(name, kept, truncated)
+        self._keep(name, _split_rows(text.split("\x1e")), truncated)
 
     def add_strings(self, name: str, rows: Iterable[list[str]], *, normalized: bool) -> None:
         """Fast path for rows of strings (CSV), with the same table as `add` would build:
@@ -139,15 +138,8 @@ class TableBuilder:
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
         self.ctx.check_time()
-        kept: list[tuple[str, ...]] = []
-        for line in text.split("\x1e") if text or separators else ():
-            cells = tuple(line.rstrip("\x1f").split("\x1f")) if line.strip("\x1f") else ()
-            self.cells += len(cells)
-            if self.cells > limits.max_table_cells:
-                truncated = True
-                break
-            kept.append(cells)
-        self._finish(name, kept, truncated)
+        lines = text.split("\x1e") if text or separators else []
+        self._keep(name, _split_rows(lines), truncated)
 
     def _add_normalized(self, name: str, taken: list[list[str]]) -> None:
         limits = self.ctx.limits
@@ -157,6 +149,12 @@ class TableBuilder:
             for row in taken[: limits.max_table_rows]
         ]
         del taken
+        self._keep(name, kept, truncated)
+
+    def _keep(self, name: str, kept: list[tuple[str, ...]], truncated: bool) -> None:
+        """Rows up to the part's cell limit (the row that crosses it is dropped, its cells
+        counted), as a row-by-row loop would keep them, with C-level sums."""
+        limits = self.ctx.limits
         totals = list(accumulate(map(len, kept), initial=self.cells))
         if totals[-1] > limits.max_table_cells:
             over = bisect_right(totals, limits.max_table_cells) - 1  # rows that fit
