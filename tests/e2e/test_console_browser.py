@@ -38,7 +38,6 @@ BASE = "http://sendguard.test"
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("chromium"),  # one worker launches the module's browser once
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
 ]
 

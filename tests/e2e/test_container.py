@@ -34,9 +34,6 @@ from tests.support.upstream import RecordingUpstream
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(1500),  # the build installs every dependency from the index
-    # One worker builds the image once (the module's tests share it); the tag is fixed and
-    # the teardown removes it, so two workers each building their own would clash.
-    pytest.mark.xdist_group("podman"),
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
 

@@ -8,8 +8,6 @@ import pytest
 
 from .history_eval import EXPECTED, Result, evaluate_office
 
-pytestmark = pytest.mark.xdist_group("history-quality")  # one worker evaluates the office once
-
 
 @pytest.fixture(scope="module")
 def result() -> Result:

@@ -7,8 +7,6 @@ import pytest
 from .case import Case, Label
 from .evaluate import Score, all_cases, group_recall, predict, score
 
-pytestmark = pytest.mark.xdist_group("quality")  # one worker predicts the whole set once
-
 
 @pytest.fixture(scope="module")
 def evaluated() -> tuple[list[Case], list[frozenset[Label]], dict[Label, Score]]:
