@@ -370,7 +370,18 @@ def is_plain(data: bytes) -> bool:
     any file name sends the message to the pool. Encoded (base64, QP) text stays inline —
     that is how mail clients send Japanese — under `inline_limits`.
     """
-    return _NOT_PLAIN.search(data) is None
+    # Every match of `_NOT_PLAIN` starts at "content-" or "name" (any case): trying the
+    # pattern only where one of those literals begins gives exactly `search`'s answer
+    # (`^` and `\b` still see the byte before `pos`), without `re` trying all 20,000
+    # positions of a plain message (no literal prefix under IGNORECASE): ~9 % of its CPU.
+    lowered = data.lower()
+    for literal in (b"content-", b"name"):
+        pos = lowered.find(literal)
+        while pos >= 0:
+            if _NOT_PLAIN.match(data, pos) is not None:
+                return False
+            pos = lowered.find(literal, pos + 1)
+    return True
 
 
 def _log_warned(verdict: Verdict) -> None:
