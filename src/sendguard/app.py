@@ -49,6 +49,7 @@ from sendguard.queue.auditkey import (
     write_anchor,
 )
 from sendguard.queue.backends import open_configured_store
+from sendguard.queue.migrations import log_migration
 from sendguard.queue.store import AuditHead, Store
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
@@ -109,6 +110,7 @@ class App:
         self.store = await open_configured_store(
             self.settings.store, self.settings.queue, audit_key=audit_key
         )
+        log_migration(self.store.migrated_from, await self.store.schema_version())
         await self.store.seal_chain()
         self._anchor_file = anchor_path(key_file, self.settings.audit_anchor_file)
         unqueueable = self.queue_upstream is None
