@@ -75,9 +75,9 @@ class Context:
     stopped: bool = False
     """`stop` ended the walk."""
     cells_gate: Callable[[CellDigest], bool] | None = None
-    """Candidate-first for workbooks (the relay, never `policy explain`): asked with what a
-    workbook's cells can render to; False (no detector could find anything there) means
-    the cells are not read at all. None: always read them."""
+    """Candidate-first for workbooks (set by `inspect`, not on the exhaustive path): asked
+    with what a workbook's cells can render to; False (no detector could find anything
+    there) means the cells are not read at all. None: always read them."""
 
     @classmethod
     def start(cls, limits: ParseLimits) -> Context:

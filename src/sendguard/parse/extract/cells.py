@@ -18,7 +18,6 @@ numbers render as digits, at most `MAX_DIGITS` before the decimal point.
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 import zipfile
@@ -49,6 +48,8 @@ _RICH = re.compile(
 """A string item as Excel writes it: text, runs with their (empty-element) properties,
 phonetic runs. Anything else (a stray ``<``) may merge texts in calamine's reading."""
 _SHARED_INDEX = re.compile(rb't="s"(?: s="[0-9]+")?><v>([0-9]+)</v>')
+_REFERENCE = re.compile(r"&(amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_|<!\[CDATA\[")
 _PREFIXED = re.compile(rb":(?:c|v|is|si|t|r|rPh|row|sheetData|sheet)[\s>/]")
 """Possibly a prefixed SpreadsheetML element (``<x:c``); text may match too (conservative)."""
@@ -84,6 +85,21 @@ def _plain_styles(archive: zipfile.ZipFile, names: set[str], ctx: Context) -> fr
     return frozenset(plain)
 
 
+def _referenced(match: re.Match[str]) -> str:
+    """The character an XML reference stands for (ValueError: none XML allows)."""
+    name = match.group(1)
+    if not name.startswith("#"):
+        return _ENTITIES[name]
+    code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+    if (
+        code in (0xFFFE, 0xFFFF)
+        or 0xD800 <= code <= 0xDFFF
+        or (code < 0x20 and code not in (9, 10, 13))
+    ):
+        raise ValueError("not an XML character")
+    return chr(code)
+
+
 def _texts(chunks: Sequence[bytes]) -> list[str] | None:
     """Unescape and NFKC-normalise raw XML texts in one pass over their join."""
     if not chunks:
@@ -92,10 +108,10 @@ def _texts(chunks: Sequence[bytes]) -> list[str] | None:
         return None
     try:
         joined = b"\x00".join(chunks).decode("utf-8")
-    except UnicodeDecodeError:
+        if "&" in joined:
+            joined = _REFERENCE.sub(_referenced, joined)
+    except (UnicodeDecodeError, ValueError, OverflowError):
         return None
-    if "&" in joined:
-        joined = html.unescape(joined)
     if not joined.isascii():
         joined = unicodedata.normalize("NFKC", joined)
     texts = joined.split(_SEPARATOR)
