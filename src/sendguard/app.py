@@ -28,9 +28,11 @@ from sendguard.history.service import History
 from sendguard.history.store import HistoryStore
 from sendguard.inspect import Inspector
 from sendguard.intake.auth import Authenticator, PassThrough, UsersFile
+from sendguard.intake.budget import ByteBudget
 from sendguard.intake.guard import LoginGuard
 from sendguard.intake.handler import IntakeOptions, RelayHandler
 from sendguard.intake.server import Intake, RelaySMTP, tls_context
+from sendguard.intake.spool import Spool
 from sendguard.model import Envelope, Organisation, Outgoing, Reply, Verdict
 from sendguard.notify.notifier import Notifier
 from sendguard.ops.http import Checks, OpsServer
@@ -39,8 +41,15 @@ from sendguard.parse.pool import ExtractionPool
 from sendguard.pipeline import Pipeline, PipelineOptions
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy
-from sendguard.queue.auditkey import anchor_path, key_path, load_or_create_key, write_anchor
+from sendguard.queue.auditkey import (
+    anchor_path,
+    default_key_path,
+    key_path,
+    load_or_create_key,
+    write_anchor,
+)
 from sendguard.queue.backends import open_configured_store
+from sendguard.queue.migrations import log_migration
 from sendguard.queue.store import AuditHead, Store
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
@@ -89,6 +98,7 @@ class App:
     _anchor_file: Path | None = None
     _anchored: AuditHead | None = None
     history: History | None = None
+    spool: Spool | None = None
 
     async def start(self) -> list[tuple[str, int]]:
         """Open the store and the extraction pool, probe the upstream, start the worker, listen."""
@@ -100,6 +110,7 @@ class App:
         self.store = await open_configured_store(
             self.settings.store, self.settings.queue, audit_key=audit_key
         )
+        log_migration(self.store.migrated_from, await self.store.schema_version())
         await self.store.seal_chain()
         self._anchor_file = anchor_path(key_file, self.settings.audit_anchor_file)
         unqueueable = self.queue_upstream is None
@@ -108,6 +119,7 @@ class App:
         self.pool = ExtractionPool(
             workers=max(1, self.settings.extract_workers),
             memory_limit_bytes=self.settings.extract_memory_limit or None,
+            idle_timeout=self.settings.extract_idle_timeout,
             # The fork server imports the whole inspection stack once; workers start warm.
             preload=("sendguard.parse", "sendguard.detect.registry", "sendguard.inspect"),
         )
@@ -147,6 +159,8 @@ class App:
             self.tasks.append(asyncio.create_task(reminders.run(), name="hold-reminders"))
         self.tasks.append(asyncio.create_task(self.policy.watch(), name="policy-watch"))
         self.tasks.append(asyncio.create_task(self._anchor_audit(), name="audit-anchor"))
+        if self.spool is not None:
+            await asyncio.to_thread(self.spool.open)  # leftovers of a crash go before we listen
         self.bound = await self.intake.start(self.settings.listen)
         if self.settings.web_listen:
             self.ops = OpsServer(
@@ -425,6 +439,11 @@ def build_app(settings: Settings) -> App:
         capabilities=upstream,
         people=lambda: policy.current.people,
         guard=LoginGuard(settings.auth_limits),
+        budget=ByteBudget(inflight_budget(settings)),
+    )
+    spool = Spool(
+        settings.spool_dir or default_key_path(settings.store).parent / "spool",
+        settings.spool_threshold,
     )
     tls = tls_context(
         str(settings.tls_cert) if settings.tls_cert else None,
@@ -446,6 +465,7 @@ def build_app(settings: Settings) -> App:
             auth_require_tls=True,
             timeout=settings.smtp_timeout,
             reply_deadline=settings.reply_deadline,
+            spool=spool,
             forwarders=settings.xforward_hosts,
         )
 
@@ -457,7 +477,17 @@ def build_app(settings: Settings) -> App:
         pipeline=pipeline,
         intake=Intake(factory, reuse_port=settings.workers != 1),
         queue_upstream=queue_upstream,
+        spool=spool,
     )
+
+
+def inflight_budget(settings: Settings) -> int:
+    """`Settings.inflight_budget`, or by default a sixteenth of what the extraction processes
+    may use: a message takes about four times its size there, and turns beyond what the
+    workers can take at once would only wait (in memory) for a worker."""
+    if settings.inflight_budget:
+        return settings.inflight_budget
+    return max(1, settings.extract_workers) * settings.extract_memory_limit // 16
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> int:

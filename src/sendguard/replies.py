@@ -33,6 +33,8 @@ UNSUPPORTED_PARAMETER = Reply(555, "5.5.4 Unsupported MAIL or RCPT parameter")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4 Message size exceeds the fixed limit")
 TEMPFAIL_INTERNAL = Reply(451, "4.3.0 Internal error; message not accepted, try again later")
 TEMPFAIL_BUDGET = Reply(451, "4.3.0 Inspection did not finish in time; try again later")
+SPOOL_FAILED = Reply(451, "4.3.0 Could not store the message for inspection; try again later")
+"""A big message could not be written to the spool (disk full, permissions)."""
 SHUTTING_DOWN = Reply(421, "4.3.2 Service shutting down, try again later")
 IDLE_TIMEOUT = Reply(421, "4.4.2 Timeout: nothing received for too long, closing the connection")
 REPLY_DEADLINE = Reply(451, "4.4.2 The message could not be confirmed in time; try again later")

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     """Failed-login limits and the password-check queue (``SENDGUARD_AUTH_LIMITS__…``)."""
     max_message_size: int = 50 * 1024 * 1024
     """Bytes; larger messages get 552 at DATA. Default 50 MiB."""
+    spool_threshold: int = Field(default=1024 * 1024, gt=0)
+    """Bytes; a bigger message is written to a spool file while it arrives and waits there for
+    its share of `inflight_budget` instead of being held in memory. Default 1 MiB."""
+    spool_dir: Path | None = None
+    """Directory of spool files (0700; files 0600, removed when the transaction ends and at
+    start). Default ``spool`` beside the SQLite store, ``./var/spool`` for PostgreSQL."""
+    inflight_budget: int = Field(default=0, ge=0)
+    """Bytes of spooled messages one relay process inspects and delivers at once; the rest
+    wait their turn on disk (not counted in `scan_budget`), small mail never waits. 0 = one
+    sixteenth of `extract_memory_limit` per extraction process (64 MiB by default)."""
     max_recipients: int = 1000
     """Recipients per transaction (Postfix's default); more get 452 at RCPT."""
     line_policy: Literal["reject", "normalise"] = "reject"
@@ -134,6 +144,9 @@ class Settings(BaseSettings):
     """Relay processes sharing the listening ports (SO_REUSEPORT); 0 = number of cores."""
     extract_workers: int = 1
     """Extraction processes per relay process (parsing attachments off the event loop)."""
+    extract_idle_timeout: float = Field(default=30.0, ge=0)
+    """Seconds an extraction process may sit unused before it is stopped (memory at rest);
+    the next attachment forks a new one from the warm fork server. 0 = keep them."""
     extract_memory_limit: int = 1024 * 1024 * 1024
     """Address-space limit (bytes) of each extraction process; a bomb dies there, not here."""
     network_timeout: float = 5.0

@@ -15,7 +15,7 @@ from sendguard import __version__
 from sendguard.errors import ConfigError
 
 # Sub-command modules in the order `sendguard --help` lists them.
-COMMANDS = ("serve", "users", "policy", "queue", "audit", "history")
+COMMANDS = ("serve", "users", "policy", "queue", "audit", "history", "doctor", "backup")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,8 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def _migrate(settings: Settings) -> None:
     from sendguard.queue.backends import open_configured_store
+    from sendguard.queue.migrations import log_migration
 
     store = await open_configured_store(settings.store, settings.queue)
+    log_migration(store.migrated_from, await store.schema_version())
     await store.close()
 
 

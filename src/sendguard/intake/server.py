@@ -34,7 +34,7 @@ import ssl
 import uuid
 from collections.abc import Callable, Iterator
 from email.errors import HeaderParseError
-from typing import Any
+from typing import Any, AnyStr
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
@@ -45,6 +45,7 @@ from sendguard.intake.access import in_networks, peer_address
 from sendguard.intake.auth import Identity
 from sendguard.intake.data import read_data
 from sendguard.intake.forward import ClientAttributes, IPAddress
+from sendguard.intake.spool import Spool, SpooledMessage
 from sendguard.model import IPNetwork, Listener
 from sendguard.pipeline import ClientSide
 
@@ -67,6 +68,8 @@ class RelayEnvelope(SmtpEnvelope):
     def __init__(self) -> None:
         super().__init__()
         self.client_side = ClientSide()
+        self.spooled: SpooledMessage | None = None
+        """The message, when it was big enough to be spooled (`content` is then empty)."""
         self.xforward: ClientAttributes | None = None
         """This transaction's XFORWARD attributes (reset with the envelope: RSET, DATA, EHLO)."""
 
@@ -80,12 +83,14 @@ class RelaySMTP(SMTP):
         intake: Intake,
         *args: Any,
         reply_deadline: float = 540.0,
+        spool: Spool | None = None,
         forwarders: tuple[IPNetwork, ...] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._intake = intake
         self.reply_deadline = reply_deadline
+        self.spool = spool
         self.forwarders = forwarders
         """Hosts (Postfix) allowed to send XFORWARD and XCLIENT (``SENDGUARD_XFORWARD_HOSTS``)."""
         self._start_connection_state()
@@ -103,6 +108,7 @@ class RelaySMTP(SMTP):
         self._last_data = 0.0
         self._idle_limit = float(self._timeout_duration)
         self._timed_out = False
+        self._batch: list[bytes] | None = None
         self.xclient: ClientAttributes | None = None
         """This session's XCLIENT attributes (kept until the connection ends)."""
         self.session_id = ""
@@ -149,7 +155,24 @@ class RelaySMTP(SMTP):
         """aiosmtpd's EHLO, which adds the SIZE and SMTPUTF8 allowances (26 + 10 octets) to
         MAIL's limit each time: the limits start afresh first, so they never grow."""
         self.command_size_limits = _command_limits()
-        await super().smtp_EHLO(hostname)
+        # aiosmtpd writes (and drains) each of the ~8 lines on its own: one write instead.
+        self._batch = []
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            lines, self._batch = self._batch, None
+        if lines:
+            self._writer.write(b"".join(lines))
+            await self._writer.drain()
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's push, collected instead while an EHLO reply is being built."""
+        if self._batch is None:
+            await super().push(status)
+            return
+        encoding = "utf-8" if self.enable_SMTPUTF8 else "ascii"
+        line = status.encode(encoding) if isinstance(status, str) else status
+        self._batch.append(line + b"\r\n")
 
     # ------------------------------------------------------------------ XFORWARD, XCLIENT
 
@@ -247,7 +270,7 @@ class RelaySMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._phase = "data"
         try:
-            content, refusal = await read_data(self._reader, self.data_size_limit)
+            content, refusal = await read_data(self._reader, self.data_size_limit, self.spool)
         except asyncio.CancelledError:
             if not self._timed_out:
                 log.info("client_gone", client=self._client(), phase="data")
@@ -260,6 +283,10 @@ class RelaySMTP(SMTP):
             compat.end_transaction(self)
             await self.push(refusal)
             return
+        if isinstance(content, SpooledMessage):
+            assert isinstance(self.envelope, RelayEnvelope)
+            self.envelope.spooled = content  # the handler removes it when the transaction ends
+            content = b""
         self.envelope.content = self.envelope.original_content = content
         status = await self._answer_in_time()
         await self.push(status)
@@ -293,7 +320,9 @@ class RelaySMTP(SMTP):
         if ended and not client.transaction_id and str(task.result())[:1] in ("4", "5"):
             # Refused by the handler before the pipeline (bare CR/LF, a long line): the
             # transaction still gets its event.
-            _log_refused(self, str(task.result()), size=len(envelope.original_content or b""))
+            content = envelope.original_content or b""
+            size = envelope.spooled.size if envelope.spooled else len(content)
+            _log_refused(self, str(task.result()), size=size)
         compat.end_transaction(self)
         self._reset_timeout()
         if task.done():

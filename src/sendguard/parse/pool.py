@@ -7,13 +7,17 @@ send/receive runs on a small dedicated thread pool, never on the loop. A call th
 outlives its timeout gets its worker killed (a C-level decompressor cannot be interrupted
 any other way) and replaced; a worker that dies (segfault, Rust abort, memory cap) turns
 into `InspectionError`. An optional address-space cap (RLIMIT_AS) per worker turns
-decompression bombs into a clean failure instead of a host-wide out-of-memory.
+decompression bombs into a clean failure instead of a host-wide out-of-memory. Workers
+are forked on demand, and with an idle timeout a worker nobody used for that long is
+stopped: a relay at rest keeps only its fork server, whose preloaded stack makes the next
+worker ready in milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import multiprocessing
 import multiprocessing.connection
@@ -37,6 +41,9 @@ def _worker_main(
     conn: multiprocessing.connection.Connection, memory_limit: int | None, preload: tuple[str, ...]
 ) -> None:
     """Worker loop: receive (fn, args), answer ("ok", result) or ("error", type, text)."""
+    # What the fork server preloaded stays shared with it (and with the other workers): a
+    # full collection would write to every inherited object's header and copy its page.
+    gc.freeze()
     # Imported in the worker process only: the relay process configures its own logging.
     from sendguard.log import configure_child_logging
 
@@ -66,6 +73,8 @@ def _worker_main(
 class _Worker:
     process: BaseProcess
     conn: multiprocessing.connection.Connection
+    parked: float = 0.0
+    """Loop time at which it last became idle."""
 
     def signal_kill(self) -> None:
         """SIGKILL now (non-blocking); the reaping happens in `reap`."""
@@ -96,10 +105,17 @@ class ExtractionPool:
         memory_limit_bytes: int | None = None,
         start_method: str = "forkserver",
         preload: tuple[str, ...] = _PRELOAD,
+        idle_timeout: float = 0.0,
     ) -> None:
+        """``idle_timeout`` > 0: a worker idle that long is stopped, and the next call
+        forks a new one (from the warm fork server: milliseconds). Workers start on demand,
+        up to *workers* at once."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
+        self.idle_timeout = idle_timeout
+        self._starting = 0
+        self._retire_at: asyncio.TimerHandle | None = None
         self._memory_limit = memory_limit_bytes
         self._mp = multiprocessing.get_context(start_method)
         if start_method == "forkserver" and preload:
@@ -134,20 +150,60 @@ class ExtractionPool:
             if self._closed:
                 raise InspectionError("extraction pool is closed")
             if self._idle is None:
-                loop = asyncio.get_running_loop()
-                idle: asyncio.Queue[_Worker] = asyncio.Queue()
-                for _ in range(self.workers):
-                    idle.put_nowait(await loop.run_in_executor(self._threads, self._spawn))
-                self._idle = idle
+                self._idle = asyncio.Queue()
             return self._idle
 
+    async def _take(self, idle: asyncio.Queue[_Worker]) -> _Worker:
+        """An idle worker, or a new one while fewer than `workers` exist, or the next to be
+        given back."""
+        if idle.empty() and len(self._all) + self._starting < self.workers:
+            self._starting += 1
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._threads, self._spawn)
+            finally:
+                self._starting -= 1
+        return await idle.get()
+
+    def _park(self, worker: _Worker, idle: asyncio.Queue[_Worker]) -> None:
+        """Give a worker back; with an idle timeout, see that it is stopped once unused."""
+        loop = asyncio.get_running_loop()
+        worker.parked = loop.time()
+        idle.put_nowait(worker)
+        if self.idle_timeout > 0 and self._retire_at is None:
+            self._retire_at = loop.call_later(self.idle_timeout, self._retire, idle)
+
+    def _retire(self, idle: asyncio.Queue[_Worker]) -> None:
+        """Stop the workers idle for `idle_timeout` (they hold memory for nothing); the queue
+        is drained and refilled without an await, so no caller can take one meanwhile."""
+        self._retire_at = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        parked = [idle.get_nowait() for _ in range(idle.qsize())]
+        keep = [w for w in parked if now - w.parked < self.idle_timeout]
+        for worker in parked:
+            if worker in keep:
+                idle.put_nowait(worker)
+                continue
+            self._all.discard(worker)
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(None)  # it leaves its loop and exits
+            loop.run_in_executor(self._threads, worker.reap, 1.0)
+        if keep:
+            due = min(w.parked for w in keep) + self.idle_timeout - now
+            self._retire_at = loop.call_later(max(due, 0.01), self._retire, idle)
+
     async def _replace(self, worker: _Worker, idle: asyncio.Queue[_Worker]) -> None:
+        """Kill a worker that timed out or died and put a new one in its place (a caller
+        may be waiting for exactly this one)."""
         self._all.discard(worker)
         worker.signal_kill()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._threads, worker.reap, 0.0)
         if not self._closed:
-            idle.put_nowait(await loop.run_in_executor(self._threads, self._spawn))
+            self._park(await loop.run_in_executor(self._threads, self._spawn), idle)
 
     # The contract names the per-call limit `timeout` (callers pass a budget per message).
     async def run(self, fn: Callable[..., T], /, *args: object, timeout: float) -> T:  # noqa: ASYNC109
@@ -157,10 +213,10 @@ class ExtractionPool:
         raised or the worker died; the pool stays usable either way.
         """
         idle = await self._ensure_started()
-        worker = await idle.get()
+        worker = await self._take(idle)
         while not worker.process.is_alive():  # died while idle (OOM killer, operator)
             await self._replace(worker, idle)
-            worker = await idle.get()
+            worker = await self._take(idle)
         loop = asyncio.get_running_loop()
         exchange = loop.run_in_executor(self._threads, _exchange, worker.conn, (fn, args))
         try:
@@ -182,10 +238,10 @@ class ExtractionPool:
         self, worker: _Worker, idle: asyncio.Queue[_Worker], reply: Any, name: str
     ) -> T:
         if reply[0] == "ok":
-            idle.put_nowait(worker)
+            self._park(worker, idle)
             return cast(T, reply[1])
         if worker.process.is_alive():
-            idle.put_nowait(worker)
+            self._park(worker, idle)
         else:
             await self._replace(worker, idle)
         raise InspectionError(f"{name} failed in worker: {reply[1]}: {reply[2]}")
@@ -193,6 +249,8 @@ class ExtractionPool:
     async def close(self) -> None:
         """Stop every worker (politely, then by force) and the helper threads."""
         self._closed = True
+        if self._retire_at is not None:
+            self._retire_at.cancel()
         loop = asyncio.get_running_loop()
         for worker in list(self._all):
             with contextlib.suppress(OSError, ValueError):

@@ -88,6 +88,8 @@ class StoreBase:
         self._calendar = BusinessCalendar.from_settings(settings)
         self._clock = clock
         self._audit_key: AuditKey | None = None
+        self.migrated_from: int | None = None
+        """The schema version found when opening migrated the store; None if it was current."""
         self.group_commit = True
         self._audit_queue: list[tuple[PendingAudit, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None

@@ -12,6 +12,10 @@ survive a crash), ``audit`` (append-only hash chain; triggers refuse UPDATE and 
 
 from __future__ import annotations
 
+import os
+
+import structlog
+
 _SQLITE_V1 = (
     """CREATE TABLE queue_entry (
         id TEXT PRIMARY KEY,
@@ -249,3 +253,14 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _POSTGRES_V5,
     _POSTGRES_HISTORY,
 )
+
+
+def log_migration(migrated_from: int | None, to_version: int) -> None:
+    """The relay's ``store_migrated`` event when opening the store moved its schema (an
+    upgrade, or a new store), with the process id: an operator (and the upgrade test) sees
+    that it ran once, in the process that opened the store before the relay processes were
+    forked. The stores themselves print nothing (the CLI's stdout is its output)."""
+    if migrated_from is not None:
+        structlog.get_logger("sendguard.queue").info(
+            "store_migrated", from_version=migrated_from, to_version=to_version, pid=os.getpid()
+        )

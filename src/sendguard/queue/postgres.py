@@ -89,10 +89,11 @@ class PostgresStore(StoreBase):
             raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from exc
         store = cls(pool, key=key, settings=settings, clock=clock)
         try:
-            await store._migrate()
+            before = await store._migrate()
         except BaseException:
             await pool.close()
             raise
+        store.migrated_from = before if before < len(POSTGRES_MIGRATIONS) else None
         return store
 
     @asynccontextmanager
@@ -103,7 +104,8 @@ class PostgresStore(StoreBase):
         except psycopg.Error as exc:
             raise StoreError(f"queue store (PostgreSQL) failed: {exc}") from exc
 
-    async def _migrate(self) -> None:
+    async def _migrate(self) -> int:
+        """Apply the migrations not yet applied (one node at a time); returns the version found."""
         async with self._tx() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
             await conn.execute(
@@ -124,6 +126,7 @@ class PostgresStore(StoreBase):
                 await conn.execute(
                     "INSERT INTO schema_version VALUES (%s, %s)", (number, self._clock())
                 )
+        return version
 
     async def _append_audit(
         self,

@@ -90,7 +90,8 @@ class SqliteStore(StoreBase):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
         store = cls(conn, key=key, settings=settings, clock=clock)
-        await store._call(store._write, store._migrate)
+        before = await store._call(store._write, store._migrate)
+        store.migrated_from = before if before < len(SQLITE_MIGRATIONS) else None
         return store
 
     # ------------------------------------------------------------------ plumbing
@@ -116,7 +117,8 @@ class SqliteStore(StoreBase):
             self._conn.execute("COMMIT")
             return result
 
-    def _migrate(self, cur: Cursor) -> None:
+    def _migrate(self, cur: Cursor) -> int:
+        """Apply the migrations not yet applied; returns the version found."""
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
             "applied_at TEXT NOT NULL)"
@@ -132,6 +134,7 @@ class SqliteStore(StoreBase):
             for statement in statements:
                 cur.execute(statement)
             cur.execute("INSERT INTO schema_version VALUES (?, ?)", (number, iso(self._clock())))
+        return version
 
     def _append_audit(
         self,

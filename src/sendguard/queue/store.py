@@ -84,6 +84,9 @@ class AuditCheck:
 class Store(Protocol):
     """Durable queue; every method is async and every write is committed before it returns."""
 
+    migrated_from: int | None
+    """The schema version found when opening migrated the store; None if it was current."""
+
     async def enqueue(
         self,
         *,

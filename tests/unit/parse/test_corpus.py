@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.message import Message
+
 from sendguard.parse import ParseLimits, parse_message
 from tests.conftest import CORPUS
 
@@ -35,3 +37,32 @@ def test_corpus_japanese_messages_read_correctly() -> None:
     assert "すみません。" in iso.parts[0].text
     sjis = parse_message(by_name["japanese_shift_jis.eml"].read_bytes(), ParseLimits())
     assert "このメールはテスト用のメールです。" in sjis.parts[0].text
+
+
+def test_chunked_parse_equals_the_stdlib_bytes_parser() -> None:
+    """`mime.parse_bytes` feeds the parser in pieces (to keep a big message's peak memory
+    down): on every corpus message, cut into pieces of 1, 7, 4096 and 65536 octets, it
+    builds the same parts (headers, raw payloads, preambles, defects) as
+    `BytesParser.parsebytes`."""
+    from email.parser import BytesParser
+    from email.policy import compat32
+
+    from sendguard.parse.mime import parse_bytes
+
+    def shape(message: Message) -> list[tuple[object, ...]]:
+        return [
+            (
+                part.items(),
+                part.get_payload() if not part.is_multipart() else None,
+                part.preamble,
+                part.epilogue,
+                [type(d).__name__ for d in part.defects],
+            )
+            for part in message.walk()
+        ]
+
+    for path in FILES:
+        raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        expected = shape(BytesParser(policy=compat32).parsebytes(raw))
+        for chunk in (1, 7, 4096, 65536):
+            assert shape(parse_bytes(raw, chunk)) == expected, (path.name, chunk)

@@ -118,3 +118,24 @@ async def test_worker_that_died_while_idle_is_replaced_before_use(pool: Extracti
     await asyncio.sleep(0.1)
     survivor = await pool.run(pid, timeout=10)
     assert survivor != victim
+
+
+async def test_idle_worker_is_stopped_and_the_next_call_forks_a_new_one() -> None:
+    """With an idle timeout, an unused worker is
+    stopped after the timeout, and the next call is served by a new one."""
+    pool = ExtractionPool(1, idle_timeout=0.3)
+    try:
+        first = await pool.run(pid, timeout=10)
+        assert await pool.run(pid, timeout=10) == first  # reused while busy enough
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            try:
+                os.kill(first, 0)
+            except ProcessLookupError:
+                break
+        else:
+            pytest.fail("the idle worker was not stopped")
+        second = await pool.run(pid, timeout=10)
+        assert second != first
+    finally:
+        await pool.close()
