@@ -20,7 +20,14 @@ from pydantic import BaseModel
 
 from sendguard.correspondence import HistorySnapshot
 from sendguard.detect.base import DetectContext
-from sendguard.detect.registry import Detectors, build, run_content, run_history, run_network
+from sendguard.detect.registry import (
+    Detectors,
+    build,
+    cells_gate,
+    run_content,
+    run_history,
+    run_network,
+)
 from sendguard.errors import InspectionError
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.parse import parse_message
@@ -118,7 +125,12 @@ def parse_and_detect(
         assert stop is not None
         return stop.reached(run_content(detectors, view, ctx), view)
 
-    mail = parse_message(data, limits, stop=reached if stop is not None else None)
+    mail = parse_message(
+        data,
+        limits,
+        stop=reached if stop is not None else None,
+        cells_gate=None if ctx.exhaustive else cells_gate(detectors),
+    )
     if mail.stopped_early:
         log.info(
             "inspection_stopped_early", parts=len(mail.parts), action=stop and stop.action.label
