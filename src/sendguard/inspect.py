@@ -20,7 +20,14 @@ from pydantic import BaseModel
 
 from sendguard.correspondence import HistorySnapshot
 from sendguard.detect.base import DetectContext
-from sendguard.detect.registry import Detectors, build, run_content, run_history, run_network
+from sendguard.detect.registry import (
+    Detectors,
+    build,
+    cells_gate,
+    run_content,
+    run_history,
+    run_network,
+)
 from sendguard.errors import InspectionError
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.parse import parse_message
@@ -118,7 +125,12 @@ def parse_and_detect(
         assert stop is not None
         return stop.reached(run_content(detectors, view, ctx), view)
 
-    mail = parse_message(data, limits, stop=reached if stop is not None else None)
+    mail = parse_message(
+        data,
+        limits,
+        stop=reached if stop is not None else None,
+        cells_gate=None if ctx.exhaustive else cells_gate(detectors),
+    )
     if mail.stopped_early:
         log.info(
             "inspection_stopped_early", parts=len(mail.parts), action=stop and stop.action.label
@@ -370,7 +382,18 @@ def is_plain(data: bytes) -> bool:
     any file name sends the message to the pool. Encoded (base64, QP) text stays inline —
     that is how mail clients send Japanese — under `inline_limits`.
     """
-    return _NOT_PLAIN.search(data) is None
+    # Every match of `_NOT_PLAIN` starts at "content-" or "name" (any case): trying the
+    # pattern only where one of those literals begins gives exactly `search`'s answer
+    # (`^` and `\b` still see the byte before `pos`), without `re` trying all 20,000
+    # positions of a plain message (no literal prefix under IGNORECASE): ~9 % of its CPU.
+    lowered = data.lower()
+    for literal in (b"content-", b"name"):
+        pos = lowered.find(literal)
+        while pos >= 0:
+            if _NOT_PLAIN.match(data, pos) is not None:
+                return False
+            pos = lowered.find(literal, pos + 1)
+    return True
 
 
 def _log_warned(verdict: Verdict) -> None:

@@ -97,6 +97,19 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True)
+class CellDigest:
+    """Everything a workbook's cells can render to, read from its raw parts before any table
+    is built (`parse.extract.cells`): the detectors' candidate-first question."""
+
+    texts: frozenset[str]
+    """Each distinct text of a string cell, rich-text run join, phonetic run and sheet name
+    (NFKC, as `Table` cells are)."""
+    number_digits: int
+    """Every other cell is a plain number (no date or custom format) rendered with at most
+    this many digits before its decimal point."""
+
+
+@dataclass(frozen=True, slots=True)
 class Part:
     """One inspected unit: a MIME leaf, a file inside an archive, a forwarded message's part."""
 

@@ -37,9 +37,9 @@ from tests.support.attachments import Attachment, build_message, xlsx  # noqa: E
 from workloads import CUSTOMER, SENDER, XLSX, _pdf_300kb, _xlsx_1mb, cached  # noqa: E402
 
 from sendguard.detect.base import DetectContext  # noqa: E402
-from sendguard.detect.registry import Detectors, build, run_content  # noqa: E402
+from sendguard.detect.registry import Detectors, build, cells_gate, run_content  # noqa: E402
 from sendguard.inspect import detect_context, parse_and_detect  # noqa: E402
-from sendguard.model import Envelope, Finding, Mail  # noqa: E402
+from sendguard.model import CellDigest, Envelope, Finding, Mail  # noqa: E402
 from sendguard.parse import parse_message  # noqa: E402
 from sendguard.parse.context import Blob, Context  # noqa: E402
 from sendguard.parse.extract import extract  # noqa: E402
@@ -127,13 +127,14 @@ def main() -> int:
     envelope = Envelope(mail_from=SENDER[1], rcpt_tos=(CUSTOMER[1],))
     detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
     ctx = detect_context(envelope, policy.organisation)
+    gate = cells_gate(detectors)  # the relay's candidate-first question for workbooks
 
     def judge(mail: Mail) -> tuple[object, tuple[Finding, ...]]:
         findings = tuple(run_content(detectors, mail, ctx))
         return evaluate(policy, findings, envelope, mail), findings
 
     def decide(raw: bytes) -> tuple[object, tuple[Finding, ...]]:
-        return judge(parse_message(raw, limits))
+        return judge(parse_message(raw, limits, cells_gate=gate))
 
     decide(message(CASES[2]))  # imports and compiled patterns, once
     if args.profile:
@@ -151,8 +152,10 @@ def main() -> int:
     for case in CASES:
         raw = message(case)
         data = cached(CACHE, _FILES[case.name], case.make)
-        extract_s, _ = cpu(lambda d=data, c=case: extract_once(c.filename, d, limits), args.runs)
-        parse_s, mail = cpu(lambda r=raw: parse_message(r, limits), args.runs)
+        extract_s, _ = cpu(
+            lambda d=data, c=case: extract_once(c.filename, d, limits, gate), args.runs
+        )
+        parse_s, mail = cpu(lambda r=raw: parse_message(r, limits, cells_gate=gate), args.runs)
         detect_s, result = cpu(lambda m=mail: judge(m), args.runs)
         total_s, _ = cpu(lambda r=raw: decide(r), args.runs)
         verdict, findings = result  # type: ignore[misc]
@@ -196,9 +199,12 @@ def _early_stop(
         print(f"  {name:20} {seconds * 1000:7.0f} ms  {len(mail.parts)} parts read  {action}")
 
 
-def extract_once(name: str, data: bytes, limits: ParseLimits) -> None:
-    """The attachment's reader alone, as a MIME leaf would be read."""
+def extract_once(
+    name: str, data: bytes, limits: ParseLimits, gate: Callable[[CellDigest], bool]
+) -> None:
+    """The attachment's reader alone, as a MIME leaf would be read by the relay."""
     ctx = Context.start(limits)
+    ctx.cells_gate = gate
     extract(Blob(data, ("attachment 1",), "application/octet-stream", name), ctx)
 
 

@@ -84,7 +84,7 @@ async def main() -> None:
                             messages=args.messages,
                         )  # fmt: skip
                     else:
-                        from sendguard.queue.testing import postgres_schema
+                        from tests.support.store import postgres_schema
 
                         with postgres_schema() as fresh:
                             row = await _run(

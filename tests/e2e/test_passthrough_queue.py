@@ -23,9 +23,9 @@ import pytest
 from sendguard.app import App, build_app
 from sendguard.errors import ConfigError
 from sendguard.review.service import ReviewService
-from sendguard.review.testing import actor
 from sendguard.settings import load_settings
 from tests.support.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
+from tests.support.review import actor
 from tests.support.tls import CertPair
 from tests.support.upstream import Received, RecordingUpstream
 

@@ -13,9 +13,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from sendguard.cli.main import main as cli
-from sendguard.review.testing import me_listed
 from tests.support.attachments import Attachment, build_message, nested_zip_bomb
 from tests.support.relay import running_relay, write_policy
+from tests.support.review import me_listed
 from tests.support.upstream import RecordingUpstream
 
 POLICY = """\

@@ -33,8 +33,8 @@ import pytest
 from sendguard.entry import Entry
 from sendguard.model import Action, HoldParams
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
-from sendguard.review.testing import write_review_policy
+from tests.support.review import write_review_policy
+from tests.support.store import sample_envelope, sample_message, sample_verdict
 
 pytestmark = [
     pytest.mark.slow,

@@ -13,9 +13,9 @@ import pytest
 
 from sendguard.correspondence import Recipient
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import FakeClock
 from tests.support.attachments import build_message
 from tests.support.relay import running_relay, write_policy
+from tests.support.store import FakeClock
 from tests.support.upstream import RecordingUpstream
 
 POLICY = """\

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from sendguard.errors import InspectionTimeout
-from sendguard.inspect import Inspector, inspect_sync, is_plain
+from sendguard.inspect import _NOT_PLAIN, Inspector, inspect_sync, is_plain
 from sendguard.model import Action, Envelope
 from sendguard.parse.limits import ParseLimits
 from sendguard.parse.pool import ExtractionPool
@@ -199,6 +201,55 @@ def test_disabled_detector_does_not_run(tmp_path: Path) -> None:
 def test_only_text_is_inspected_inline(data: bytes, plain: bool) -> None:
     """Attachments, files and forwarded messages always go to the abandonable pool."""
     assert is_plain(data) is plain
+
+
+_PLAIN_PIECES = [
+    b"Content-Type: ",
+    b"CONTENT-DISPOSITION:",
+    b"content-type:",
+    b"text/plain",
+    b"multipart/",
+    b"alternative",
+    b"mixed",
+    b"application/pdf",
+    b"attachment",
+    b" name=",
+    b"NAME*=",
+    b"xname=",
+    b"_name=",
+    b"filename=",
+    b"Name",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b" ",
+    b"\t",
+    b"=?UTF-8?B?",
+    b"a",
+    b"\xe3\x81\x82",
+    b"Content-",
+    b"name",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PLAIN_PIECES), st.binary(max_size=6)), max_size=30))
+def test_is_plain_decides_as_the_whole_message_search(pieces: list[bytes]) -> None:
+    """The literal pre-test answers exactly as `_NOT_PLAIN.search` over every position."""
+    data = b"".join(pieces)
+    assert is_plain(data) is (_NOT_PLAIN.search(data) is None)
+
+
+def test_is_plain_decides_as_the_whole_message_search_on_the_corpus() -> None:
+    corpus = sorted((Path(__file__).resolve().parents[1] / "corpus").rglob("*.eml"))
+    assert len(corpus) > 50
+    answers = set()
+    for path in corpus:
+        data = path.read_bytes()
+        for variant in (data, data.upper(), data.lower()):
+            answers.add(is_plain(variant))
+            assert is_plain(variant) is (_NOT_PLAIN.search(variant) is None), path.name
+    assert answers == {True, False}
 
 
 async def test_archive_hidden_in_a_text_part_is_reinspected_in_the_pool(tmp_path: Path) -> None:

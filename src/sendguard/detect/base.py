@@ -16,7 +16,7 @@ from typing import ClassVar, TypeVar
 import pydantic
 
 from sendguard.correspondence import HistorySnapshot
-from sendguard.model import Address, Envelope, Finding, Mail, Organisation
+from sendguard.model import Address, CellDigest, Envelope, Finding, Mail, Organisation
 
 _S = TypeVar("_S", bound=pydantic.BaseModel)
 
@@ -85,9 +85,18 @@ class _Detector:
 class ContentDetector(_Detector, abc.ABC):
     """A detector that only reads the mail: pure CPU, picklable, runs in a worker process."""
 
+    reads_parts: ClassVar[bool] = True
+    """Reads parts' text or tables. False: the cells of a workbook can never matter to it."""
+
     @abc.abstractmethod
     def detect(self, mail: Mail, ctx: DetectContext) -> list[Finding]:
         """Findings for one message (empty when nothing was seen)."""
+
+    def cells_matter(self, cells: CellDigest) -> bool:
+        """Could a workbook whose cells render to no more than `cells` change this detector's
+        findings? (`parse.extract.cells`: when no detector says yes, the cells are not read.)
+        Must be a proof: the default, for detectors reading parts, is "yes"."""
+        return self.reads_parts
 
 
 class HistoryDetector(ContentDetector, abc.ABC):

@@ -17,7 +17,7 @@ import pydantic
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
 from sendguard.detect.spans import Spans
 from sendguard.detect.texts import mail_sources, nfkc
-from sendguard.model import Finding, Mail
+from sendguard.model import CellDigest, Finding, Mail
 
 DEFAULT_WORDS = (
     "社外秘", "部外秘", "極秘", "機密", "秘密", "取扱注意", "取り扱い注意", "関係者外秘",
@@ -76,6 +76,8 @@ def _needle(word: str) -> tuple[str, bool] | None:
 
 
 _MAX_SPELLINGS = 1024
+_NUMBER_CHARS = frozenset("0123456789.-+e")
+"""What a plain number cell renders to (``-1234.5``, ``1e-05``)."""
 
 
 def _needle_pattern(needles: tuple[tuple[str, bool], ...]) -> re.Pattern[str] | None:
@@ -153,6 +155,16 @@ class ConfidentialMarker(ContentDetector):
                 end = text.find("\n\n", cue.end())
                 spans.append((max(start, 0), len(text) if end < 0 else end))
         return Spans(spans)
+
+    def cells_matter(self, cells: CellDigest) -> bool:
+        """Every marker match holds a needle, and a needle (no white space) lies within one
+        cell: a string cell's text is in the digest; a plain number renders with no more
+        than `_NUMBER_CHARS`."""
+        if self._needles is None or any(
+            _NUMBER_CHARS.issuperset(n.lower()) for n, _ in self._needles
+        ):
+            return True
+        return self._may_hold_marker(nfkc("\n".join(cells.texts)))
 
     def _count(self, text: str) -> tuple[int, set[str]]:
         if not self._may_hold_marker(text):

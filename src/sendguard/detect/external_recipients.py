@@ -27,6 +27,8 @@ class ExternalRecipientsSettings(DetectorSettings):
 class ExternalRecipients(ContentDetector):
     """Classify every envelope recipient as internal or external."""
 
+    reads_parts: ClassVar[bool] = False
+
     id: ClassVar[str] = "external-recipients"
     description: ClassVar[str] = "Envelope recipients outside the organisation"
     Settings: ClassVar[type[pydantic.BaseModel]] = ExternalRecipientsSettings

@@ -48,6 +48,8 @@ class FirstContactSettings(DetectorSettings):
 class FirstContact(HistoryDetector):
     """Outside recipients new to this sender (``new-recipient``) or to everyone (``new-domain``)."""
 
+    reads_parts: ClassVar[bool] = False
+
     id: ClassVar[str] = "first-contact"
     description: ClassVar[str] = "Outside recipients this sender (or anyone here) never wrote to"
     Settings: ClassVar[type[pydantic.BaseModel]] = FirstContactSettings

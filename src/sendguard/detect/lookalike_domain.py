@@ -70,6 +70,8 @@ class LookalikeDomainSettings(DetectorSettings):
 class LookalikeDomain(ContentDetector):
     """Recipient domains that imitate trusted ones."""
 
+    reads_parts: ClassVar[bool] = False
+
     id: ClassVar[str] = "lookalike-domain"
     description: ClassVar[str] = "Recipient domains imitating trusted ones (typos, homoglyphs, IME)"
     Settings: ClassVar[type[pydantic.BaseModel]] = LookalikeDomainSettings

@@ -17,12 +17,13 @@ from typing import ClassVar
 import pydantic
 
 from sendguard.detect.base import ContentDetector, DetectContext, DetectorSettings
+from sendguard.detect.pii.cells import cells_may_hold
 from sendguard.detect.pii.columns import ColumnScan, scan_rendered
 from sendguard.detect.pii.masks import mask
 from sendguard.detect.pii.records import read_table, text_records, text_tables
 from sendguard.detect.pii.scan import Hit, scan_text
 from sendguard.detect.texts import nfkc
-from sendguard.model import Finding, Mail, Part, Severity
+from sendguard.model import CellDigest, Finding, Mail, Part, Severity
 
 CODES: tuple[str, ...] = (
     "my-number", "credit-card", "phone", "postal-address", "email-address", "birth-date",
@@ -153,6 +154,10 @@ class PersonalData(ContentDetector):
     )
     Settings: ClassVar[type[pydantic.BaseModel]] = PersonalDataSettings
     codes: ClassVar[tuple[str, ...]] = CODES
+
+    def cells_matter(self, cells: CellDigest) -> bool:
+        """The proof of `pii.cells` (whatever the settings: disabled codes only hide)."""
+        return cells_may_hold(cells, _normal("\n".join(cells.texts)))
 
     def _part(
         self, part: Part, tally: _Tally, cfg: PersonalDataSettings, *, exhaustive: bool

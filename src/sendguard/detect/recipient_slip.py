@@ -62,6 +62,8 @@ def _mask(address: str) -> str:
 class RecipientSlip(HistoryDetector):
     """New recipients resembling known correspondents (autocomplete slips, one-letter slips)."""
 
+    reads_parts: ClassVar[bool] = False
+
     id: ClassVar[str] = "recipient-slip"
     description: ClassVar[str] = "New recipients resembling the sender's known correspondents"
     Settings: ClassVar[type[pydantic.BaseModel]] = RecipientSlipSettings

@@ -9,7 +9,7 @@ detector that raises makes the whole inspection fail closed: the error is re-rai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import dns.exception
@@ -28,7 +28,7 @@ from sendguard.detect.uninspectable_attachment import UninspectableAttachment
 from sendguard.detect.unresolvable_domain import UnresolvableDomain
 from sendguard.detect.visible_recipients import VisibleRecipients
 from sendguard.errors import InspectionError, InspectionTimeout
-from sendguard.model import Finding, Mail
+from sendguard.model import CellDigest, Finding, Mail
 
 _log = structlog.get_logger(__name__)
 
@@ -103,6 +103,13 @@ def build(
         else:
             network.append(detector)
     return Detectors(content=tuple(content), network=tuple(network), history=tuple(history))
+
+
+def cells_gate(detectors: Detectors) -> Callable[[CellDigest], bool]:
+    """The candidate-first question for workbooks (`parse.Context.cells_gate`): could any
+    detector's findings change with cells that render to no more than the digest?"""
+    readers = tuple(d for d in (*detectors.content, *detectors.history) if d.reads_parts)
+    return lambda cells: any(d.cells_matter(cells) for d in readers)
 
 
 def run_content(detectors: Detectors, mail: Mail, ctx: DetectContext) -> tuple[Finding, ...]:

@@ -26,6 +26,8 @@ class ThreadOutsiderSettings(DetectorSettings):
 class ThreadOutsider(HistoryDetector):
     """Outside domains new to the thread a reply belongs to."""
 
+    reads_parts: ClassVar[bool] = False
+
     id: ClassVar[str] = "thread-outsider"
     description: ClassVar[str] = "A reply adding an outside domain that was not in the thread"
     Settings: ClassVar[type[pydantic.BaseModel]] = ThreadOutsiderSettings

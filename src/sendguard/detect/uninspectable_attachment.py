@@ -36,6 +36,8 @@ class UninspectableAttachmentSettings(DetectorSettings):
 class UninspectableAttachment(ContentDetector):
     """One finding per problem the parser reported."""
 
+    reads_parts: ClassVar[bool] = False  # only parts' problems and encryption flags
+
     id: ClassVar[str] = "uninspectable-attachment"
     description: ClassVar[str] = "Attachments or parts that could not be inspected"
     Settings: ClassVar[type[pydantic.BaseModel]] = UninspectableAttachmentSettings

@@ -44,6 +44,8 @@ def _distinct(addresses: tuple[Address, ...]) -> list[Address]:
 class VisibleRecipients(ContentDetector):
     """External addresses and organisations visible in To/Cc, and unreadable To/Cc entries."""
 
+    reads_parts: ClassVar[bool] = False
+
     id: ClassVar[str] = "visible-recipients"
     description: ClassVar[str] = "External addresses visible to other recipients in To/Cc"
     Settings: ClassVar[type[pydantic.BaseModel]] = VisibleRecipientsSettings

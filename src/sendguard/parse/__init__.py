@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sendguard.correspondence import message_ids
-from sendguard.model import Address, HeaderField, Mail
+from sendguard.model import Address, CellDigest, HeaderField, Mail
 from sendguard.parse import mime
 from sendguard.parse.addresses import parse_addr_spec, parse_address_header, registrable_domain
 from sendguard.parse.context import BudgetExceeded, Context, StopScan
@@ -47,14 +47,20 @@ __all__ = [
 
 
 def parse_message(
-    data: bytes, limits: ParseLimits, *, stop: Callable[[Mail], bool] | None = None
+    data: bytes,
+    limits: ParseLimits,
+    *,
+    stop: Callable[[Mail], bool] | None = None,
+    cells_gate: Callable[[CellDigest], bool] | None = None,
 ) -> Mail:
     """Build the read-only view of one message; never raises for bad input.
 
     ``stop`` (the relay's early stop) is asked, while leaves remain, about a view of the
     message holding only the parts read since it was last asked; when it answers True the
-    remaining leaves are not read and the view says `Mail.stopped_early`."""
+    remaining leaves are not read and the view says `Mail.stopped_early`. ``cells_gate``
+    (the relay): see `Context.cells_gate`."""
     ctx = Context.start(limits)
+    ctx.cells_gate = cells_gate
     headers, too_big = split_headers(data, limits.max_header_bytes)
     if too_big:
         ctx.add("limit", "header-size", "message", f"header > {limits.max_header_bytes} bytes")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sendguard.model import Part, Problem, ProblemKind, Table
+from sendguard.model import CellDigest, Part, Problem, ProblemKind, Table
 from sendguard.parse.limits import ParseLimits
 
 
@@ -74,6 +74,10 @@ class Context:
     """Parts already shown to `stop`."""
     stopped: bool = False
     """`stop` ended the walk."""
+    cells_gate: Callable[[CellDigest], bool] | None = None
+    """Candidate-first for workbooks (set by `inspect`, not on the exhaustive path): asked
+    with what a workbook's cells can render to; False (no detector could find anything
+    there) means the cells are not read at all. None: always read them."""
 
     @classmethod
     def start(cls, limits: ParseLimits) -> Context:

@@ -22,8 +22,8 @@ from sendguard.cli.main import main
 from sendguard.doctor import Report, Result, check_certificate, diagnose
 from sendguard.queue.auditkey import load_or_create_key
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import postgres_schema
 from tests.support.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
+from tests.support.store import postgres_schema
 from tests.support.tls import CertPair, make_self_signed
 from tests.support.upstream import RecordingUpstream
 

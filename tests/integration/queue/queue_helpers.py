@@ -18,7 +18,7 @@ def postgres_or_sqlite(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'queue.db'}"
         return
-    from sendguard.queue.testing import postgres_schema
+    from tests.support.store import postgres_schema
 
     with postgres_schema() as url:
         yield url

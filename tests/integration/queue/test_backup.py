@@ -12,13 +12,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.support.store import postgres_schema, sample_envelope, sample_message, sample_verdict
 
 from sendguard.cli.main import main
 from sendguard.queue.auditkey import load_or_create_key
 from sendguard.queue.backends import open_store
 from sendguard.queue.backup import BackupError, backup, restore
 from sendguard.queue.store import Store
-from sendguard.queue.testing import postgres_schema, sample_envelope, sample_message, sample_verdict
 
 
 async def _hold(store: Store, n: int, kept: dict[str, bytes] | None = None) -> str:

@@ -23,13 +23,13 @@ from queue_helpers import (  # type: ignore[import-not-found]
     until,
 )
 from tests.support.relay import RelayProcess, write_policy
+from tests.support.review import actor, me_listed
+from tests.support.store import postgres_schema
 from tests.support.upstream import RecordingUpstream
 
 from sendguard.entry import Entry
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import postgres_schema
 from sendguard.review.service import ReviewService
-from sendguard.review.testing import actor, me_listed
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

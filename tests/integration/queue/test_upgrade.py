@@ -23,11 +23,11 @@ import psycopg
 import pytest
 from tests.integration.queue.upgrade.generate import AUDIT_KEY, HERE, SHIPPED, migrations_digest
 from tests.support.relay import RelayProcess
+from tests.support.store import postgres_schema
 
 from sendguard.queue.auditkey import AuditKey
 from sendguard.queue.backends import open_store
 from sendguard.queue.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
-from sendguard.queue.testing import postgres_schema
 
 KEY = AuditKey(base64.b64decode(AUDIT_KEY))
 LATEST = {"sqlite": len(SQLITE_MIGRATIONS), "postgres": len(POSTGRES_MIGRATIONS)}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sendguard.history.store import HistoryStore
-from sendguard.queue.testing import postgres_schema
+from tests.support.store import postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,7 +11,7 @@ from sendguard.errors import StoreError
 from sendguard.history.extract import delivery
 from sendguard.history.store import HistoryStore
 from sendguard.model import Organisation
-from sendguard.queue.testing import postgres_schema
+from tests.support.store import postgres_schema
 
 ORG = Organisation(internal_domains=frozenset({"example-corp.co.jp"}))
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)

@@ -21,7 +21,7 @@ from sendguard.notify.notifier import Notifier
 from sendguard.notify.render import render
 from sendguard.notify.settings import NotifySettings
 from sendguard.policy.load import LoadedPolicy, load_policy
-from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
+from tests.support.store import sample_envelope, sample_message, sample_verdict
 from tests.support.upstream import RecordingUpstream
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

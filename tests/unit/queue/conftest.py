@@ -13,8 +13,8 @@ from sendguard.notify.settings import NotifySettings
 from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, postgres_schema
 from sendguard.queue.worker import Worker
+from tests.support.store import FakeClock, postgres_schema
 from tests.support.upstream import RecordingUpstream
 
 

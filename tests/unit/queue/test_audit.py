@@ -10,7 +10,7 @@ import pytest
 
 from sendguard.errors import StoreError
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, sample_envelope, sample_verdict
+from tests.support.store import FakeClock, sample_envelope, sample_verdict
 
 
 async def _fill(store: Store, clock: FakeClock) -> None:

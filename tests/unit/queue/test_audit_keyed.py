@@ -18,7 +18,7 @@ from sendguard.queue.auditkey import AuditKey, load_or_create_key, parse_head, r
 from sendguard.queue.backends import open_store
 from sendguard.queue.codec import AuditKeyError, audit_from_row, chain_hash
 from sendguard.queue.store import AuditHead, Store
-from sendguard.queue.testing import FakeClock
+from tests.support.store import FakeClock
 
 KEY = AuditKey(b"k" * 32, "test.key")
 

@@ -13,7 +13,7 @@ from sendguard.cli.main import main
 from sendguard.entry import Entry
 from sendguard.model import HoldParams
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import damage_row, sample_envelope, sample_message, sample_verdict
+from tests.support.store import damage_row, sample_envelope, sample_message, sample_verdict
 
 
 @pytest.fixture

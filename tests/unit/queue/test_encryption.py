@@ -11,7 +11,7 @@ import pytest
 
 from sendguard.errors import StoreError
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
+from tests.support.store import FakeClock, sample_envelope, sample_message, sample_verdict
 
 
 def _stored_bytes(store_url: str, queue_id: str) -> bytes:

@@ -9,9 +9,9 @@ from email.policy import default as default_policy
 from sendguard.model import HoldParams
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.queue.worker import Worker
 from sendguard.review.reminders import Reminders
+from tests.support.store import FakeClock, sample_envelope, sample_message, sample_verdict
 from tests.support.upstream import RecordingUpstream
 
 HOLD = HoldParams(

@@ -21,14 +21,14 @@ from sendguard.notify.settings import NotifySettings
 from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Clock, CorruptEntry, Store
-from sendguard.queue.testing import (
+from sendguard.queue.worker import Worker
+from tests.support.store import (
     FakeClock,
     damage_row,
     sample_envelope,
     sample_message,
     sample_verdict,
 )
-from sendguard.queue.worker import Worker
 from tests.support.upstream import RecordingUpstream
 
 SENDER = "tanaka@corp.example"

@@ -15,7 +15,7 @@ from sendguard.errors import Conflict, NotFound, StoreError
 from sendguard.model import Action, HoldParams
 from sendguard.queue.backends import open_store
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
+from tests.support.store import FakeClock, sample_envelope, sample_message, sample_verdict
 
 
 async def test_migrations_bring_a_new_store_to_the_latest_version(store: Store) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock
+from tests.support.store import FakeClock
 
 
 async def test_a_nonce_is_used_once_and_forgotten_after_expiry(

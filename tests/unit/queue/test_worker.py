@@ -19,8 +19,8 @@ from sendguard.notify.settings import NotifySettings
 from sendguard.queue.backends import open_store
 from sendguard.queue.settings import QueueSettings
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.queue.worker import Worker
+from tests.support.store import FakeClock, sample_envelope, sample_message, sample_verdict
 from tests.support.upstream import Received, RecordingUpstream
 
 SENDER = "tanaka@corp.example"

@@ -9,7 +9,7 @@ import pytest
 
 from sendguard.queue.backends import open_store
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, postgres_schema
+from tests.support.store import FakeClock, postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

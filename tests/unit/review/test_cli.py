@@ -23,8 +23,8 @@ from sendguard.cli.main import main
 from sendguard.entry import Entry
 from sendguard.model import Action, HoldParams
 from sendguard.queue.backends import open_store
-from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
-from sendguard.review.testing import write_review_policy
+from tests.support.review import write_review_policy
+from tests.support.store import sample_envelope, sample_message, sample_verdict
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -369,7 +369,7 @@ def test_audit_verify_exits_1_on_tampering(url: str, cli: Cli) -> None:
 def test_an_unmigrated_postgres_schema_is_refused_not_migrated(cli: Cli) -> None:
     """A PostgreSQL schema serve never migrated is refused (no tables are created in it);
     once serve has created the store the same command works."""
-    from sendguard.queue.testing import postgres_schema
+    from tests.support.store import postgres_schema
 
     with postgres_schema() as pg:
         code, _, err = cli("queue", "list", "--store", pg)

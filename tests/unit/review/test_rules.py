@@ -12,10 +12,10 @@ from sendguard.entry import Entry, State
 from sendguard.errors import ReviewError
 from sendguard.model import Action, HoldParams
 from sendguard.policy.people import build_people
-from sendguard.queue.testing import sample_envelope, sample_verdict
 from sendguard.review import rules
 from sendguard.review.actor import Actor, os_actor
-from sendguard.review.testing import actor, root
+from tests.support.review import actor, root
+from tests.support.store import sample_envelope, sample_verdict
 
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 BOSS = actor("boss", "boss@corp.example")

@@ -12,11 +12,11 @@ from sendguard.entry import Entry
 from sendguard.errors import NotFound, ReviewError
 from sendguard.model import Action, HoldParams
 from sendguard.queue.store import Store
-from sendguard.queue.testing import FakeClock, sample_envelope, sample_message, sample_verdict
 from sendguard.review.actor import Actor
 from sendguard.review.rules import is_sender
 from sendguard.review.service import ALL, ReviewService
-from sendguard.review.testing import actor, root
+from tests.support.review import actor, root
+from tests.support.store import FakeClock, sample_envelope, sample_message, sample_verdict
 
 BOSS = actor("boss", "boss@corp.example")
 SECURITY = actor("security", "security@corp.example")

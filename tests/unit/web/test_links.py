@@ -12,8 +12,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sendguard.entry import Entry
 from sendguard.model import Action, HoldParams
 from sendguard.policy.people import build_people
-from sendguard.queue.testing import sample_envelope, sample_message, sample_verdict
 from sendguard.web.links import LinkError, LinkSigner, link_actor
+from tests.support.store import sample_envelope, sample_message, sample_verdict
 
 KEY = bytes(range(32))
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

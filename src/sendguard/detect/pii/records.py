@@ -49,6 +49,15 @@ _HEADER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("customer", r"顧客|会員|お客様|customer|member"),
     )
 )
+_PIECES = [piece for _, pattern in _HEADER_KINDS for piece in pattern.pattern.split("|")]
+HEADER_WORDS: tuple[str, ...] = tuple(
+    sorted({max(re.findall(r"[^\s?]+", p), key=len).lower() for p in _PIECES if "^" not in p})
+)
+"""A literal piece of every unanchored header spelling (``my ?number`` → ``number``), lower
+case: a cell naming a header kind holds one of these or is a `HEADER_CELLS` (`pii.cells`:
+neither, no table records)."""
+HEADER_CELLS: tuple[str, ...] = tuple(sorted(p.strip("^$").lower() for p in _PIECES if "^" in p))
+"""Header spellings that are a whole cell (``名``, ``age``)."""
 _PERSON = frozenset(
     {"name", "kana", "birth", "mynumber", "card", "bank", "passport", "licence", "pension",
      "gender", "age", "customer"}

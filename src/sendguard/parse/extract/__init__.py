@@ -9,41 +9,60 @@ budget (`BudgetExceeded`) unwinds further, to `parse_message`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from sendguard.model import Part, Problem
 from sendguard.parse import sniff as kinds
 from sendguard.parse.context import Blob, BudgetExceeded, Context, Extracted, StopScan, problem
-from sendguard.parse.extract import archive, documents, office, packed, pdf, sheets, text
 
 Reader = Callable[[Blob, Context], Extracted]
 
-_READERS: Mapping[str, Reader] = MappingProxyType(
+# Module and function, imported at the first blob of that kind: plain mail (the relay
+# process's inline inspection) never loads the archive, office and spreadsheet libraries
+# (py7zr and its codecs, olefile, calamine… ~15 MB per process, ~0.2 s).
+_READERS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
-        kinds.PLAIN: text.read_plain,
-        kinds.HTML: text.read_html,
-        kinds.CSV: text.read_csv,
-        kinds.TSV: text.read_csv,
-        kinds.XLSX: sheets.read_sheets,
-        kinds.XLSM: sheets.read_sheets,
-        kinds.ODS: sheets.read_sheets,
-        kinds.DOCX: documents.read_docx,
-        kinds.PPTX: documents.read_pptx,
-        kinds.ODT: documents.read_odf_text,
-        kinds.ODP: documents.read_odf_text,
-        kinds.PDF: pdf.read_pdf,
-        kinds.RTF: office.read_rtf,
-        kinds.OLE: office.read_ole,
-        kinds.TNEF: office.read_tnef,
-        kinds.ZIP: archive.read_zip,
-        kinds.SEVEN_Z: archive.read_7z,
-        kinds.RAR: archive.read_rar,
-        kinds.GZIP: packed.read_gzip,
-        kinds.TAR: packed.read_tar,
-        kinds.RFC822: archive.read_rfc822,
+        kinds.PLAIN: ("text", "read_plain"),
+        kinds.HTML: ("text", "read_html"),
+        kinds.CSV: ("text", "read_csv"),
+        kinds.TSV: ("text", "read_csv"),
+        kinds.XLSX: ("sheets", "read_sheets"),
+        kinds.XLSM: ("sheets", "read_sheets"),
+        kinds.ODS: ("sheets", "read_sheets"),
+        kinds.DOCX: ("documents", "read_docx"),
+        kinds.PPTX: ("documents", "read_pptx"),
+        kinds.ODT: ("documents", "read_odf_text"),
+        kinds.ODP: ("documents", "read_odf_text"),
+        kinds.PDF: ("pdf", "read_pdf"),
+        kinds.RTF: ("office", "read_rtf"),
+        kinds.OLE: ("office", "read_ole"),
+        kinds.TNEF: ("office", "read_tnef"),
+        kinds.ZIP: ("archive", "read_zip"),
+        kinds.SEVEN_Z: ("archive", "read_7z"),
+        kinds.RAR: ("archive", "read_rar"),
+        kinds.GZIP: ("packed", "read_gzip"),
+        kinds.TAR: ("packed", "read_tar"),
+        kinds.RFC822: ("archive", "read_rfc822"),
     }
 )
+_LOADED: dict[str, Reader] = {}
+
+
+def reader_for(sniffed: str) -> Reader | None:
+    """The reader of a sniffed kind, its module imported on first use (None: unsupported).
+
+    Outside `_run` on purpose: a reader that cannot be imported is a broken installation,
+    not a hostile file, and fails the inspection (closed) instead of becoming a problem."""
+    reader = _LOADED.get(sniffed)
+    if reader is None and sniffed in _READERS:
+        module, name = _READERS[sniffed]
+        found: Reader = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        reader = _LOADED[sniffed] = found
+    return reader
+
+
 _SILENT = ("image/", "application/x-riff")
 
 
@@ -82,7 +101,7 @@ def extract(blob: Blob, ctx: Context) -> None:
         return
     sniffed = kinds.sniff(blob.data, blob.filename, blob.declared_type)
     index = len(ctx.parts)
-    reader = _READERS.get(sniffed)
+    reader = reader_for(sniffed)
     result = _run(reader, blob, ctx, sniffed) if reader else _unsupported(blob, sniffed)
     problems = list(result.problems)
     body = result.text

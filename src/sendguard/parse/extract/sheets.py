@@ -14,12 +14,15 @@ import io
 import re
 import zipfile
 
+import structlog
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError, SheetTypeEnum
 
 from sendguard.model import Problem
 from sendguard.parse.context import Blob, Context, Extracted, problem
-from sendguard.parse.extract import zipsafe
+from sendguard.parse.extract import cells, zipsafe
 from sendguard.parse.extract.tables import TableBuilder, cell_text
+
+_log = structlog.get_logger(__name__)
 
 # Cheap scans first (rare matches, literal prefixes); exact ones only when the cheap bound
 # is over the limit, so a normal 50,000-row list costs a few tens of milliseconds here.
@@ -68,8 +71,11 @@ def sheet_extent(xml: bytes, limit: int) -> tuple[int, int]:
     return rows, cols
 
 
-def _dense_cells(archive: zipfile.ZipFile, blob: Blob, ctx: Context) -> Problem | None:
-    """Refuse sheets whose bounding box would make calamine allocate too many cells."""
+def _dense_cells(
+    archive: zipfile.ZipFile, blob: Blob, ctx: Context, sheets: list[tuple[str, bytes, int, int]]
+) -> Problem | None:
+    """Refuse sheets whose bounding box would make calamine allocate too many cells; each
+    worksheet's name, XML and bounds go to `sheets` (the candidate-first digest)."""
     limit = ctx.limits.max_table_cells
     for info in archive.infolist():
         name = info.filename
@@ -90,17 +96,29 @@ def _dense_cells(archive: zipfile.ZipFile, blob: Blob, ctx: Context) -> Problem 
             return problem(
                 "limit", "sheet-size", blob, f"sheet spans {rows} x {cols} cells > {limit}"
             )
+        if ctx.cells_gate is not None:  # kept for the digest only where it is asked for
+            sheets.append((name, xml, rows, cols))
     return None
 
 
 def read_sheets(blob: Blob, ctx: Context) -> Extracted:
-    """Every sheet (hidden ones too) of an XLSX/XLSM/ODS file as tables, header row kept."""
+    """Every sheet (hidden ones too) of an XLSX/XLSM/ODS file as tables, header row kept.
+
+    With `Context.cells_gate` (the relay), the workbook's raw parts are digested first
+    (`cells.digest`); when no detector could find anything in them, no table is built."""
     archive, issue = zipsafe.open_zip(blob, ctx)
     if archive is None:
         return Extracted(problems=(issue,) if issue else ())
-    issue = zipsafe.check_package(archive, blob, ctx) or _dense_cells(archive, blob, ctx)
+    sheets: list[tuple[str, bytes, int, int]] = []
+    issue = zipsafe.check_package(archive, blob, ctx) or _dense_cells(archive, blob, ctx, sheets)
     if issue is not None:
         return Extracted(problems=(issue,))
+    if ctx.cells_gate is not None and sheets:
+        skip = cells.unread(archive, sheets, ctx, ctx.cells_gate)
+        sheets.clear()  # calamine inflates the sheets again; hold one copy at a time
+        if skip:
+            _log.debug("sheet_cells_not_read")
+            return Extracted()
     return read_workbook(blob, ctx)
 
 

@@ -151,8 +151,9 @@ def _write(url: str, key_file: Path, env: dict[str, str]) -> dict[str, str]:
 
 def main() -> None:
     """Write ``{sqlite,postgres}-v{N}.json`` for every shipped level."""
+    from tests.support.store import postgres_schema
+
     from sendguard.queue.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
-    from sendguard.queue.testing import postgres_schema
 
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp) / "audit.key"

@@ -1,4 +1,4 @@
-"""Helpers for tests of the review stage (shipped, like `sendguard.queue.testing`).
+"""Helpers for tests of the review stage (test-only, like `tests.support.store`).
 
 Builds verified `Actor` values without an operating system or a policy directory. Nothing
 here is used by the running relay or the CLI.

@@ -1,4 +1,4 @@
-"""Helpers for tests of the queue, review and notify stages (shipped, like structlog.testing).
+"""Helpers for tests of the queue, review and notify stages (test-only: not in the package).
 
 A settable clock, a throw-away PostgreSQL schema, and builders for held/delayed inputs.
 Nothing here is used by the running relay.

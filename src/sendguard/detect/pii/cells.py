@@ -1,0 +1,67 @@
+"""`personal-data`'s candidate-first proof for workbooks: can cells that render to no more
+than a `CellDigest` produce any finding? (`parse.extract.cells` reads the digest from the
+raw XLSX parts; when no detector says yes, no table is built.)
+
+The proof follows the scan (`scan`, `records`, `columns`) and must stay a superset of it:
+
+- Every number that needs a context label — My Number, licence, pension, bank account,
+  passport, birth date, corporate number, postal code without its shape — needs a label
+  text (`LABELS`, Japanese literally, English in any case; not the code, expiry and CVV
+  labels, which only take a card away or raise its severity) or a header naming a
+  personal column (`records`); so does every table record and every cell-by-cell check.
+  Without any, only the label-free items remain (`patterns.LABEL_FREE`):
+- "@" (e-mail addresses);
+- a prefecture followed, in the same cell line, by a municipality (`addresses.address`
+  reads from the prefecture on; a tab or newline ends it);
+- a run the scan reads with 10 or more digits (phones, cards, +81 forms, T + corporate
+  numbers); shorter runs only as postal codes in their ``123-4567`` shape before an address.
+- Plain number cells (no date format: `CellDigest.number_digits`) render as digits with no
+  leading zero, so up to 9 digits they are none of these; text records need such hits.
+
+Cells are separated by tabs and newlines in the rendered text, which none of these spans,
+so each cell text is judged alone (joined here by newlines).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sendguard.detect.pii.patterns import LABELS, PREFECTURES
+from sendguard.detect.pii.records import HEADER_CELLS, HEADER_WORDS
+from sendguard.model import CellDigest
+
+_INERT_KINDS = frozenset({"code", "expiry", "cvv"})
+"""Label kinds that only take a card hit away (a serial or order number) or raise its
+severity (`scan._classify`, `scan.strengthen`): alone they find nothing."""
+_WORDS = sorted(
+    (w for kind, words in LABELS.items() if kind not in _INERT_KINDS for w in words),
+    key=len,
+    reverse=True,
+)
+_JAPANESE = re.compile("|".join(re.escape(w) for w in _WORDS if not w.isascii()))
+_LOWER_WORDS = re.compile(
+    "|".join(re.escape(w) for w in sorted({*(w for w in _WORDS if w.isascii()), *HEADER_WORDS}))
+)
+"""English labels and every header piece, searched in the lower-cased text."""
+_LOWER_CELLS = re.compile(
+    "|".join(rf"^[ \t]*{re.escape(w)}[ \t]*$" for w in HEADER_CELLS), re.MULTILINE
+)
+"""Whole-cell header spellings, with the spaces a header cell may carry (lines of cells)."""
+_LONG_RUN = re.compile(r"[0-9](?:[ \-()]*+[0-9]){9}")
+_POSTAL = re.compile(r"[0-9]{3}-[0-9]{4}")
+_ADDRESS_START = re.compile(rf"(?:{PREFECTURES})(?![ \t]*(?:\n|\Z))")
+"""A prefecture with anything but spaces after it in its line: an address may start there."""
+_SAFE_DIGITS = 9
+
+
+def cells_may_hold(cells: CellDigest, normal: str) -> bool:
+    """False only when no personal-data finding can come from such cells. `normal`: the
+    digest's texts joined by newlines and normalised as the detector normalises text."""
+    if cells.number_digits > _SAFE_DIGITS:
+        return True
+    if "@" in normal or _JAPANESE.search(normal):
+        return True
+    lowered = normal.lower()
+    if _LOWER_WORDS.search(lowered) or _LOWER_CELLS.search(lowered):
+        return True
+    return bool(_LONG_RUN.search(normal) or _POSTAL.search(normal) or _ADDRESS_START.search(normal))

@@ -1,0 +1,287 @@
+"""What an XLSX workbook's cells can render to, read from its raw XML before calamine runs.
+
+`sheets.read_sheets` asks the detectors (`Context.cells_gate`) whether anything in a
+workbook could produce a finding; when none could, calamine never runs and no table is
+built. That question needs every text a cell can hold — shared strings, inline strings and
+sheet names — and a proof that every other cell is a plain number. `unread` says False
+(read the workbook as usual) whenever the raw parts hold anything it does not model:
+formulas, formula strings, booleans, errors, ISO dates, date or custom number formats,
+namespace prefixes, ``_xHHHH_`` escapes, CDATA, strings other than text and rich-text
+runs, macro or dialog sheets, anything calamine would refuse that it knows of (a part cut
+short, an ``&`` that is no reference, a shared-string index past the end), or a sheet
+that calamine would cut at the row, cell or text limits (the cut is a problem the verdict
+needs). calamine does not check end tag names, and neither does this.
+
+The texts are what `tables.TableBuilder` would render for those cells (NFKC); plain
+numbers render as digits, at most `MAX_DIGITS` before the decimal point.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+from sendguard.model import CellDigest
+from sendguard.parse.context import Context
+
+MAX_DIGITS = 9
+"""Integer digits a plain number cell may have; longer ones make the digest None."""
+_NUMBER_WIDTH = 25
+"""Characters a plain number renders to at most (``-1.2345678901234567e-100``)."""
+_HEAD = 65_536
+"""Bytes of each sheet read first: the header rows that decide most workbooks."""
+_INLINE = re.compile(rb"<is>([^<]*+(?:<(?!/is>)[^<]*+)*+)</is>")
+_PLAIN_INLINES = re.compile(rb"<t>[^<\x00]*+</t>(?:\x00<t>[^<\x00]*+</t>)*+")
+_SHARED = re.compile(rb"<si>(.*?)</si>", re.DOTALL)
+_PHONETIC = re.compile(rb"<rPh\b.*?</rPh>", re.DOTALL)
+_TEXT = re.compile(rb"<t(?: [^>]*)?>([^<]*)</t>")
+_BAD_REFERENCE = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
+"""An ``&`` that is not an XML reference: calamine refuses the sheet (XmlError)."""
+_RICH = re.compile(
+    rb"(?:<t(?: [^<>]*)?>[^<]*</t>"
+    rb"|<r>(?:<rPr>(?:<[^<>]*/>)*</rPr>)?<t(?: [^<>]*)?>[^<]*</t></r>"
+    rb"|<rPh\b[^<>]*><t(?: [^<>]*)?>[^<]*</t></rPh>|<phoneticPr\b[^<>]*/>)*"
+)
+"""A string item as Excel writes it: text, runs with their (empty-element) properties,
+phonetic runs. Anything else (a stray ``<``) may merge texts in calamine's reading."""
+_SHARED_INDEX = re.compile(rb't="s"(?: s="[0-9]+")?><v>([0-9]+)</v>')
+_REFERENCE = re.compile(r"&(amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_|<!\[CDATA\[")
+_PREFIXED = re.compile(rb":(?:c|v|is|si|t|r|rPh|row|sheetData|sheet)[\s>/]")
+"""Possibly a prefixed SpreadsheetML element (``<x:c``); text may match too (conservative)."""
+_ODD_ROW = re.compile(rb'<row(?=[\s>/])(?! r="[0-9]{1,7}")')
+_SHEET_NAME = re.compile(rb'<sheet\b[^>]*?\bname="([^"]*)"')
+_RELATION = re.compile(rb"<Relationship\b[^>]*>")
+_TARGET = re.compile(rb'Target="([^"]*)"')
+_XF = re.compile(rb"<xf\b[^>]*>")
+_NUMFMT_ID = re.compile(rb'numFmtId="([0-9]+)"')
+_CELL_XFS = re.compile(rb"<cellXfs\b.*?</cellXfs>", re.DOTALL)
+_PLAIN_FORMATS = frozenset({*range(0, 14), *range(37, 45), 48, 49})
+"""Built-in number formats that calamine renders as numbers (general, fixed, thousands,
+percent, fractions, scientific, accounting, text): never dates or durations."""
+_CELL_TYPES = frozenset({b"s", b"n", b"inlineStr"})
+_SEPARATOR = "\x00"  # XML 1.0 cannot carry U+0000, so it cannot occur in a cell's text
+
+
+def _plain_styles(archive: zipfile.ZipFile, names: set[str], ctx: Context) -> frozenset[bytes]:
+    """Cell style indices whose number format renders a number as a number."""
+    if "xl/styles.xml" not in names:
+        return frozenset({b"0"})
+    styles = archive.read("xl/styles.xml")
+    if len(styles) > ctx.limits.max_member_bytes:
+        return frozenset()
+    block = _CELL_XFS.search(styles)
+    if block is None:
+        return frozenset({b"0"})
+    plain: set[bytes] = set()
+    for index, xf in enumerate(_XF.findall(block.group())):
+        found = _NUMFMT_ID.search(xf)
+        if found is None or int(found.group(1)) in _PLAIN_FORMATS:
+            plain.add(str(index).encode())
+    return frozenset(plain)
+
+
+def _referenced(match: re.Match[str]) -> str:
+    """The character an XML reference stands for (ValueError: none XML allows)."""
+    name = match.group(1)
+    if not name.startswith("#"):
+        return _ENTITIES[name]
+    code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+    if (
+        code in (0xFFFE, 0xFFFF)
+        or 0xD800 <= code <= 0xDFFF
+        or (code < 0x20 and code not in (9, 10, 13))
+    ):
+        raise ValueError("not an XML character")
+    return chr(code)
+
+
+def _texts(chunks: Sequence[bytes]) -> list[str] | None:
+    """Unescape and NFKC-normalise raw XML texts in one pass over their join."""
+    if not chunks:
+        return []
+    if any(_BAD_REFERENCE.search(chunk) for chunk in chunks if b"&" in chunk):
+        return None
+    try:
+        joined = b"\x00".join(chunks).decode("utf-8")
+        if "&" in joined:
+            joined = _REFERENCE.sub(_referenced, joined)
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        return None
+    if not joined.isascii():
+        joined = unicodedata.normalize("NFKC", joined)
+    texts = joined.split(_SEPARATOR)
+    return texts if len(texts) == len(chunks) else None
+
+
+def _rich(fragment: bytes) -> list[bytes] | None:
+    """A rich-text string's visible text (its runs joined), then each phonetic run alone;
+    None when the fragment is not made of those alone."""
+    if not _RICH.fullmatch(fragment):
+        return None
+    phonetic = _PHONETIC.findall(fragment)
+    visible = b"".join(_TEXT.findall(_PHONETIC.sub(b"", fragment)))
+    return [visible, *(b"".join(_TEXT.findall(p)) for p in phonetic)]
+
+
+def _worksheet_targets(archive: zipfile.ZipFile, names: set[str]) -> set[str] | None:
+    """Package names of the worksheets the workbook lists (what calamine reads)."""
+    if "xl/_rels/workbook.xml.rels" not in names:
+        return None
+    targets: set[str] = set()
+    for relation in _RELATION.findall(archive.read("xl/_rels/workbook.xml.rels")):
+        if b"sheet" not in relation.lower():
+            continue  # styles, theme, shared strings …: every sheet type must be scanned
+        target = _TARGET.search(relation)
+        if target is None:
+            return None
+        path = target.group(1).decode("utf-8", errors="replace")
+        targets.add(path.lstrip("/") if path.startswith("/") else "xl/" + path)
+    return targets
+
+
+def _odd_cell(plain: frozenset[bytes]) -> re.Pattern[bytes]:
+    """A cell element outside the model: no reference first, a type other than number,
+    shared or inline string, a style with a date or custom format, a formula, or a value
+    that is not a plain number of at most `MAX_DIGITS` integer digits (one C-level pass
+    over the cells; everything else a cell may hold is ignored by calamine)."""
+    style = rb'(?: s="(?:%s)")?' % b"|".join(sorted(plain)) if plain else b""
+    kind = rb'(?: t="(?:n|s|inlineStr)")?'
+    number = rb"-?[0-9]{1,%d}(?:\.[0-9]+)?(?:[eE]-[0-9]{1,3})?" % MAX_DIGITS
+    head = rb'r="[A-Z]{1,3}[0-9]{1,7}"(?:%s%s|%s%s)' % (style, kind, kind, style)
+    return re.compile(rb"<c(?=[\s>/])(?! %s(?:/>|>(?:<v>%s</v></c>|<is>|</c>)))" % (head, number))
+
+
+def _unmodelled(xml: bytes) -> bool:
+    """Prefixed SpreadsheetML elements, ``_xHHHH_`` escapes or CDATA."""
+    return _PREFIXED.search(xml) is not None or _ESCAPE.search(xml) is not None
+
+
+def _inline_texts(xml: bytes) -> Counter[bytes] | None:
+    """Each inline string's raw text and how many cells hold it (None: escapes or CDATA)."""
+    fragments = Counter(_INLINE.findall(xml))
+    joined = b"\x00".join(fragments)
+    if _ESCAPE.search(joined):
+        return None
+    if not fragments or _PLAIN_INLINES.fullmatch(joined):  # each one <t>text</t>
+        texts = joined[3:-4].split(b"</t>\x00<t>") if fragments else []
+        return Counter(dict(zip(texts, fragments.values(), strict=True)))
+    found: Counter[bytes] = Counter()
+    for fragment, count in fragments.items():
+        runs = _rich(fragment)
+        if runs is None:
+            return None
+        for text in runs:
+            found[text] += count
+    return found
+
+
+class _Reader:
+    """The digest of one workbook, built a part at a time so that the gate can answer early
+    (its answer only grows with more texts: a text that matters matters in any superset)."""
+
+    def __init__(self, gate: Callable[[CellDigest], bool]) -> None:
+        self.gate = gate
+        self.texts: dict[bytes, str] = {}
+        """Each raw text read so far → its rendering."""
+
+    def matters(self, chunks: Iterable[bytes]) -> bool | None:
+        """Add raw texts; True when the gate says the texts so far matter, None when they
+        cannot be decoded."""
+        new = list(set(chunks) - self.texts.keys())
+        texts = _texts(new)
+        if texts is None:
+            return None
+        self.texts.update(zip(new, texts, strict=True))
+        cells = CellDigest(texts=frozenset(self.texts.values()), number_digits=MAX_DIGITS)
+        return self.gate(cells)
+
+
+def unread(
+    archive: zipfile.ZipFile,
+    sheets: Sequence[tuple[str, bytes, int, int]],
+    ctx: Context,
+    gate: Callable[[CellDigest], bool],
+) -> bool:
+    """True when the workbook's cells need not be read: they hold nothing outside the
+    model (see the module doc) and `gate` says nothing in them matters. `sheets`: each
+    worksheet's name in the package, its XML and its row and column bounds
+    (`sheets.sheet_extent`)."""
+    names = set(archive.namelist())
+    limits = ctx.limits
+    if (
+        "xl/workbook.xml" not in names
+        or limits.max_table_rows < 99_999
+        or any(n.startswith(("xl/macrosheets/", "xl/dialogsheets/")) for n in names)
+    ):
+        return False
+    targets = _worksheet_targets(archive, names)
+    if targets is None or not targets <= {name for name, _, _, _ in sheets}:
+        return False
+    workbook = archive.read("xl/workbook.xml")
+    sheet_names = _SHEET_NAME.findall(workbook)
+    if (
+        len(sheet_names) != len(targets)
+        or not workbook.rstrip().endswith(b"</workbook>")
+        or _unmodelled(workbook)
+    ):
+        return False
+    shared: set[bytes] = set()
+    shared_count = 0
+    if "xl/sharedStrings.xml" in names:
+        xml = archive.read("xl/sharedStrings.xml")
+        if not xml.rstrip().endswith(b"</sst>") or _unmodelled(xml):
+            return False
+        items = _SHARED.findall(xml)
+        shared_count = len(items)
+        for fragment in set(items):
+            runs = _rich(fragment)
+            if runs is None:
+                return False
+            shared.update(runs)
+    reader = _Reader(gate)
+    # First what decides most workbooks that matter: names, shared strings, header rows.
+    heads = (_inline_texts(xml[:_HEAD]) or () for name, xml, _, _ in sheets if name in targets)
+    if reader.matters([*sheet_names, *shared, *(t for head in heads for t in head)]) is not False:
+        return False
+    odd_cell = _odd_cell(_plain_styles(archive, names, ctx))
+    cells = values = separators = 0
+    inline: Counter[bytes] = Counter()
+    for name, xml, rows, cols in sheets:
+        ctx.check_time()
+        if name not in targets:
+            continue
+        if rows >= 100_000:
+            return False  # below 100,000 rows the bound of `sheet_extent` is a true one
+        cells += 99_999 * cols
+        if (
+            not xml.rstrip().endswith(b"</worksheet>")  # cut short: calamine's XmlError
+            or _ODD_ROW.search(xml)
+            or odd_cell.search(xml)
+            or _PREFIXED.search(xml)
+        ):
+            return False
+        if b't="s"' in xml and max(map(int, _SHARED_INDEX.findall(xml)), default=-1) >= (
+            shared_count
+        ):
+            return False  # a reference past the shared strings: calamine's error
+        found = _inline_texts(xml)
+        if found is None:
+            return False
+        inline.update(found)
+        values += xml.count(b"<v>")
+        separators += len(xml) // 10 + 99_999  # a cell is 10 bytes or more; a row each
+    if cells > limits.max_table_cells or reader.matters(inline) is not False:
+        return False
+    # The rendered text stays within the text limit (a cut is a problem the verdict needs):
+    # every inline string as often as it occurs, every value (a number or a shared-string
+    # reference) at the widest a number renders or the longest shared string.
+    texts = reader.texts
+    longest = max((len(texts[s]) for s in shared), default=0)
+    length = values * max(_NUMBER_WIDTH, longest) + separators
+    length += sum(len(texts[raw]) * count for raw, count in inline.items())
+    return length + sum(len(texts[n]) + 1 for n in sheet_names) <= limits.max_part_text_chars
