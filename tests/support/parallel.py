@@ -2,7 +2,7 @@
 ``-n auto``) without the tests seeing each other: tests/conftest.py wires these in.
 
 - A PostgreSQL database per worker: every PostgreSQL test already gets its own schema
-  (`sendguard.queue.testing.postgres_schema`), but advisory locks (the audit chain's, the
+  (`tests.support.store.postgres_schema`), but advisory locks (the audit chain's, the
   migration's) and server-wide views are per database, so a worker's tests get a database of
   their own, created from the `test` connection on first use and dropped when it finishes.
 - A run lock: a test marked ``exclusive`` (it asserts timings relative to an unloaded
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from sendguard.queue.testing import TEST_POSTGRES
+from tests.support.store import TEST_POSTGRES
 
 POSTGRES_ENV = "SENDGUARD_TEST_POSTGRES"
 
