@@ -50,6 +50,24 @@ class _DropDeprecationNoise(logging.Filter):
         return not any(noise in message for noise in _NOISE)
 
 
+class _StderrLoggerFactory:
+    """A `PrintLogger` on whatever `sys.stderr` is at the time of the call (not at configure
+    time: a replaced or closed stream must not keep receiving events)."""
+
+    def __call__(self, *args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
+
+
+def route_logs_to_stderr() -> None:
+    """The CLI's commands other than `serve`: events go to stderr, never stdout.
+
+    structlog's default prints to stdout, where `doctor --json`, `queue list` and `audit
+    head` write what scripts parse: a warning there (a policy loaded with `allow_empty`)
+    would corrupt it. Only the destination changes; `serve` configures everything itself.
+    """
+    structlog.configure(logger_factory=_StderrLoggerFactory())
+
+
 def configure_logging(
     fmt: Literal["json", "console"] = "json",
     level: Literal["debug", "info", "warning", "error"] = "info",

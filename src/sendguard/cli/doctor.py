@@ -32,10 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run every check and print the report."""
-    from sendguard.cli.policy import _logs_to_stderr
     from sendguard.doctor import diagnose, render_text
 
-    _logs_to_stderr()  # stdout carries the report (and --json) only
     report = asyncio.run(diagnose(deadline=args.timeout))
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))

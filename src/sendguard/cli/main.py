@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sendguard import __version__
 from sendguard.errors import ConfigError
+from sendguard.log import route_logs_to_stderr
 
 # Sub-command modules in the order `sendguard --help` lists them.
 COMMANDS = ("serve", "users", "policy", "queue", "audit", "history", "doctor", "backup")
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; configuration errors are printed without a traceback (exit 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    route_logs_to_stderr()  # stdout is the command's output (`--json`, lists, heads)
     try:
         code: int = args.func(args)
     except ConfigError as exc:

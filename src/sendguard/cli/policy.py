@@ -20,30 +20,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from sendguard.errors import PolicyError, SendguardError
 from sendguard.model import Envelope
 from sendguard.policy.load import LoadedPolicy, load_policy
 
 if TYPE_CHECKING:
     from sendguard.settings import Settings
-
-
-class _Stderr:
-    """Writes to whatever ``sys.stderr`` is at the time (so captured streams keep working)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-def _logs_to_stderr() -> None:
-    """Keep log lines out of stdout, where ``explain --json`` writes its document."""
-    if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_Stderr()))  # type: ignore[arg-type]
 
 
 def _relay_settings() -> Settings:
@@ -137,7 +119,6 @@ def run_explain(args: argparse.Namespace) -> int:
     from sendguard.usecases.cases import smtp_bytes
     from sendguard.usecases.explain import render_text, report, rewrite_preview
 
-    _logs_to_stderr()
     settings = _relay_settings()
     loaded = load_policy(args.policy_dir or settings.policy_dir)
     try:
@@ -202,7 +183,6 @@ def run_test(args: argparse.Namespace) -> int:
     """Run every case; print one line per case and a summary; exit 1 on any failure."""
     from sendguard.usecases.cases import load_cases, run_case
 
-    _logs_to_stderr()
     settings = _relay_settings()
     directory = args.directory or settings.policy_dir
     try:

@@ -9,6 +9,8 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -112,6 +114,19 @@ async def test_unreachable_upstream_fails_with_exit_1_and_json(
         upstream["status"] == "fail" and f"127.0.0.1:{closed} not reachable" in upstream["detail"]
     )
     assert upstream["fix"]
+
+
+def test_json_on_stdout_stays_parseable_when_events_are_logged(deployment: Path) -> None:
+    """The real command in its own process (structlog unconfigured, as a user runs it): the
+    policy's `allow_empty` warning goes to stderr, stdout is the JSON document alone
+    (before: the warning was printed to stdout in front of it)."""
+    done = subprocess.run(  # the CLI of this venv, fixed arguments
+        [sys.executable, "-m", "sendguard", "doctor", "--json", "--timeout", "3"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=deployment,
+    )  # fmt: skip
+    document = json.loads(done.stdout)
+    assert done.returncode == (0 if document["ok"] else 1)
+    assert "policy_loaded" in done.stderr
 
 
 async def test_upstream_certificate_not_trusted_fails(
