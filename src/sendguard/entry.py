@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sendguard.errors import Conflict
 from sendguard.model import Envelope, Verdict
@@ -33,18 +33,8 @@ State = Literal[
     "failed",
     "corrupt",
 ]
-STATES: tuple[State, ...] = (
-    "held",
-    "delayed",
-    "released",
-    "delivering",
-    "delivered",
-    "rejected",
-    "cancelled",
-    "expired",
-    "failed",
-    "corrupt",
-)
+STATES: tuple[State, ...] = get_args(State)
+"""Every state, in the order above (the Literal is the one list)."""
 FINISHED: tuple[State, ...] = ("delivered", "rejected", "cancelled", "expired", "failed")
 """States nothing moves out of; entries in them may be purged.
 
