@@ -105,8 +105,13 @@ class CellDigest:
     """Each distinct text of a string cell, rich-text run join, phonetic run and sheet name
     (NFKC, as `Table` cells are)."""
     number_digits: int
-    """Every other cell is a plain number (no date or custom format) rendered with at most
-    this many digits before its decimal point."""
+    """Every other cell is a number of at most this many digits before its decimal point
+    and six after it (or one before it and an exponent, ``1.5e-05``), rendered as a plain
+    number (no custom format but dates) or, with `dates`, possibly as a date, time or
+    duration (``1985-04-03``, ``1985-04-03 12:30:00``, ``12:30:00``, ``3 days, 1:00:00``;
+    microseconds after a point)."""
+    dates: bool = False
+    """Some cell has a date, time or duration format."""
 
 
 @dataclass(frozen=True, slots=True)

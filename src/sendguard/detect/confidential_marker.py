@@ -78,6 +78,8 @@ def _needle(word: str) -> tuple[str, bool] | None:
 _MAX_SPELLINGS = 1024
 _NUMBER_CHARS = frozenset("0123456789.-+e")
 """What a plain number cell renders to (``-1234.5``, ``1e-05``)."""
+_DATE_CHARS = _NUMBER_CHARS | frozenset(" :,days")
+"""What a date, time or duration cell renders to (``2026-04-01 09:30:00``, ``3 days, 1:00:00``)."""
 
 
 def _needle_pattern(needles: tuple[tuple[str, bool], ...]) -> re.Pattern[str] | None:
@@ -159,10 +161,9 @@ class ConfidentialMarker(ContentDetector):
     def cells_matter(self, cells: CellDigest) -> bool:
         """Every marker match holds a needle, and a needle (no white space) lies within one
         cell: a string cell's text is in the digest; a plain number renders with no more
-        than `_NUMBER_CHARS`."""
-        if self._needles is None or any(
-            _NUMBER_CHARS.issuperset(n.lower()) for n, _ in self._needles
-        ):
+        than `_NUMBER_CHARS`, a date, time or duration cell no more than `_DATE_CHARS`."""
+        rendered = _DATE_CHARS if cells.dates else _NUMBER_CHARS
+        if self._needles is None or any(rendered.issuperset(n.lower()) for n, _ in self._needles):
             return True
         return self._may_hold_marker(nfkc("\n".join(cells.texts)))
 

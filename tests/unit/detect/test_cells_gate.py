@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import io
 import random
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sendguard.detect.base import DetectContext
+from sendguard.detect.pii import records
 from sendguard.detect.registry import Detectors, build, cells_gate, run_content
 from sendguard.inspect import detect_context
 from sendguard.model import CellDigest, Envelope, Finding
@@ -167,14 +169,124 @@ def test_what_the_gate_must_call_maybe(cell: object, detectors: Detectors) -> No
     assert _findings(raw, detectors, gated=True) == _findings(raw, detectors, gated=False)
 
 
-@pytest.mark.parametrize(
-    "cell",
-    [datetime.datetime(1985, 4, 3), True, '=CONCATENATE("0","9")', 1.5e20],
-)
+@pytest.mark.parametrize("cell", [True, '=CONCATENATE("0","9")', 1.5e20])
 def test_cells_outside_the_model_are_always_read(cell: object, detectors: Detectors) -> None:
-    """Dates, booleans, formulas and long numbers render in ways the model leaves out."""
+    """Booleans, formulas and long numbers render in ways the model leaves out."""
     assert _unread(_shared_strings_book(_ledger(50)), detectors)  # the same book without
     assert not _unread(_shared_strings_book(_ledger(50, [cell])), detectors)
+
+
+_DATE_FORMATS = (
+    "yyyy/m/d", 'yyyy"年"m"月"d"日"', '[$-411]ggge"年"m"月"d"日"', "[$-411]ge.m.d;@",
+    "m/d/yy h:mm", "h:mm AM/PM", "[h]:mm:ss", "yyyy-mm-dd hh:mm:ss", "mm:ss", "d-mmm-yy",
+)  # fmt: skip
+"""Custom date and time formats as Excel and LibreOffice write them (Japanese eras too)."""
+
+
+def _formatted_book(
+    rows: Sequence[Sequence[object]], formats: dict[int, str], header: Sequence[str] = ()
+) -> bytes:
+    """openpyxl's ordinary writer, column `i` of every row under number format `formats[i]`
+    (an int: a built-in format id)."""
+    import openpyxl
+    from openpyxl.styles.numbers import BUILTIN_FORMATS
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    if header:
+        sheet.append(list(header))
+    for row in rows:
+        sheet.append(list(row))
+        for column, code in formats.items():
+            cell = sheet.cell(sheet.max_row, column + 1)
+            cell.number_format = BUILTIN_FORMATS[code] if isinstance(code, int) else code
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _date_ledger(rows: int, header: Sequence[str]) -> bytes:
+    """A sales ledger as offices keep it: a date column (every date and time format in
+    turn, built-in ones by id), real date and time values, product names, amounts."""
+    rng = random.Random(11)
+    codes: list[int | str] = [*range(14, 23), 45, 46, 47, *_DATE_FORMATS]
+    body = []
+    for n in range(rows):
+        day = datetime.datetime(2026, 1, 1) + datetime.timedelta(
+            days=rng.randint(0, 400), seconds=rng.randint(0, 86_399)
+        )
+        when: object = (day, day.date(), day.time(), day - datetime.datetime(2026, 1, 1))[n % 4]
+        amount = rng.randint(100, 4_000_000) / 8  # a short fraction in any writer
+        body.append([f"S{n:07d}", when, "ボルト M8", rng.randint(1, 500), amount])
+    return _formatted_book(body, {1: codes[rows % len(codes)]}, header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("伝票番号", "日付", "品名", "数量", "金額"),
+        ("伝票番号", "受注日", "商品名", "数量", "金額"),
+        ("Order Number", "Date", "Item", "Qty", "Amount"),
+    ],
+)
+@pytest.mark.parametrize("rows", [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53])
+def test_ledgers_with_date_columns_and_product_headers_are_not_read(
+    header: Sequence[str], rows: int, detectors: Detectors
+) -> None:
+    """Each built-in and custom date or time format (one per row count), under headers
+    that name products and orders, not people: skipped, and nothing is found either way."""
+    book = _date_ledger(rows, header)
+    assert _unread(book, detectors)
+    raw = _message(book)
+    assert _findings(raw, detectors, gated=True) == _findings(raw, detectors, gated=False)
+
+
+def test_date_cells_alone_find_nothing_whatever_their_value(detectors: Detectors) -> None:
+    """Date-formatted numbers over the whole range the model admits (9 digits whole,
+    fractions below 1,000,000): calamine's dates, times and durations hold nothing the
+    detectors report without a label or a header (the proof's argument, `pii.cells`)."""
+    rng = random.Random(13)
+    values = [0, 1, 59, 60, 61, 2_958_465, 2_958_466, 999_999_999, 1e-05, 0.999999999]
+    values += [rng.choice((rng.randint(0, 10**9 - 1), rng.random() * 10**rng.randint(0, 5)))
+               for _ in range(400)]  # fmt: skip
+    codes: list[int | str] = [*range(14, 23), 45, 46, 47, *_DATE_FORMATS]
+    rows = [[value] * len(codes) for value in values]
+    book = _formatted_book(rows, dict(enumerate(codes)))
+    assert _unread(book, detectors)
+    found = _findings(_message(book), detectors, gated=False)
+    assert [f for f in found if "attachment 1" in f.where] == [], found
+
+
+@pytest.mark.parametrize("code", [14, "yyyy/m/d", '[$-411]ggge"年"m"月"d"日"'])
+def test_a_birth_date_column_is_still_read_and_found(code: int | str, detectors: Detectors) -> None:
+    rows = [
+        ["山田 太郎", datetime.date(1985, 4, 3), 3],
+        ["佐藤 花子", datetime.date(1990, 1, 9), 1],
+    ]
+    book = _formatted_book(rows, {1: code}, ("氏名", "生年月日", "数量"))
+    assert not _unread(book, detectors)
+    raw = _message(book)
+    found = _findings(raw, detectors, gated=True)
+    assert found == _findings(raw, detectors, gated=False)
+    assert any("birth" in f.message for f in found), found
+
+
+@pytest.mark.parametrize(
+    ("code", "value"),
+    [
+        ('0"日"', 3),  # literal text after a digit placeholder
+        ('#,##0"円"', 1200),
+        ('@"様"', 5),  # a text format with literal text
+        ("[Red]yyyy/m/d", 46_000),  # a colour
+        ("yyyy/m/d", -1),  # a negative date
+    ],
+)
+def test_other_formats_and_negative_dates_are_always_read(
+    code: str, value: int, detectors: Detectors
+) -> None:
+    book = _formatted_book([["S0000001", value]], {1: code})
+    assert not _unread(book, detectors)
+    assert _unread(_formatted_book([["S0000001", abs(value)]], {1: "yyyy/m/d"}), detectors)
 
 
 def test_a_sheet_cut_at_the_text_limit_still_reports_the_cut(detectors: Detectors) -> None:
@@ -213,6 +325,10 @@ _CELLS = st.one_of(
     st.builds(lambda a, b: a + b, _PIECES, _PIECES),
     st.integers(min_value=-99_999_999, max_value=9_999_999_999),
     st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    st.datetimes(min_value=datetime.datetime(1900, 3, 1)),
+    st.dates(min_value=datetime.date(1900, 3, 1)),
+    st.times(),
+    st.timedeltas(min_value=datetime.timedelta(0), max_value=datetime.timedelta(days=10**6)),
 )
 
 
@@ -258,3 +374,41 @@ def test_what_calamine_refuses_or_reads_oddly_is_read_as_before(
     assert not _unread(book, detectors)
     raw = _message(book)
     assert _findings(raw, detectors, gated=True) == _findings(raw, detectors, gated=False)
+
+
+def test_a_long_fraction_is_read_since_it_renders_a_run_of_digits(detectors: Detectors) -> None:
+    """``0.0312345678`` renders a run of ten digits after the point: a phone number."""
+    book = _shared_strings_book([["数量"], [0.0312345678]])
+    assert not _unread(book, detectors)
+    raw = _message(book)
+    found = _findings(raw, detectors, gated=True)
+    assert found == _findings(raw, detectors, gated=False)
+    assert any(f.code == "phone" for f in found), found
+
+
+_HEADER_PIECES = [p.strip("^$").replace(" ?", " ") for p in records._PIECES]
+_HEADER_TEXTS = st.lists(
+    st.one_of(
+        st.sampled_from([*_HEADER_PIECES, *(p.upper() for p in _HEADER_PIECES), "My Number"]),
+        st.sampled_from([" ", ",", "\t", "\n", "品", "目", "A", "É", "　"]),
+        st.sampled_from(sorted({c for p in _HEADER_PIECES for c in p})),
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HEADER_TEXTS)
+def test_the_proof_sees_every_header_the_detector_could_see(text: str) -> None:
+    """`records.HEADER_TEXT` finds something in every text whose cell, or any piece
+    `text_tables` could split it into, `records._kind` names (a superset, case as the
+    detector folds it)."""
+    pieces = [text, *(p.strip() for p in re.split(r"[\s,]+", text))]
+    if any(records._kind(piece) for piece in pieces):
+        assert records.HEADER_TEXT.search(text), text
+
+
+@pytest.mark.parametrize("cell", ["品名", "商品名", "品目", "Order Number", "受注日", "名称"])
+def test_product_and_order_headers_are_no_personal_header(cell: str) -> None:
+    assert not records._kind(cell)
+    assert not records.HEADER_TEXT.search(cell)

@@ -15,8 +15,19 @@ The proof follows the scan (`scan`, `records`, `columns`) and must stay a supers
   reads from the prefecture on; a tab or newline ends it);
 - a run the scan reads with 10 or more digits (phones, cards, +81 forms, T + corporate
   numbers); shorter runs only as postal codes in their ``123-4567`` shape before an address.
-- Plain number cells (no date format: `CellDigest.number_digits`) render as digits with no
-  leading zero, so up to 9 digits they are none of these; text records need such hits.
+- Plain number cells (`CellDigest.number_digits`) render as digits with no leading zero,
+  at most 6 after a point, so up to 9 digits they are none of these; text records need
+  such hits.
+- Date, time and duration cells (`CellDigest.dates`) render as ``YYYY-MM-DD`` (year
+  1899-9999), ``YYYY-MM-DD HH:MM:SS[.ffffff]``, ``HH:MM:SS[.ffffff]`` or ``N day[s],
+  H:MM:SS[.ffffff]`` (N of at most `number_digits` digits). Their runs as `scan` reads
+  them: the date's 8 digits (a birth date only after a birth label: `scan._number`); the
+  date and hour, 10 digits starting with 1-9 (no phone: `scan._phone` wants a leading 0; a
+  pension number only after a pension label), split at the space into 8 and 2 (nothing
+  without a label); N (at most 9 digits: a bank account after a bank label at 7); no run
+  of 7 digits after a colon or a point (``ffffff`` is 6). No "@", prefecture, label or
+  header spelling (`records.HEADER_TEXT`) is among their characters. So a date cell adds
+  to a finding only with a label or header text, which this proof answers "maybe" for.
 
 Cells are separated by tabs and newlines in the rendered text, which none of these spans,
 so each cell text is judged alone (joined here by newlines).
@@ -27,7 +38,7 @@ from __future__ import annotations
 import re
 
 from sendguard.detect.pii.patterns import LABELS, PREFECTURES
-from sendguard.detect.pii.records import HEADER_CELLS, HEADER_WORDS
+from sendguard.detect.pii.records import HEADER_TEXT
 from sendguard.model import CellDigest
 
 _INERT_KINDS = frozenset({"code", "expiry", "cvv"})
@@ -39,14 +50,8 @@ _WORDS = sorted(
     reverse=True,
 )
 _JAPANESE = re.compile("|".join(re.escape(w) for w in _WORDS if not w.isascii()))
-_LOWER_WORDS = re.compile(
-    "|".join(re.escape(w) for w in sorted({*(w for w in _WORDS if w.isascii()), *HEADER_WORDS}))
-)
-"""English labels and every header piece, searched in the lower-cased text."""
-_LOWER_CELLS = re.compile(
-    "|".join(rf"^[ \t]*{re.escape(w)}[ \t]*$" for w in HEADER_CELLS), re.MULTILINE
-)
-"""Whole-cell header spellings, with the spaces a header cell may carry (lines of cells)."""
+_LOWER_WORDS = re.compile("|".join(re.escape(w) for w in sorted(w for w in _WORDS if w.isascii())))
+"""English labels, searched in the lower-cased text."""
 _LONG_RUN = re.compile(r"[0-9](?:[ \-()]*+[0-9]){9}")
 _POSTAL = re.compile(r"[0-9]{3}-[0-9]{4}")
 _ADDRESS_START = re.compile(rf"(?:{PREFECTURES})(?![ \t]*(?:\n|\Z))")
@@ -61,7 +66,6 @@ def cells_may_hold(cells: CellDigest, normal: str) -> bool:
         return True
     if "@" in normal or _JAPANESE.search(normal):
         return True
-    lowered = normal.lower()
-    if _LOWER_WORDS.search(lowered) or _LOWER_CELLS.search(lowered):
+    if _LOWER_WORDS.search(normal.lower()) or HEADER_TEXT.search(normal):
         return True
     return bool(_LONG_RUN.search(normal) or _POSTAL.search(normal) or _ADDRESS_START.search(normal))

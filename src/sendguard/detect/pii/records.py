@@ -50,14 +50,17 @@ _HEADER_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 _PIECES = [piece for _, pattern in _HEADER_KINDS for piece in pattern.pattern.split("|")]
-HEADER_WORDS: tuple[str, ...] = tuple(
-    sorted({max(re.findall(r"[^\s?]+", p), key=len).lower() for p in _PIECES if "^" not in p})
+HEADER_TEXT = re.compile(
+    "|".join(
+        [p for p in _PIECES if "^" not in p]
+        + [rf"(?<![^\s,]){p.strip('^$')}(?![^\s,])" for p in _PIECES if "^" in p]
+    ),
+    re.IGNORECASE,
 )
-"""A literal piece of every unanchored header spelling (``my ?number`` → ``number``), lower
-case: a cell naming a header kind holds one of these or is a `HEADER_CELLS` (`pii.cells`:
-neither, no table records)."""
-HEADER_CELLS: tuple[str, ...] = tuple(sorted(p.strip("^$").lower() for p in _PIECES if "^" in p))
-"""Header spellings that are a whole cell (``名``, ``age``)."""
+"""A text holding something `_kind` could match (`pii.cells`: none, no table records): an
+unanchored spelling anywhere (searched as `_kind` searches, no piece spans a newline), a
+whole-cell one (``名``, ``age``) between the bounds of a table cell or of a piece
+`text_tables` splits a line into (white space, commas)."""
 _PERSON = frozenset(
     {"name", "kana", "birth", "mynumber", "card", "bank", "passport", "licence", "pension",
      "gender", "age", "customer"}

@@ -3,17 +3,22 @@
 `sheets.read_sheets` asks the detectors (`Context.cells_gate`) whether anything in a
 workbook could produce a finding; when none could, calamine never runs and no table is
 built. That question needs every text a cell can hold — shared strings, inline strings and
-sheet names — and a proof that every other cell is a plain number. `unread` says False
-(read the workbook as usual) whenever the raw parts hold anything it does not model:
-formulas, formula strings, booleans, errors, ISO dates, date or custom number formats,
-namespace prefixes, ``_xHHHH_`` escapes, CDATA, strings other than text and rich-text
-runs, macro or dialog sheets, anything calamine would refuse that it knows of (a part cut
-short, an ``&`` that is no reference, a shared-string index past the end), or a sheet
-that calamine would cut at the row, cell or text limits (the cut is a problem the verdict
-needs). calamine does not check end tag names, and neither does this.
+sheet names — and a proof that every other cell is a number. `unread` says False (read
+the workbook as usual) whenever the raw parts hold anything it does not model: formulas,
+formula strings, booleans, errors, ISO dates, custom number formats other than dates and
+times, negative numbers with a date format, namespace prefixes, ``_xHHHH_`` escapes,
+CDATA, strings other than text and rich-text runs, macro or dialog sheets, anything
+calamine would refuse that it knows of (a part cut short, an ``&`` that is no reference, a
+shared-string index past the end), or a sheet that calamine would cut at the row, cell or
+text limits (the cut is a problem the verdict needs). calamine does not check end tag
+names, and neither does this.
 
 The texts are what `tables.TableBuilder` would render for those cells (NFKC); plain
-numbers render as digits, at most `MAX_DIGITS` before the decimal point.
+numbers render as digits, at most `MAX_DIGITS` before the decimal point and `MAX_FRACTION`
+after it; numbers with a
+date or time format (built-in or made of date and time tokens) as dates, times or durations
+(`CellDigest.dates`: calamine never writes a format's literal text, so a format only
+decides between a number and a date).
 """
 
 from __future__ import annotations
@@ -29,8 +34,15 @@ from sendguard.parse.context import Context
 
 MAX_DIGITS = 9
 """Integer digits a plain number cell may have; longer ones make the digest None."""
+MAX_FRACTION = 6
+"""Fraction digits a plain number cell may have: Python writes the float with no more (the
+shortest form that reads back: 15 significant digits or fewer always do; below 1e-4 as
+``1.234567e-05``). A longer fraction can render a run a detector reads without a label
+(``0.0312345678``: a phone)."""
 _NUMBER_WIDTH = 25
 """Characters a plain number renders to at most (``-1.2345678901234567e-100``)."""
+_DATE_WIDTH = 31
+"""Characters a date-formatted number renders to at most (``999999999 days, 23:59:59.999999``)."""
 _HEAD = 65_536
 """Bytes of each sheet read first: the header rows that decide most workbooks."""
 _INLINE = re.compile(rb"<is>([^<]*+(?:<(?!/is>)[^<]*+)*+)</is>")
@@ -51,6 +63,7 @@ _SHARED_INDEX = re.compile(rb't="s"(?: s="[0-9]+")?><v>([0-9]+)</v>')
 _REFERENCE = re.compile(r"&(amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_|<!\[CDATA\[")
+_QUOTED = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 _PREFIXED = re.compile(rb":(?:c|v|is|si|t|r|rPh|row|sheetData|sheet)[\s>/]")
 """Possibly a prefixed SpreadsheetML element (``<x:c``); text may match too (conservative)."""
 _ODD_ROW = re.compile(rb'<row(?=[\s>/])(?! r="[0-9]{1,7}")')
@@ -63,26 +76,65 @@ _CELL_XFS = re.compile(rb"<cellXfs\b.*?</cellXfs>", re.DOTALL)
 _PLAIN_FORMATS = frozenset({*range(0, 14), *range(37, 45), 48, 49})
 """Built-in number formats that calamine renders as numbers (general, fixed, thousands,
 percent, fractions, scientific, accounting, text): never dates or durations."""
+_DATE_FORMATS = frozenset({*range(14, 23), *range(45, 48)})
+"""Built-in date, time and duration formats."""
+_NUMFMT = re.compile(rb"<numFmt\b[^>]*>")
+_FORMAT_CODE = re.compile(rb'formatCode="([^"]*)"')
+_DATE_CODE = re.compile(
+    r'(?:\[\$-[0-9A-Za-z\-]{1,16}\]|\[(?:h+|m+|s+)\]|"[^"]*"|\\.|AM/PM|A/P|am/pm|a/p'
+    r"|[yYmMdDhHsSgGeEbB/:.,\- 年月日時分秒])+(?:;@)?"
+)
+"""A custom format made of date and time tokens, separators, quoted or escaped literals, a
+locale and a text section (``yyyy"年"m"月"d"日"``, ``[$-411]ggge.m.d;@``, ``[h]:mm``); no digit
+placeholder (``0"日"``), no text format (``@``) nor colour or condition."""
+_DATE_TOKEN = re.compile(r"[yYmMdDhHsSgGeEbB]")
 _CELL_TYPES = frozenset({b"s", b"n", b"inlineStr"})
 _SEPARATOR = "\x00"  # XML 1.0 cannot carry U+0000, so it cannot occur in a cell's text
 
 
-def _plain_styles(archive: zipfile.ZipFile, names: set[str], ctx: Context) -> frozenset[bytes]:
-    """Cell style indices whose number format renders a number as a number."""
+def _format_ids(styles: bytes) -> tuple[frozenset[int], frozenset[int]]:
+    """The custom format ids of the styles part: those made of date and time tokens, all."""
+    dated: set[int] = set()
+    custom: set[int] = set()
+    for element in _NUMFMT.findall(styles):
+        found, code = _NUMFMT_ID.search(element), _FORMAT_CODE.search(element)
+        if found is None:
+            continue
+        custom.add(int(found.group(1)))
+        if code is None:
+            continue
+        text = code.group(1).decode("utf-8", errors="replace")
+        if "&" in text:
+            text = _REFERENCE.sub(lambda m: _ENTITIES.get(m.group(1), "\ufffd"), text)
+        if _DATE_CODE.fullmatch(text) and _DATE_TOKEN.search(_QUOTED.sub("", text)):
+            dated.add(int(found.group(1)))
+    return frozenset(dated), frozenset(custom)
+
+
+def _styles(
+    archive: zipfile.ZipFile, names: set[str], ctx: Context
+) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """Cell style indices whose number format renders a number as a number, and those whose
+    format renders it as a date, time or duration."""
     if "xl/styles.xml" not in names:
-        return frozenset({b"0"})
+        return frozenset({b"0"}), frozenset()
     styles = archive.read("xl/styles.xml")
     if len(styles) > ctx.limits.max_member_bytes:
-        return frozenset()
+        return frozenset(), frozenset()
     block = _CELL_XFS.search(styles)
     if block is None:
-        return frozenset({b"0"})
+        return frozenset({b"0"}), frozenset()
+    dated_ids, custom = _format_ids(styles)
     plain: set[bytes] = set()
+    dated: set[bytes] = set()
     for index, xf in enumerate(_XF.findall(block.group())):
         found = _NUMFMT_ID.search(xf)
-        if found is None or int(found.group(1)) in _PLAIN_FORMATS:
+        number = 0 if found is None else int(found.group(1))
+        if number in dated_ids or (number in _DATE_FORMATS and number not in custom):
+            dated.add(str(index).encode())
+        elif number in _PLAIN_FORMATS and number not in custom:
             plain.add(str(index).encode())
-    return frozenset(plain)
+    return frozenset(plain), frozenset(dated)
 
 
 def _referenced(match: re.Match[str]) -> str:
@@ -144,16 +196,33 @@ def _worksheet_targets(archive: zipfile.ZipFile, names: set[str]) -> set[str] | 
     return targets
 
 
-def _odd_cell(plain: frozenset[bytes]) -> re.Pattern[bytes]:
+def _odd_cell(plain: frozenset[bytes], dated: frozenset[bytes]) -> re.Pattern[bytes]:
     """A cell element outside the model: no reference first, a type other than number,
-    shared or inline string, a style with a date or custom format, a formula, or a value
-    that is not a plain number of at most `MAX_DIGITS` integer digits (one C-level pass
-    over the cells; everything else a cell may hold is ignored by calamine)."""
-    style = rb'(?: s="(?:%s)")?' % b"|".join(sorted(plain)) if plain else b""
+    shared or inline string, a style with a custom format other than a date, a formula, or
+    a value that is not a plain number of at most `MAX_DIGITS` integer and `MAX_FRACTION`
+    fraction digits, or one such digit and fraction below 1e-4; under a date format, a
+    date or time (not negative: its year could render with a leading zero) — one C-level pass over
+    the cells; everything else a cell may hold is ignored by calamine."""
     kind = rb'(?: t="(?:n|s|inlineStr)")?'
-    number = rb"-?[0-9]{1,%d}(?:\.[0-9]+)?(?:[eE]-[0-9]{1,3})?" % MAX_DIGITS
-    head = rb'r="[A-Z]{1,3}[0-9]{1,7}"(?:%s%s|%s%s)' % (style, kind, kind, style)
-    return re.compile(rb"<c(?=[\s>/])(?! %s(?:/>|>(?:<v>%s</v></c>|<is>|</c>)))" % (head, number))
+    unsigned = rb"(?:[0-9]{1,%d}(?:\.[0-9]{1,%d})?|[0-9](?:\.[0-9]{1,%d})?[eE]-0{0,2}%s)" % (
+        MAX_DIGITS,
+        MAX_FRACTION,
+        MAX_FRACTION,
+        rb"(?:[5-9]|[1-9][0-9]{1,2})",
+    )
+
+    def cell(style: bytes, number: bytes) -> bytes:
+        head = rb"(?:%s%s|%s%s)" % (style, kind, kind, style)
+        return rb"%s(?:/>|>(?:<v>%s</v></c>|<is>|</c>))" % (head, number)
+
+    styles = rb'(?: s="(?:%s)")?' % b"|".join(sorted(plain)) if plain else b""
+    cells = [cell(styles, b"-?" + unsigned)]
+    if dated:
+        # Below 1,000,000 (the year 4637) calamine always renders a date or time, whatever
+        # the fraction; above, a number (then a whole one) or a duration.
+        date = rb"(?:[0-9]{1,%d}|[0-9]{1,6}\.[0-9]+|[0-9](?:\.[0-9]+)?[eE]-[0-9]{1,3})" % MAX_DIGITS
+        cells.append(cell(rb' s="(?:%s)"' % b"|".join(sorted(dated)), date))
+    return re.compile(rb'<c(?=[\s>/])(?! r="[A-Z]{1,3}[0-9]{1,7}"(?:%s))' % b"|".join(cells))
 
 
 def _unmodelled(xml: bytes) -> bool:
@@ -184,8 +253,9 @@ class _Reader:
     """The digest of one workbook, built a part at a time so that the gate can answer early
     (its answer only grows with more texts: a text that matters matters in any superset)."""
 
-    def __init__(self, gate: Callable[[CellDigest], bool]) -> None:
+    def __init__(self, gate: Callable[[CellDigest], bool], *, dates: bool) -> None:
         self.gate = gate
+        self.dates = dates
         self.texts: dict[bytes, str] = {}
         """Each raw text read so far → its rendering."""
 
@@ -197,7 +267,8 @@ class _Reader:
         if texts is None:
             return None
         self.texts.update(zip(new, texts, strict=True))
-        cells = CellDigest(texts=frozenset(self.texts.values()), number_digits=MAX_DIGITS)
+        known = frozenset(self.texts.values())
+        cells = CellDigest(texts=known, number_digits=MAX_DIGITS, dates=self.dates)
         return self.gate(cells)
 
 
@@ -243,12 +314,13 @@ def unread(
             if runs is None:
                 return False
             shared.update(runs)
-    reader = _Reader(gate)
+    plain, dated = _styles(archive, names, ctx)
+    reader = _Reader(gate, dates=bool(dated))
     # First what decides most workbooks that matter: names, shared strings, header rows.
     heads = (_inline_texts(xml[:_HEAD]) or () for name, xml, _, _ in sheets if name in targets)
     if reader.matters([*sheet_names, *shared, *(t for head in heads for t in head)]) is not False:
         return False
-    odd_cell = _odd_cell(_plain_styles(archive, names, ctx))
+    odd_cell = _odd_cell(plain, dated)
     cells = values = separators = 0
     inline: Counter[bytes] = Counter()
     for name, xml, rows, cols in sheets:
@@ -282,6 +354,7 @@ def unread(
     # reference) at the widest a number renders or the longest shared string.
     texts = reader.texts
     longest = max((len(texts[s]) for s in shared), default=0)
-    length = values * max(_NUMBER_WIDTH, longest) + separators
+    width = _DATE_WIDTH if dated else _NUMBER_WIDTH
+    length = values * max(width, longest) + separators
     length += sum(len(texts[raw]) * count for raw, count in inline.items())
     return length + sum(len(texts[n]) + 1 for n in sheet_names) <= limits.max_part_text_chars
