@@ -66,6 +66,11 @@ def _customer_xlsx() -> bytes:
     return xlsx({"顧客": customers(50_000)})
 
 
+def _dated_ledger() -> bytes:
+    """The sales ledger as Excel keeps it: a date column (date cells) and a 品名 header."""
+    return _xlsx_1mb(dated=True)
+
+
 def _customer_csv(size: int = 10_000_000) -> bytes:
     """A customer list in Shift_JIS (CP932) of about `size` bytes."""
     rows = customers(120_000, seed=11)
@@ -82,6 +87,8 @@ def _customer_csv(size: int = 10_000_000) -> bytes:
 CASES = (
     Case("sales ledger XLSX (26,000 rows, no personal data)", "売上明細_2026.xlsx", XLSX,
          _xlsx_1mb, 100),
+    Case("sales ledger XLSX, date cells and 品名 (26,000 rows)", "売上明細_2026.xlsx", XLSX,
+         _dated_ledger, 100),
     Case("customer list XLSX (50,000 rows)", "顧客一覧.xlsx", XLSX, _customer_xlsx, 1000),
     Case("product spec PDF (~300 KB)", "製品仕様書.pdf", "application/pdf", _pdf_300kb, 50),
     Case("customer list CSV, Shift_JIS (~10 MB)", "顧客一覧.csv", "text/csv",
@@ -89,6 +96,7 @@ CASES = (
 )  # fmt: skip
 _FILES = {
     "sales ledger XLSX (26,000 rows, no personal data)": "sales.xlsx",
+    "sales ledger XLSX, date cells and 品名 (26,000 rows)": "sales-dated.xlsx",
     "customer list XLSX (50,000 rows)": "customers-50k.xlsx",
     "product spec PDF (~300 KB)": "spec.pdf",
     "customer list CSV, Shift_JIS (~10 MB)": "customers-10mb-sjis.csv",

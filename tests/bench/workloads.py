@@ -13,6 +13,7 @@ passes, so a template the policy would hold or reject is a bench bug and fails l
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import os
@@ -102,19 +103,22 @@ def plain_20k(seed: int = 1) -> Template:
 # --------------------------------------------------------------------------- attachments
 
 
-def _xlsx_1mb() -> bytes:
+def _xlsx_1mb(*, dated: bool = False) -> bytes:
+    """The sales ledger; `dated`: its 日付 column as date cells (a date format), as Excel
+    keeps it, and 品名 for 品目."""
     rng = random.Random(7)
     products = ["ボルト M8", "ナット M10", "ワッシャー", "配線ケーブル 2m", "制御基板 A型", "筐体"]
     regions = ["関東", "関西", "中部", "九州", "東北", "北海道"]
     rows: list[list[object]] = [
-        ["伝票番号", "日付", "地域", "品目", "数量", "単価", "金額", "備考"]
+        ["伝票番号", "日付", "地域", "品名" if dated else "品目", "数量", "単価", "金額", "備考"]
     ]
     for n in range(26000):
         qty, price = rng.randint(1, 500), rng.randint(100, 90000)
+        month, day = rng.randint(1, 12), rng.randint(1, 28)
         rows.append(
             [
                 f"S{n:07d}",
-                f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                datetime.date(2026, month, day) if dated else f"2026-{month:02d}-{day:02d}",
                 rng.choice(regions),
                 rng.choice(products),
                 qty,

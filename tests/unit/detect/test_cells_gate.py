@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from sendguard.detect.base import DetectContext
 from sendguard.detect.pii import records
+from sendguard.detect.pii.cells import cells_may_hold
 from sendguard.detect.registry import Detectors, build, cells_gate, run_content
 from sendguard.inspect import detect_context
 from sendguard.model import CellDigest, Envelope, Finding
@@ -390,7 +391,7 @@ _HEADER_PIECES = [p.strip("^$").replace(" ?", " ") for p in records._PIECES]
 _HEADER_TEXTS = st.lists(
     st.one_of(
         st.sampled_from([*_HEADER_PIECES, *(p.upper() for p in _HEADER_PIECES), "My Number"]),
-        st.sampled_from([" ", ",", "\t", "\n", "品", "目", "A", "É", "　"]),
+        st.sampled_from([" ", ",", "\t", "\n", "品", "目", "A", "É", "　", "İ", "ı", "ſ", "K"]),
         st.sampled_from(sorted({c for p in _HEADER_PIECES for c in p})),
     ),
     max_size=6,
@@ -406,6 +407,7 @@ def test_the_proof_sees_every_header_the_detector_could_see(text: str) -> None:
     pieces = [text, *(p.strip() for p in re.split(r"[\s,]+", text))]
     if any(records._kind(piece) for piece in pieces):
         assert records.HEADER_TEXT.search(text), text
+        assert cells_may_hold(CellDigest(frozenset({text}), 9), text), text
 
 
 @pytest.mark.parametrize("cell", ["品名", "商品名", "品目", "Order Number", "受注日", "名称"])
