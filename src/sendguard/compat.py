@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from email import _header_value_parser as _email_parser
 from email.message import Message
 from typing import TYPE_CHECKING, Any
@@ -116,11 +116,11 @@ async def ehlo_or_helo_if_needed(smtp: aiosmtplib.SMTP) -> None:
 
 
 async def execute_prepared_data(
-    protocol: SMTPProtocol, payload: bytes, reply_timeout: float | None
+    protocol: SMTPProtocol, payload: Sequence[bytes], reply_timeout: float | None
 ) -> aiosmtplib.SMTPResponse:
     """aiosmtplib 5.1's `SMTPProtocol.execute_data_command` for a `payload` that is already
-    CRLF-only and dot-stuffed, without its final dot (so a big message is not copied to
-    add it). Raises `SMTPDataError` like the original."""
+    CRLF-only and dot-stuffed, in pieces, without its final dot (so a big message is not
+    copied to join or end it). Raises `SMTPDataError` like the original."""
     from aiosmtplib import SMTPDataError
 
     lock = protocol._command_lock
@@ -134,7 +134,8 @@ async def execute_prepared_data(
         if start.code != 354:
             raise SMTPDataError(start.code, start.message)
         protocol._response_pending = True
-        protocol.write(payload)
+        for piece in payload:
+            protocol.write(piece)
         protocol.write(b".\r\n")
         response = await protocol.read_response(timeout=reply_timeout)
         if response.code != 250:

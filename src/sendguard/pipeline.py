@@ -47,6 +47,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, Protocol
 
 import structlog
@@ -68,8 +69,11 @@ _TEMPFAIL_AUDIT = Reply(451, "4.3.0 Could not record the verdict; try again late
 class Inspects(Protocol):
     """parse → detect → policy for one message."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
-        """The mail view, every finding and one verdict (`sendguard.inspect.Inspector`)."""
+    async def inspect(
+        self, envelope: Envelope, data: bytes, *, spooled: Path | None = None
+    ) -> Inspection:
+        """The mail view, every finding and one verdict (`sendguard.inspect.Inspector`);
+        ``spooled``: a file holding exactly `data`, kept until this returns."""
         ...
 
 
@@ -176,8 +180,12 @@ class Pipeline:
         *,
         upstream: Upstream | None = None,
         client: ClientSide | None = None,
+        spooled: Path | None = None,
     ) -> Reply:
         """The reply for the client; 250 only once the upstream or the queue has the message.
+
+        ``spooled``: the spool file that holds exactly `data`, kept until this returns (the
+        extraction process reads it instead of being sent the bytes).
 
         Exactly one `transaction` event is logged, also when this is cancelled (shutdown) or
         fails; `client` says whether the client is still there to be answered.
@@ -193,7 +201,7 @@ class Pipeline:
         try:
             with metrics.in_flight(len(data)):
                 try:
-                    inspected = await self._inspect(envelope, data)
+                    inspected = await self._inspect(envelope, data, spooled)
                 except InspectionError as exc:
                     inspect_ms = _ms_since(started)
                     reply, verdict = await self._fail_closed(envelope, data, exc, client)
@@ -255,10 +263,12 @@ class Pipeline:
         """Nothing to wait for: every audit record is written before its reply (kept for
         callers that drained the old fire-and-forget writes at shutdown)."""
 
-    async def _inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+    async def _inspect(
+        self, envelope: Envelope, data: bytes, spooled: Path | None = None
+    ) -> Inspection:
         try:
             async with asyncio.timeout(self.options.scan_budget):
-                return await self.inspector.inspect(envelope, data)
+                return await self.inspector.inspect(envelope, data, spooled=spooled)
         except InspectionError:
             raise  # InspectionTimeout included: a detector's or the pool's own budget
         except TimeoutError as exc:

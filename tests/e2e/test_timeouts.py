@@ -32,7 +32,9 @@ class _Slow:
         self.inner = inner
         self.delay = delay
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+    async def inspect(
+        self, envelope: Envelope, data: bytes, *, spooled: object = None
+    ) -> Inspection:
         await asyncio.sleep(self.delay)
         return await self.inner.inspect(envelope, data)
 

@@ -28,7 +28,10 @@ async def test_a_prepared_payload_arrives_as_smtp_data_would_send_it() -> None:
             assert protocol is not None
             await compat.ehlo_or_helo_if_needed(smtp)  # already greeted: a no-op
             stuffed = message.replace(b"\r\n.", b"\r\n..")
-            response = await compat.execute_prepared_data(protocol, stuffed, 10)
+            cut = stuffed.index(b"\r\n") + 2  # in two pieces, as `stuffed_pieces` gives it
+            response = await compat.execute_prepared_data(
+                protocol, [stuffed[:cut], stuffed[cut:]], 10
+            )
             assert response.code == 250
             await smtp.mail("a@example.jp")
             await smtp.rcpt("b@example.jp")
@@ -50,7 +53,7 @@ async def test_a_refused_data_raises_smtp_data_error() -> None:
             protocol = compat.data_protocol(smtp)
             assert protocol is not None
             with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-                await compat.execute_prepared_data(protocol, b"Subject: t\r\n\r\nx\r\n", 10)
+                await compat.execute_prepared_data(protocol, [b"Subject: t\r\n\r\nx\r\n"], 10)
             assert refused.value.code == 554
         finally:
             await smtp.quit()

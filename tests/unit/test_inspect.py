@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from sendguard.errors import InspectionTimeout
+from sendguard.errors import InspectionError, InspectionTimeout
 from sendguard.inspect import _NOT_PLAIN, Inspector, inspect_sync, is_plain
 from sendguard.model import Action, Envelope
 from sendguard.parse.limits import ParseLimits
@@ -99,6 +99,32 @@ async def test_inspector_with_pool_uses_one_worker_round_trip(
     inspection = await inspector.inspect(envelope, _message("many-customers.eml"))
     assert inspection.verdict.action is Action.REWRITE
     assert len(inspection.mail.to) == 12
+
+
+async def test_spooled_message_is_read_by_the_worker_from_its_file(
+    pool: ExtractionPool, shipped: Path, tmp_path: Path
+) -> None:
+    """Given the spool file, the worker reads the message there and judges it as it judges
+    the bytes; a file that is gone, or holds other than the octets received, fails closed."""
+    inspector = Inspector(policy=PolicyHolder(shipped), limits=LIMITS, pool=pool)
+    envelope = Envelope(SENDER, ("contact@agency.example",))
+    data = _message("customer-list.eml")
+    spooled = tmp_path / "msg.spool"
+    spooled.write_bytes(data)
+    from_file = await inspector.inspect(envelope, data, spooled=spooled)
+    from_bytes = await inspector.inspect(envelope, data)
+    assert from_file.verdict.action is Action.HOLD
+    assert from_file.findings == from_bytes.findings
+    assert from_file.mail == from_bytes.mail
+    spooled.write_bytes(data[:-1])
+    with pytest.raises(InspectionError, match="spool file holds"):
+        await inspector.inspect(envelope, data, spooled=spooled)
+    spooled.write_bytes(data + b"x")
+    with pytest.raises(InspectionError, match="spool file holds"):
+        await inspector.inspect(envelope, data, spooled=spooled)
+    spooled.unlink()
+    with pytest.raises(InspectionError, match="FileNotFoundError"):
+        await inspector.inspect(envelope, data, spooled=spooled)
 
 
 async def test_inspector_timeout_fails_closed(pool: ExtractionPool, shipped: Path) -> None:

@@ -39,14 +39,18 @@ class _Copy:
 class _Broken:
     """An inspector with a bug."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+    async def inspect(
+        self, envelope: Envelope, data: bytes, *, spooled: object = None
+    ) -> Inspection:
         raise KeyError("bug")
 
 
 class _Slow:
     """An inspector that never finishes."""
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+    async def inspect(
+        self, envelope: Envelope, data: bytes, *, spooled: object = None
+    ) -> Inspection:
         await asyncio.sleep(60)
         return _inspection()
 
@@ -106,7 +110,9 @@ async def test_hold_without_a_store_tempfails(tmp_path: Path) -> None:
     """A hold verdict with no queue available is a 451, never a silent pass."""
 
     class _Holds:
-        async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        async def inspect(
+            self, envelope: Envelope, data: bytes, *, spooled: object = None
+        ) -> Inspection:
             return _inspection(verdict=Verdict(action=Action.HOLD, rule_id="r"))
 
     reply = await _pipeline(_Holds(), tmp_path).handle(ENVELOPE, DATA)
@@ -132,7 +138,9 @@ async def test_every_verdict_is_audited(tmp_path: Path, action: Action) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/q.db")
 
     class _Decides:
-        async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        async def inspect(
+            self, envelope: Envelope, data: bytes, *, spooled: object = None
+        ) -> Inspection:
             return _inspection(verdict=Verdict(action=action, rule_id="r1"))
 
     pipeline = _pipeline(_Decides(), tmp_path)
@@ -160,7 +168,9 @@ class _Hangs:
 
 
 class _Fine:
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+    async def inspect(
+        self, envelope: Envelope, data: bytes, *, spooled: object = None
+    ) -> Inspection:
         return _inspection()
 
 
@@ -212,7 +222,9 @@ async def test_pass_reply_waits_for_the_durable_verdict_record(tmp_path: Path) -
     store = await open_store(f"sqlite:///{tmp_path}/q.db")
 
     class _Passes:
-        async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+        async def inspect(
+            self, envelope: Envelope, data: bytes, *, spooled: object = None
+        ) -> Inspection:
             return _inspection(verdict=Verdict(action=Action.PASS))
 
     pipeline = _pipeline(_Passes(), tmp_path)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import structlog
@@ -39,7 +40,7 @@ from sendguard.intake.forward import (
 )
 from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelayEnvelope, RelaySMTP
-from sendguard.intake.spool import Lines
+from sendguard.intake.spool import SpooledMessage
 from sendguard.model import Envelope, IPNetwork, Reply
 from sendguard.parse.addresses import is_routing_address, parse_addr_spec
 from sendguard.parse.lines import has_bare_line_ending, normalise_line_endings
@@ -65,6 +66,7 @@ class Handles(Protocol):
         *,
         upstream: Upstream | None,
         client: ClientSide | None = None,
+        spooled: Path | None = None,
     ) -> Reply:
         """Inspect, decide, act; the reply goes to the client."""
         ...
@@ -410,7 +412,7 @@ class RelayHandler:
             # starts; the bytes are in memory only while they are inspected and delivered.
             async with self.budget.hold(spooled.size):
                 data = await asyncio.to_thread(spooled.read)
-                return await self._message(server, session, envelope, data, spooled.lines)
+                return await self._message(server, session, envelope, data, spooled)
         finally:
             spooled.remove()
 
@@ -420,16 +422,20 @@ class RelayHandler:
         session: Session,
         envelope: SmtpEnvelope,
         data: bytes,
-        lines: Lines | None = None,
+        spooled: SpooledMessage | None = None,
     ) -> str:
         # A spooled message's line facts were gathered piece by piece as it arrived: three
         # counts over 34 MB would hold the event loop (and every other client) ~150 ms.
+        lines = spooled.lines if spooled is not None else None
+        # The file the extraction process may read instead of being sent `data`.
+        spool = spooled.path if spooled is not None else None
         if lines.bare if lines is not None else has_bare_line_ending(data):
             if self.options.line_policy == "reject":
                 log.warning("bare_line_ending_rejected", client=str(peer_address(session.peer)))
                 return str(replies.BARE_LINE_ENDING)
             data = normalise_line_endings(data)
             lines = None  # new line breaks: measure the lines again
+            spool = None  # and the file no longer holds what is inspected and delivered
         if lines.long if lines is not None else has_long_line(data, _MAX_LINE + 2):
             return str(replies.LINE_TOO_LONG)
         identity = session.auth_data if isinstance(session.auth_data, Identity) else None
@@ -456,7 +462,9 @@ class RelayHandler:
         upstream = identity.upstream if identity else None
         # Whether the client still waits (the reply deadline, a hang-up): the intake's.
         client = envelope.client_side if isinstance(envelope, RelayEnvelope) else None
-        reply = await self.pipeline.handle(message, data, upstream=upstream, client=client)
+        reply = await self.pipeline.handle(
+            message, data, upstream=upstream, client=client, spooled=spool
+        )
         return str(reply)
 
     def _postfix_client(

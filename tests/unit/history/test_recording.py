@@ -36,7 +36,9 @@ def _inspection(verdict: Verdict = PASS_VERDICT) -> Inspection:
 class _Fixed:
     verdict: Verdict
 
-    async def inspect(self, envelope: Envelope, data: bytes) -> Inspection:
+    async def inspect(
+        self, envelope: Envelope, data: bytes, *, spooled: object = None
+    ) -> Inspection:
         return _inspection(verdict=self.verdict)
 
 
