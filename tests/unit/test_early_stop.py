@@ -15,9 +15,10 @@ from sendguard.detect.base import DetectContext
 from sendguard.detect.registry import Detectors, build, run_content
 from sendguard.inspect import Inspector, inspect_sync
 from sendguard.model import Action, Envelope, Mail
+from sendguard.parse import parse_message
 from sendguard.parse.limits import ParseLimits
 from sendguard.parse.pool import ExtractionPool
-from sendguard.policy.ceiling import early_stop
+from sendguard.policy.ceiling import PREFIX_ROWS, early_stop, row_prefix
 from sendguard.policy.evaluate import evaluate
 from sendguard.policy.holder import PolicyHolder
 from sendguard.policy.load import LoadedPolicy, load_policy
@@ -244,3 +245,79 @@ def test_parts_read_alone_first_give_the_same_findings(tmp_path: Path) -> None:
     assert not staged[0].stopped_early
     assert staged[1] == plain[1]
     assert {f.code for f in plain[1]} >= {"phone", "email-address", "customer-list", "marker"}
+
+
+@pytest.mark.parametrize("rows", [2, 5, 20])
+def test_relay_on_row_prefixes_and_explain_agree_on_every_evaluation_case(rows: int) -> None:
+    """The shipped policy: judging each long table on its first `rows` rows when they already
+    reach the ceiling (`row_prefix`, 1,000 rows in the relay: cut here to a few so that
+    every case with a table is cut) gives the action of `policy explain`, which reads every
+    row on the exhaustive paths, on every case of tests/eval."""
+    policy = load_policy(SHIPPED)
+    detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
+    cut = reached = 0
+    for case in all_cases():
+        envelope = Envelope(SENDER, case.recipients)
+        ctx = dataclasses.replace(case.ctx(), envelope=envelope)
+        exhaustive = dataclasses.replace(ctx, exhaustive=True)
+        mail = case.mail
+        explain = evaluate(policy, run_content(detectors, mail, exhaustive), envelope, mail)
+        stop = early_stop(policy, envelope)
+        view = row_prefix(mail, rows)
+        if stop is None or view is None:
+            continue
+        cut += 1
+        found = run_content(detectors, view, ctx)
+        if stop.reached(found, view):
+            reached += 1
+            relay = evaluate(policy, found, envelope, mail)
+            assert relay.action is explain.action, case.name
+    assert reached >= 10, (cut, reached)  # the cut is taken often
+
+
+def _customers(rows: int) -> bytes:
+    sheet: list[list[object]] = [["氏名", "電話番号", "メール", "生年月日"]]
+    for n in range(rows):
+        sheet.append(
+            [f"山田 太郎{n}", f"090-{n // 10000:04d}-{n % 10000:04d}", f"u{n}@mail.example",
+             f"19{60 + n % 40}-0{1 + n % 9}-1{n % 10}"]
+        )  # fmt: skip
+    return xlsx({"顧客": sheet})
+
+
+def test_a_long_customer_list_is_held_on_its_first_rows(tmp_path: Path) -> None:
+    """The relay holds a 2,500-row customer list on its first 1,000 rows; explain holds it
+    too and counts every row."""
+    from sendguard.inspect import detect_context, parse_and_detect
+
+    directory = _policy(tmp_path, _POLICY.replace('code = ["my-number"]', 'code = ["phone"]'))
+    policy = load_policy(directory)
+    raw = build_message(attachments=[Attachment("顧客.xlsx", _customers(2500))])
+    detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
+    stop = early_stop(policy, OUTSIDE)
+    assert stop is not None
+    ctx = detect_context(OUTSIDE, policy.organisation)
+    relay = parse_and_detect(raw, LIMITS, detectors, ctx, stop)
+    explain = inspect_sync(OUTSIDE, raw, policy, LIMITS, offline=True, exhaustive=True)
+    phones = [{f.code: f.count for f in found}["phone"] for found in (relay[1], explain.findings)]
+    assert phones[0] < PREFIX_ROWS < phones[1] == 2500  # a lower bound; explain is exact
+    assert evaluate(policy, relay[1], OUTSIDE, relay[0]).action is Action.HOLD
+    assert explain.verdict.action is Action.HOLD
+
+
+def test_a_long_table_below_the_ceiling_is_read_whole(tmp_path: Path) -> None:
+    """A 2,500-row ledger reaches nothing on its first rows: every row is read, and the
+    findings are those of one plain pass."""
+    from sendguard.inspect import detect_context, parse_and_detect
+
+    policy = load_policy(_policy(tmp_path, _POLICY))
+    raw = build_message(attachments=[Attachment("l.xlsx", _ledger(2500, 1))])
+    detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
+    stop = early_stop(policy, OUTSIDE)
+    assert stop is not None
+    ctx = detect_context(OUTSIDE, policy.organisation)
+    mail = parse_message(raw, LIMITS)
+    assert row_prefix(mail) is not None  # long enough to be cut
+    assert parse_and_detect(raw, LIMITS, detectors, ctx, stop) == parse_and_detect(
+        raw, LIMITS, detectors, ctx
+    )
