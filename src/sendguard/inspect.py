@@ -156,7 +156,18 @@ def prefix_findings(
     if not stop.reached(found, view):
         return None
     log.info("inspection_stopped_in_rows", rows=PREFIX_ROWS, action=stop.action.label)
-    return found
+    return tuple(_lower_bound(finding) for finding in found)
+
+
+def _lower_bound(finding: Finding) -> Finding:
+    """A finding counted on a prefix says so: the reviewer and the notice must not read
+    "999 phone numbers" as the size of a 50,000-row list (explain gives the exact count)."""
+    return replace(
+        finding,
+        message=finding.message + " (at least: only the first {prefix_rows} rows of long tables"
+        " were read)",
+        params={**finding.params, "prefix_rows": PREFIX_ROWS},
+    )
 
 
 @dataclass(frozen=True, slots=True)

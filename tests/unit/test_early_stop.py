@@ -301,6 +301,10 @@ def test_a_long_customer_list_is_held_on_its_first_rows(tmp_path: Path) -> None:
     explain = inspect_sync(OUTSIDE, raw, policy, LIMITS, offline=True, exhaustive=True)
     phones = [{f.code: f.count for f in found}["phone"] for found in (relay[1], explain.findings)]
     assert phones[0] < PREFIX_ROWS < phones[1] == 2500  # a lower bound; explain is exact
+    # ... and the relay's finding says so, for the reviewer and the notice.
+    [phone] = [f for f in relay[1] if f.code == "phone"]
+    assert f"at least: only the first {PREFIX_ROWS} rows" in phone.render()
+    assert all("at least" not in f.render() for f in explain.findings)
     assert evaluate(policy, relay[1], OUTSIDE, relay[0]).action is Action.HOLD
     assert explain.verdict.action is Action.HOLD
 
