@@ -24,7 +24,12 @@ from sendguard.app import App, build_app
 from sendguard.errors import ConfigError
 from sendguard.review.service import ReviewService
 from sendguard.settings import load_settings
-from tests.support.relay import INSPECT_ONLY_POLICY, running_relay, write_policy
+from tests.support.relay import (
+    INSPECT_ONLY_POLICY,
+    hold_external_policy,
+    running_relay,
+    write_policy,
+)
 from tests.support.review import actor
 from tests.support.tls import CertPair
 from tests.support.upstream import Received, RecordingUpstream
@@ -36,22 +41,7 @@ CAROL, CAROL_PASSWORD = "carol@example.jp", "s3cret-pass"
 RELAY, RELAY_PASSWORD = "relay@example.jp", "relay-account-pass"
 NOTICES_FROM = "sendguard@example.jp"
 NULL_SENDER = ("", "<>")  # how aiosmtpd records MAIL FROM:<>
-HOLD_EXTERNAL = """\
-[organisation]
-internal_domains = ["example.jp"]
-
-[detectors.unresolvable-domain]
-enabled = false   # no DNS in tests
-
-[[rule]]
-id = "hold-external"
-description = "Hold every message to an outside address"
-action = "hold"
-recipients = "any-external"
-reason = "External mail is held for review"
-reviewers = ["boss@example.jp"]
-when.any = [{ detector = "visible-recipients", code = "external-visible" }]
-"""
+HOLD_EXTERNAL = hold_external_policy("example.jp")
 MESSAGE = (
     b"From: carol@example.jp\r\nTo: dave@partner.test\r\nSubject: quote\r\n"
     b"Message-ID: <quote-1@example.jp>\r\n\r\nThe quote is attached.\r\n"

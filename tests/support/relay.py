@@ -34,6 +34,27 @@ enabled = false   # tests never query DNS
 """
 
 
+def hold_external_policy(domain: str) -> str:
+    """A policy that holds every message with a visible outside recipient for `domain`'s
+    boss (the queue tests' standard hold)."""
+    return f"""\
+[organisation]
+internal_domains = ["{domain}"]
+
+[detectors.unresolvable-domain]
+enabled = false   # no DNS in tests
+
+[[rule]]
+id = "hold-external"
+description = "Hold every message to an outside address"
+action = "hold"
+recipients = "any-external"
+reason = "External mail is held for review"
+reviewers = ["boss@{domain}"]
+when.any = [{{ detector = "visible-recipients", code = "external-visible" }}]
+"""
+
+
 def write_policy(directory: Path, text: str = INSPECT_ONLY_POLICY) -> Path:
     """Write a one-file policy directory for a test relay."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from queue_helpers import (  # type: ignore[import-not-found]
     submit,
     until,
 )
-from tests.support.relay import RelayProcess, write_policy
+from tests.support.relay import RelayProcess, hold_external_policy, write_policy
 from tests.support.review import actor, me_listed
 from tests.support.store import postgres_schema
 from tests.support.upstream import RecordingUpstream
@@ -34,22 +34,7 @@ from sendguard.review.service import ReviewService
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SENDER = "tanaka@corp.example"
-HOLD_EXTERNAL = """\
-[organisation]
-internal_domains = ["corp.example"]
-
-[detectors.unresolvable-domain]
-enabled = false   # no DNS in tests
-
-[[rule]]
-id = "hold-external"
-description = "Hold every message to an outside address"
-action = "hold"
-recipients = "any-external"
-reason = "External mail is held for review"
-reviewers = ["boss@corp.example"]
-when.any = [{ detector = "visible-recipients", code = "external-visible" }]
-"""
+HOLD_EXTERNAL = hold_external_policy("corp.example")
 
 
 @asynccontextmanager
