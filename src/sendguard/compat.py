@@ -168,3 +168,19 @@ def raw_payload(part: Message) -> bytes:
     """
     payload = getattr(part, "_payload", "")
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def parsed_payload(part: Message) -> str | list[Message] | None:
+    """What the parser stored for `part`: its text (surrogate-escaped), its parts, or None."""
+    payload = getattr(part, "_payload", None)
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, list):
+        return [p for p in payload if isinstance(p, Message)]
+    return None
+
+
+def replace_parsed_text(part: Message, text: str) -> None:
+    """Replace a leaf's parsed text as the parser would have stored it (no charset handling:
+    `set_payload` would re-encode it)."""
+    setattr(part, "_payload", text)  # noqa: B010 - email keeps it there; only compat touches it
