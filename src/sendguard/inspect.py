@@ -317,7 +317,8 @@ class Inspector:
         except Exception as exc:
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
         findings = (*found, *network, *learned_found)
-        verdict = evaluate(loaded, findings, envelope, mail)
+        # Lean: a pass or tag verdict's trace has no reasons (nothing keeps or shows them).
+        verdict = evaluate(loaded, findings, envelope, mail, lean=True)
         _log_warned(verdict)
         return Inspection(mail, findings, verdict, organisation=loaded.organisation)
 
