@@ -12,7 +12,8 @@ changes (its presence, signature or behaviour), before the relay does.
   `AIOSMTPD_SUBCLASS_INTERNALS` (the contract test checks each).
 - asyncio: `StreamReader`'s line limit, which has no public setter (`reader_limit`).
 - aiosmtplib 5: the protocol's command lock and "response pending" flag, to send a DATA
-  payload prepared without aiosmtplib's regex passes (`execute_prepared_data`).
+  payload prepared without aiosmtplib's regex passes (`execute_prepared_data`); its
+  response buffer, parser and waiter, to pipeline commands (`execute_pipelined`).
 - the stdlib email package: the RFC 5322 address tokenizer (`get_addr_spec`,
   `get_angle_addr`) and a parsed part's raw payload (`raw_payload`).
 """
@@ -133,6 +134,90 @@ async def execute_prepared_data(
         start = await protocol.read_response(timeout=reply_timeout)
         if start.code != 354:
             raise SMTPDataError(start.code, start.message)
+        protocol._response_pending = True
+        for piece in payload:
+            protocol.write(piece)
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=reply_timeout)
+        if response.code != 250:
+            raise SMTPDataError(response.code, response.message)
+    return response
+
+
+async def execute_pipelined(
+    protocol: SMTPProtocol,
+    commands: Sequence[bytes],
+    reply_timeout: float | None,
+    received: list[aiosmtplib.SMTPResponse],
+) -> None:
+    """Write `commands` (each a whole line, CRLF included) in one write, as RFC 2920 allows
+    when the server offers PIPELINING, and append their replies to `received` in order.
+
+    aiosmtplib reads one reply per command written: its `data_received` drops bytes that
+    arrive while a parsed reply waits for pickup, so replies to pipelined commands coming
+    in separate segments would be lost. While the batch is out, the protocol's
+    `data_received` is this one (every byte is kept and every complete reply parsed); its
+    response waiter still wakes us, so a lost connection raises `SMTPServerDisconnected`
+    and a silent server `SMTPReadTimeoutError` (each reply within `reply_timeout` of the one
+    before), as `execute_command` does. On return or failure `received` holds the replies
+    that did arrive, so the caller knows which command a failure interrupted."""
+    from aiosmtplib import SMTPResponseException, SMTPServerDisconnected
+    from aiosmtplib.protocol import COMMAND_INJECTION_REGEX, MAX_RESPONSE_LENGTH
+
+    for command in commands:
+        if not command.endswith(b"\r\n") or COMMAND_INJECTION_REGEX.search(command[:-2]):
+            raise ValueError("Command arg contains a prohibited control character")
+    lock = protocol._command_lock
+    if lock is None:
+        raise SMTPServerDisconnected("Server not connected")
+    wanted = len(commands)
+
+    def data_received(data: bytes) -> None:
+        waiter = protocol._response_waiter
+        if waiter is None:
+            return
+        buffer = protocol._buffer
+        buffer.extend(data)
+        try:
+            if len(buffer) > MAX_RESPONSE_LENGTH * wanted:
+                raise SMTPResponseException(500, "Response too long")
+            while len(received) < wanted:
+                response = protocol._read_response_from_buffer()
+                if response is None:
+                    break
+                received.append(response)
+        except Exception as exc:  # noqa: BLE001  # handed to the waiting task
+            if not waiter.done():
+                protocol._set_response_exception(waiter, exc)
+            return
+        if not waiter.done() and received:
+            waiter.set_result(received[-1])
+
+    async with lock:
+        protocol.data_received = data_received  # type: ignore[method-assign]
+        try:
+            protocol._response_pending = True
+            protocol.write(b"".join(commands))
+            while len(received) < wanted:
+                count = len(received)
+                protocol._response_pending = True
+                await protocol.read_response(timeout=reply_timeout)
+                if len(received) == count:  # woken without a new reply: a protocol bug
+                    raise SMTPResponseException(500, "No reply parsed")
+        finally:
+            del protocol.data_received  # the class's own again
+
+
+async def execute_prepared_payload(
+    protocol: SMTPProtocol, payload: Sequence[bytes], reply_timeout: float | None
+) -> aiosmtplib.SMTPResponse:
+    """The message after a 354 that `execute_pipelined` got for DATA: `payload` as
+    `execute_prepared_data` sends it, then the final dot; raises `SMTPDataError` unless 250."""
+    from aiosmtplib import SMTPDataError
+
+    lock = protocol._command_lock
+    assert lock is not None
+    async with lock:
         protocol._response_pending = True
         for piece in payload:
             protocol.write(piece)

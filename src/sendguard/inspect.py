@@ -32,7 +32,7 @@ from sendguard.detect.registry import (
 from sendguard.errors import InspectionError
 from sendguard.model import Address, Envelope, Finding, Mail, Organisation, Verdict
 from sendguard.parse import parse_message
-from sendguard.parse.addresses import parse_addr_spec
+from sendguard.parse.addresses import envelope_address
 from sendguard.parse.limits import ParseLimits
 from sendguard.parse.pool import ExtractionPool
 from sendguard.policy.ceiling import PREFIX_ROWS, EarlyStop, early_stop, row_prefix
@@ -87,13 +87,13 @@ def detect_context(
     recipients: list[Address] = []
     for rcpt in envelope.rcpt_tos:
         try:
-            recipients.append(parse_addr_spec(rcpt, field="envelope"))
+            recipients.append(envelope_address(rcpt))
         except ValueError:
             continue  # intake validated them; an unparsable one is simply not classified
     sender: Address | None = None
     if envelope.mail_from:
         try:
-            sender = parse_addr_spec(envelope.mail_from, field="envelope")
+            sender = envelope_address(envelope.mail_from)
         except ValueError:
             sender = None
     return DetectContext(
@@ -317,7 +317,8 @@ class Inspector:
         except Exception as exc:
             raise InspectionError(f"{type(exc).__name__} during inspection") from exc
         findings = (*found, *network, *learned_found)
-        verdict = evaluate(loaded, findings, envelope, mail)
+        # Lean: a pass or tag verdict's trace has no reasons (nothing keeps or shows them).
+        verdict = evaluate(loaded, findings, envelope, mail, lean=True)
         _log_warned(verdict)
         return Inspection(mail, findings, verdict, organisation=loaded.organisation)
 

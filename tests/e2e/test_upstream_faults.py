@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.relay import running_relay
 from tests.support.tls import CertPair
 from tests.support.upstream import RecordingUpstream
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+async def upstream(request: pytest.FixtureRequest) -> AsyncIterator[RecordingUpstream]:
+    """Every fault both ways: commands one at a time, and pipelined (RFC 2920)."""
+    async with RecordingUpstream(pipelining=request.param) as up:
+        yield up
+
 
 DATA = b"From: a@example.jp\r\nTo: b@partner.test\r\nSubject: t\r\n\r\nbody\r\n"
 

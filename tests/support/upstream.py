@@ -58,6 +58,19 @@ class _Handler:
             await asyncio.sleep(fault.hang)
         return fault.reply
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:  # aiosmtpd reads commands in order: it can, it never says so
+            responses[-1:-1] = ["250-PIPELINING"]
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -116,7 +129,10 @@ class RecordingUpstream:
         tls: CertPair | None = None,
         users: dict[str, str] | None = None,
         smtputf8: bool = True,
+        pipelining: bool = False,
     ) -> None:
+        self.pipelining = pipelining
+        """Offer PIPELINING (RFC 2920) in the EHLO reply."""
         self.messages: list[Received] = []
         self.commands: list[str] = []
         self.connections = 0

@@ -70,3 +70,32 @@ async def test_the_greeting_happens_before_data_when_none_was_sent() -> None:
             assert smtp.last_ehlo_response is not None and smtp.last_ehlo_response.code == 250
         finally:
             await smtp.quit()
+
+
+async def test_pipelined_commands_get_their_replies_in_order() -> None:
+    """`execute_pipelined` (the protocol's buffer, parser and waiter, and `data_received`
+    put back afterwards) and `execute_prepared_payload` against a real server."""
+    message = b"Subject: t\r\n\r\nline\r\n"
+    async with RecordingUpstream(pipelining=True) as upstream:
+        upstream.fail_next("RCPT", "550 5.1.1 no", rcpt="c@example.jp")
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=upstream.port, start_tls=False)
+        await smtp.connect()
+        try:
+            await compat.ehlo_or_helo_if_needed(smtp)
+            protocol = compat.data_protocol(smtp)
+            assert protocol is not None
+            received: list[aiosmtplib.SMTPResponse] = []
+            batch = [b"MAIL FROM:<a@example.jp>\r\n", b"RCPT TO:<b@example.jp>\r\n",
+                     b"RCPT TO:<c@example.jp>\r\n", b"DATA\r\n"]  # fmt: skip
+            await compat.execute_pipelined(protocol, batch, 10, received)
+            assert [r.code for r in received] == [250, 250, 550, 354]
+            assert "data_received" not in vars(protocol)  # the class's own again
+            response = await compat.execute_prepared_payload(protocol, [message], 10)
+            assert response.code == 250
+            with pytest.raises(ValueError, match="prohibited"):
+                await compat.execute_pipelined(protocol, [b"NOOP\x00\r\n"], 10, [])
+            assert (await smtp.noop()).code == 250  # the session goes on as before
+        finally:
+            await smtp.quit()
+        (got,) = await upstream.wait_for(1)
+    assert got.rcpt_tos == ("b@example.jp",) and got.data == message

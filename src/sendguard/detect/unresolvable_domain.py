@@ -158,6 +158,17 @@ class UnresolvableDomain(NetworkDetector):
 
     async def outcomes(self, domains: list[str]) -> dict[str, Outcome]:
         """Outcome per domain within the budget; unfinished ones are `dns-error` (budget)."""
+        now = time.monotonic()
+        known: dict[str, Outcome] = {}
+        for domain in domains:
+            entry = self._cache.get(domain)
+            if entry is None or entry[0] <= now:
+                break
+            known[domain] = entry[1]
+        else:
+            # Every answer is cached (the commonest case: mail goes to the same domains
+            # all day): what `_cached` would return, without a task and a timer per domain.
+            return known
         gate = asyncio.Semaphore(self._cfg.concurrency)
         tasks = {d: asyncio.create_task(self._cached(d, gate)) for d in domains}
         if tasks:

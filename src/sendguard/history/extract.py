@@ -15,7 +15,7 @@ from typing import Literal
 from sendguard.correspondence import Delivery, Recipient, message_ids, name_key, thread_key
 from sendguard.detect.domains import is_internal
 from sendguard.model import Address, Organisation
-from sendguard.parse.addresses import parse_addr_spec, parse_address_header
+from sendguard.parse.addresses import envelope_address, parse_address_header
 from sendguard.parse.headers import split_headers
 
 _HEADER_CAP = 256 * 1024
@@ -60,7 +60,7 @@ def external(rcpts: Iterable[str], organisation: Organisation) -> list[Address]:
     out: list[Address] = []
     for rcpt in rcpts:
         try:
-            address = parse_addr_spec(rcpt, field="envelope")
+            address = envelope_address(rcpt)
         except ValueError:
             continue
         if not is_internal(address, organisation):

@@ -6,6 +6,7 @@ address is in a trusted network. Everything else is refused at RCPT with 550 5.7
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -16,8 +17,15 @@ def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     """The client's IP from asyncio's peername; IPv4-mapped IPv6 is unwrapped."""
     if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
         return None
+    return _address(peer[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per client address: the relay asks at every RCPT (100 times for a mass
+    mail), and the answer (an immutable address) never changes."""
     try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+        address = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

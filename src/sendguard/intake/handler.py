@@ -42,7 +42,7 @@ from sendguard.intake.guard import GuardBusy, LoginGuard
 from sendguard.intake.server import RelayEnvelope, RelaySMTP
 from sendguard.intake.spool import SpooledMessage
 from sendguard.model import Envelope, IPNetwork, Reply
-from sendguard.parse.addresses import is_routing_address, parse_addr_spec
+from sendguard.parse.addresses import envelope_address, is_routing_address
 from sendguard.parse.lines import has_bare_line_ending, normalise_line_endings
 from sendguard.pipeline import ClientSide
 from sendguard.policy.people import People, build_people
@@ -305,7 +305,7 @@ class RelayHandler:
         sender = ""
         if address:
             try:
-                sender = parse_addr_spec(address, field="envelope").addr_spec
+                sender = envelope_address(address).addr_spec
             except ValueError as exc:
                 return str(replies.bad_address(str(exc)))
         login = _login(server, session)
@@ -390,7 +390,7 @@ class RelayHandler:
             if not self._supports("supports_smtputf8", self.options.advertise_smtputf8):
                 return replies.NON_ASCII_UPSTREAM
         try:
-            parsed = parse_addr_spec(address, field="envelope")
+            parsed = envelope_address(address)
         except ValueError as exc:
             return replies.bad_address(str(exc))
         if is_routing_address(parsed.local_part):
@@ -482,7 +482,7 @@ class RelayHandler:
             return replies.RELAY_DENIED, None
         sender = envelope.mail_from or ""
         with contextlib.suppress(ValueError):
-            sender = parse_addr_spec(sender, field="envelope").addr_spec if sender else ""
+            sender = envelope_address(sender).addr_spec if sender else ""
         if not self._may_send_as(server, session, login, sender):
             return replies.SENDER_NOT_OWNED, None
         return None, login

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
 import socket
 import ssl
 import uuid
@@ -52,6 +53,9 @@ from sendguard.pipeline import ClientSide
 log = structlog.get_logger(__name__)
 _transactions = structlog.get_logger("sendguard.transaction")
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 §3.2.3
+_SIMPLE_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>")
+"""The common MAIL/RCPT path: an angle-bracketed dot-atom addr-spec, ASCII only."""
 _CANCEL_BOUND = 5.0
 """Seconds a shutdown spends cancelling the messages still in flight after the grace."""
 
@@ -136,6 +140,22 @@ class RelaySMTP(SMTP):
         every call (~50 µs per MAIL and per RCPT: 5 ms for a 100-recipient message)."""
         if not arg:
             return "", ""
+        simple = _SIMPLE_PATH.match(arg)
+        if simple is not None:
+            # `<dot-atom@dot-atom>` and then nothing, or blanks and no comment: what the email
+            # tokenizer returns for it (~60 µs a call, 6 ms for a mass mail's 100 RCPTs),
+            # computed directly (tests/unit/intake/test_getaddr.py compares the two).
+            addr, rest = simple.group(1), arg[simple.end() :]
+            stripped = rest.lstrip(" \t")
+            if (not rest or stripped != rest) and not stripped.startswith("("):
+                localpart = addr.rpartition("@")[0]
+                if self.local_part_limit and len(localpart) > self.local_part_limit:
+                    return None, None
+                return addr, stripped
+        return self._tokenized(arg)
+
+    def _tokenized(self, arg: str) -> tuple[str | None, str | None]:
+        """`_getaddr` by the email package's RFC 5322 tokenizer, as aiosmtpd parses."""
         address: Any  # email's token types (AngleAddr or AddrSpec) both carry .addr_spec
         try:
             if arg.lstrip().startswith("<"):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from sendguard.parse.addresses import (
+    envelope_address,
     is_routing_address,
     parse_addr_spec,
     parse_address_header,
@@ -210,3 +211,20 @@ def test_mail_view_exposes_resent_to_and_cc() -> None:
         "y@outside.example",
     }
     assert [(p.kind, p.where) for p in mail.problems] == [("malformed", "resent-cc")]
+
+
+@pytest.mark.parametrize(
+    "text", ["a@example.co.jp", "A.B@EXAMPLE.JP", "田中@例え.jp", "x@[192.0.2.1]", "bad", "a@b@c"]
+)
+def test_envelope_address_is_parse_addr_spec_remembered(text: str) -> None:
+    """The same `Address` (shared: it is frozen) or the same refusal, every time."""
+    for _ in range(2):
+        try:
+            expected: object = parse_addr_spec(text, field="envelope")
+        except ValueError as exc:
+            expected = str(exc)
+        try:
+            got: object = envelope_address(text)
+        except ValueError as exc:
+            got = str(exc)
+        assert got == expected
