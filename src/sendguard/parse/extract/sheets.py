@@ -131,13 +131,25 @@ def read_workbook(blob: Blob, ctx: Context) -> Extracted:
     except CalamineError as exc:
         return Extracted(problems=(problem("malformed", "bad-sheet", blob, type(exc).__name__),))
     builder = TableBuilder(blob, ctx)
+    left = ctx.prefix_rows  # the relay's row prefix: rows still to read (None: all of them)
+    cut = False
     try:
         for meta in workbook.sheets_metadata:
             if meta.typ not in (SheetTypeEnum.WorkSheet, SheetTypeEnum.DialogSheet):
                 continue
+            if left is not None and left <= 0:
+                cut = True  # the prefix is complete; this sheet and the rest are not read
+                break
             ctx.check_time()
             sheet = workbook.get_sheet_by_name(meta.name)
-            rows = sheet.to_python(skip_empty_area=False, nrows=ctx.limits.max_table_rows + 1)
+            nrows = ctx.limits.max_table_rows + 1
+            rows = sheet.to_python(
+                skip_empty_area=False, nrows=nrows if left is None else min(nrows, left + 1)
+            )
+            if left is not None:
+                cut = len(rows) > left  # the first rows of what reading all of them gives
+                rows = rows[:left]
+                left -= len(rows)
             builder.add_matrix(cell_text(meta.name), rows)
     except PasswordError:
         return Extracted(encrypted=True, problems=(problem("encrypted", "encrypted-office", blob),))
@@ -146,5 +158,8 @@ def read_workbook(blob: Blob, ctx: Context) -> Extracted:
     finally:
         workbook.close()
     return Extracted(
-        text=builder.render(), tables=tuple(builder.tables), problems=tuple(builder.problems)
+        text=builder.render(),
+        tables=tuple(builder.tables),
+        problems=tuple(builder.problems),
+        cut=cut,
     )
