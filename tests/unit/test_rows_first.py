@@ -216,15 +216,23 @@ def test_a_long_customer_csv_is_held_on_its_first_rows_read() -> None:
     assert explain.verdict.action is Action.HOLD
 
 
-def test_a_long_csv_below_the_ceiling_is_read_again_in_full() -> None:
-    """Nothing on its first rows reaches the ceiling: the part is the whole file, and the
-    message (parts, problems, findings) is exactly the one a plain reading gives."""
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_long_table_below_the_ceiling_is_read_on_in_full(kind: str) -> None:
+    """Nothing on its first rows reaches the ceiling: the part is the whole file (read on
+    from the prefix: `Extracted.rest`), and the message (parts, problems, findings) is
+    exactly the one a plain reading gives."""
     policy = load_policy(SHIPPED)
     detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
-    lines = ["伝票番号,品目,数量"] + [f"S{n:07d},ボルト M8,{n % 500}" for n in range(2500)]
-    lines.append("備考,090-1234-5678,")  # a phone at the end: found only by reading it all
-    data = "\r\n".join(lines).encode("cp932")
-    raw = build_message(to=[("", OUTSIDE.rcpt_tos[0])], attachments=[Attachment("l.csv", data)])
+    rows = [["氏名", "品目", "数量"]] + [
+        [f"山田 太郎{n}", "ボルト M8", str(n)] for n in range(2500)
+    ]
+    rows.append(["備考", "090-1234-5678", ""])  # a phone at the end: found only reading it all
+    if kind == "csv":
+        data = "\r\n".join(map(",".join, rows)).encode("cp932")
+    else:
+        data = xlsx({"台帳": rows})
+    name = f"l.{kind}"
+    raw = build_message(to=[("", OUTSIDE.rcpt_tos[0])], attachments=[Attachment(name, data)])
     stop = early_stop(policy, OUTSIDE)
     ctx = detect_context(OUTSIDE, policy.organisation)
     mail, found = parse_and_detect(raw, LIMITS, detectors, ctx, stop)

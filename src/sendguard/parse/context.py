@@ -54,6 +54,9 @@ class Extracted:
     cut: bool = False
     """Rows after `Context.row_cap` were not read: the tables are their first rows and the
     text the lines those render to (a prefix of what reading every row gives)."""
+    rest: Callable[[], Extracted] | None = field(default=None, compare=False, repr=False)
+    """With `cut`: the whole reading, reusing what the prefix's reading already did (the
+    decoded text, the vetted package); None: read the blob again."""
 
 
 @dataclass(slots=True)

@@ -141,6 +141,9 @@ def _read_rows_first(reader: Reader, blob: Blob, ctx: Context, sniffed: str) -> 
         ctx.problems.extend(problems)
         ctx.parts.append(part)  # these readers add no parts of their own: it is the last
         raise StopScan
+    if result.rest is not None:
+        rest = result.rest
+        return _run(lambda _blob, _ctx: rest(), blob, ctx, sniffed)  # the reading goes on
     ctx.expanded, ctx.expanded_reported, ctx.bomb, seen, ctx.files = saved
     del ctx.problems[seen:]
     return _run(reader, blob, ctx, sniffed)

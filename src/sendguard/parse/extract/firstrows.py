@@ -9,8 +9,10 @@ The cut is only made when it provably gives calamine's first `bound - 1` rows of
 sheet. calamine places a cell by its own ``r`` reference (a row element's ``r`` for a cell
 without one, the next row for a row without one: positions only move forward), so rows
 below `bound` are complete in the cut when every reference after it names a row of at least
-`bound`. That is checked on the raw bytes, with C-level searches only: every row element
-before the cut carries a row number below `bound`, and after the cut (to the end of
+`bound` (cells before the cut that name a row of `bound` or more land in rows the reader
+never takes: it keeps `bound - 1` rows). That is checked on the raw bytes, with C-level
+searches only: every row element before the cut carries a row number below `bound`, and
+after the cut (to the end of
 ``sheetData``) attributes are written ``name="…"`` with one space before the name (no tab,
 line break, single quote or space around ``=``), every ``r="`` follows a space and holds a
 reference in capital letters to a row of `bound` or more (``bound`` a power of ten, so "at
@@ -29,8 +31,6 @@ _ROW_TAG = re.compile(rb"<((?:\w+:)?)row[\s>/]")
 _ROW_NUMBER = re.compile(rb'\sr="([1-9][0-9]{0,6})"')
 _SHEET_DATA = re.compile(rb"<((?:\w+:)?)sheetData[\s>]")
 _WORKSHEET = re.compile(rb"<((?:\w+:)?)worksheet[\s>]")
-_ANY_R = re.compile(rb"""\sr\s*=\s*["']([^"']*)["']""")
-_BELOW = re.compile(rb"[A-Z]{0,3}([1-9][0-9]{0,6})")
 
 
 def bound_for(rows: int) -> int:
@@ -65,10 +65,6 @@ def cut_sheet(xml: bytes, bound: int) -> bytes | None:
             break
     if cut < 0:
         return xml
-    for value in _ANY_R.findall(xml, start.end(), cut):  # the kept cells: rows below bound
-        ref = _BELOW.fullmatch(value)
-        if ref is None or int(ref.group(1)) >= bound:
-            return None
     close = xml.rfind(b"sheetData>")
     close = close if close > cut else len(xml)
     # Searched in place (no copy of the ~30 MB that follows): one byte first (memchr).

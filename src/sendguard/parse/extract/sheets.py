@@ -122,7 +122,12 @@ def read_sheets(blob: Blob, ctx: Context) -> Extracted:
     if ctx.prefix_rows is not None and sheets:
         return _read_first_rows(archive, blob, ctx, sheets)
     sheets.clear()  # calamine inflates the sheets again; hold one copy at a time
-    return read_workbook(blob, ctx)
+    return _going_on(read_workbook(blob, ctx), blob, ctx)
+
+
+def _going_on(result: Extracted, blob: Blob, ctx: Context) -> Extracted:
+    """A prefix whose whole reading skips the package checks already passed."""
+    return replace(result, rest=lambda: read_workbook(blob, ctx)) if result.cut else result
 
 
 def _read_first_rows(
@@ -137,9 +142,9 @@ def _read_first_rows(
     if book is not None:
         result = read_workbook(replace(blob, data=book), ctx, rows_below=bound - 1)
         if all(p.kind == "limit" for p in result.problems):
-            return result
+            return _going_on(result, blob, ctx)  # the whole reading: the sender's own book
         # calamine refused the rebuilt book: read the sender's own (and report on it).
-    return read_workbook(blob, ctx)
+    return _going_on(read_workbook(blob, ctx), blob, ctx)
 
 
 def read_workbook(blob: Blob, ctx: Context, rows_below: int | None = None) -> Extracted:

@@ -134,7 +134,13 @@ def read_csv(blob: Blob, ctx: Context) -> Extracted:
             tables=tuple(builder.tables),
             problems=tuple(builder.problems),
             cut=True,
+            rest=lambda: _whole(blob, ctx, source, delimiter),  # decoded once
         )
+    return _whole(blob, ctx, source, delimiter)
+
+
+def _whole(blob: Blob, ctx: Context, source: str, delimiter: str) -> Extracted:
+    builder = TableBuilder(blob, ctx)
     errors: list[str] = []
     normalized = unicodedata.is_normalized("NFKC", source)
     rows = _unquoted(source, delimiter)
