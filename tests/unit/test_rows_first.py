@@ -33,7 +33,7 @@ from sendguard.policy.evaluate import evaluate
 from sendguard.policy.load import load_policy
 from tests.eval.case import Case
 from tests.eval.evaluate import all_cases
-from tests.support.attachments import Attachment, build_message, xlsx
+from tests.support.attachments import Attachment, build_message, xlsx, zip_archive
 
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
 LIMITS = ParseLimits.model_validate({})
@@ -240,3 +240,22 @@ def test_a_long_table_below_the_ceiling_is_read_on_in_full(kind: str) -> None:
     assert mail == parse_message(raw, LIMITS)
     assert found == tuple(run_content(detectors, mail, ctx))
     assert "phone" in {f.code for f in found}
+
+
+def test_a_long_customer_csv_inside_a_zip_is_held_on_its_first_rows_too() -> None:
+    """The cut ends the walk from inside an archive (the ZIP's own part is then not kept:
+    fewer parts, never more findings); explain reads every member and every row."""
+    from sendguard.inspect import inspect_sync
+
+    policy = load_policy(SHIPPED)
+    detectors = build(policy.detector_settings, enabled=policy.enabled_detectors())
+    archive = zip_archive({"顧客.csv": _customers_csv(3000), "readme.txt": b"list"})
+    raw = build_message(
+        to=[("", OUTSIDE.rcpt_tos[0])], attachments=[Attachment("data.zip", archive)]
+    )
+    stop = early_stop(policy, OUTSIDE)
+    ctx = detect_context(OUTSIDE, policy.organisation)
+    mail, found = parse_and_detect(raw, LIMITS, detectors, ctx, stop)
+    assert mail.stopped_early and mail.rows_cut == PREFIX_ROWS
+    explain = inspect_sync(OUTSIDE, raw, policy, LIMITS, offline=True, exhaustive=True)
+    assert evaluate(policy, found, OUTSIDE, mail).action is explain.verdict.action is Action.HOLD
