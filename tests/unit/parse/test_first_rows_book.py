@@ -186,3 +186,16 @@ def test_any_sheet_read_first_rows_is_a_prefix_of_the_whole(
     if whole.problems:
         return  # calamine refuses this spelling: the relay reads it whole and reports the same
     _is_prefix(_read(book, cap), whole)
+
+
+def test_cells_after_the_cut_further_left_or_up_do_not_shift_the_first_rows() -> None:
+    """The whole sheet's range starts at column A only because of a cell after the cut:
+    calamine places rows from A1 either way (`skip_empty_area=False`)."""
+    kept = b"".join(_row(n, _cell(f"C{n}", f"c{n}")) for n in range(3, 130))
+    later = _row(150, _cell("A150", "left")) + _row(151, _cell("B1500", "far"))
+    xml = _HEAD + kept + later + _TAIL
+    assert firstrows.cut_sheet(xml, 100) is not None
+    book = _book(xml)
+    first, whole = _read(book, 20), _read(book, None)
+    assert first.cut and first.tables[0].rows[2] == ("", "", "c3")
+    _is_prefix(first, whole)
