@@ -112,12 +112,15 @@ def parse_and_detect(
     detectors: Detectors,
     ctx: DetectContext,
     stop: EarlyStop | None = None,
+    rows: int = PREFIX_ROWS,
 ) -> tuple[Mail, tuple[Finding, ...]]:
     """Parse the bytes and run the content detectors: one worker round trip, picklable.
 
     With `stop` (the relay; never `policy explain`), the parts read so far are judged
     between leaves, and the rest of the message is not read once they already reach the
-    most severe action the policy could take for the envelope."""
+    most severe action the policy could take for the envelope. A CSV or workbook is read
+    first to its first `rows` rows, and no further when those already reach it
+    (`parse.Context.row_cap`)."""
 
     if stop is not None:
         ctx = replace(ctx, memo={})  # each part is read once, alone and then in the whole
@@ -131,11 +134,18 @@ def parse_and_detect(
         limits,
         stop=reached if stop is not None else None,
         cells_gate=None if ctx.exhaustive else cells_gate(detectors),
+        row_cap=None if ctx.exhaustive else rows,
     )
     if mail.stopped_early:
         log.info(
-            "inspection_stopped_early", parts=len(mail.parts), action=stop and stop.action.label
+            "inspection_stopped_early",
+            parts=len(mail.parts),
+            rows=mail.rows_cut or None,
+            action=stop and stop.action.label,
         )
+        if mail.rows_cut:
+            read = run_content(detectors, mail, ctx)
+            return mail, tuple(_lower_bound(finding, mail.rows_cut) for finding in read)
     elif stop is not None and not ctx.exhaustive:
         found = prefix_findings(mail, detectors, ctx, stop)
         if found is not None:
@@ -156,17 +166,17 @@ def prefix_findings(
     if not stop.reached(found, view):
         return None
     log.info("inspection_stopped_in_rows", rows=PREFIX_ROWS, action=stop.action.label)
-    return tuple(_lower_bound(finding) for finding in found)
+    return tuple(_lower_bound(finding, PREFIX_ROWS) for finding in found)
 
 
-def _lower_bound(finding: Finding) -> Finding:
+def _lower_bound(finding: Finding, rows: int) -> Finding:
     """A finding counted on a prefix says so: the reviewer and the notice must not read
     "999 phone numbers" as the size of a 50,000-row list (explain gives the exact count)."""
     return replace(
         finding,
         message=finding.message + " (at least: only the first {prefix_rows} rows of long tables"
         " were read)",
-        params={**finding.params, "prefix_rows": PREFIX_ROWS},
+        params={**finding.params, "prefix_rows": rows},
     )
 
 

@@ -189,6 +189,9 @@ class Mail:
     stopped_early: bool = False
     """The relay stopped reading parts here: the parts read already gave the most severe
     action the policy could take for the envelope (`policy.ceiling`); the rest is unread."""
+    rows_cut: int = 0
+    """With `stopped_early`: the last part read is a long table read only to its first
+    `rows_cut` rows (its findings' counts are lower bounds); 0 when every row read was."""
 
     @property
     def visible_recipients(self) -> tuple[Address, ...]:

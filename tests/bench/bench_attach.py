@@ -21,6 +21,7 @@ Files are built with the bench's own builders (`workloads`, `bench_extract`) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -43,10 +44,10 @@ from sendguard.detect.registry import Detectors, build, cells_gate, run_content 
 from sendguard.inspect import detect_context, parse_and_detect, prefix_findings  # noqa: E402
 from sendguard.model import CellDigest, Envelope, Finding, Mail  # noqa: E402
 from sendguard.parse import parse_message  # noqa: E402
-from sendguard.parse.context import Blob, Context  # noqa: E402
+from sendguard.parse.context import Blob, Context, StopScan  # noqa: E402
 from sendguard.parse.extract import extract  # noqa: E402
 from sendguard.parse.limits import ParseLimits  # noqa: E402
-from sendguard.policy.ceiling import early_stop  # noqa: E402
+from sendguard.policy.ceiling import PREFIX_ROWS, early_stop  # noqa: E402
 from sendguard.policy.evaluate import evaluate  # noqa: E402
 from sendguard.policy.load import LoadedPolicy, load_policy  # noqa: E402
 
@@ -141,15 +142,26 @@ def main() -> int:
 
     stop = early_stop(policy, envelope)
 
+    def reached(view: Mail) -> bool:
+        assert stop is not None
+        return stop.reached(run_content(detectors, view, ctx), view)
+
+    def parse(raw: bytes) -> Mail:
+        # As the relay parses: early stop, and long tables read first to their first rows.
+        return parse_message(raw, limits, stop=reached, cells_gate=gate, row_cap=PREFIX_ROWS)
+
     def judge(mail: Mail) -> tuple[object, tuple[Finding, ...]]:
-        # As `parse_and_detect` with the relay's early stop: long tables judged on their
-        # first rows when those already reach the ceiling (a one-leaf message: no other stop).
-        found = None if stop is None else prefix_findings(mail, detectors, ctx, stop)
-        findings = tuple(run_content(detectors, mail, ctx)) if found is None else found
+        # As `parse_and_detect` after parsing: a table cut while read is judged as read; else
+        # long tables judged on their first rows when those already reach the ceiling.
+        if mail.stopped_early:
+            findings = tuple(run_content(detectors, mail, ctx))
+        else:
+            found = None if stop is None else prefix_findings(mail, detectors, ctx, stop)
+            findings = tuple(run_content(detectors, mail, ctx)) if found is None else found
         return evaluate(policy, findings, envelope, mail), findings
 
     def decide(raw: bytes) -> tuple[object, tuple[Finding, ...]]:
-        return judge(parse_message(raw, limits, cells_gate=gate))
+        return judge(parse(raw))
 
     decide(message(CASES[2]))  # imports and compiled patterns, once
     if args.profile:
@@ -168,9 +180,9 @@ def main() -> int:
         raw = message(case)
         data = cached(CACHE, _FILES[case.name], case.make)
         extract_s, _ = cpu(
-            lambda d=data, c=case: extract_once(c.filename, d, limits, gate), args.runs
+            lambda d=data, c=case: extract_once(c.filename, d, limits, gate, reached), args.runs
         )
-        parse_s, mail = cpu(lambda r=raw: parse_message(r, limits, cells_gate=gate), args.runs)
+        parse_s, mail = cpu(lambda r=raw: parse(r), args.runs)
         detect_s, result = cpu(lambda m=mail: judge(m), args.runs)
         total_s, _ = cpu(lambda r=raw: decide(r), args.runs)
         verdict, findings = result  # type: ignore[misc]
@@ -215,12 +227,20 @@ def _early_stop(
 
 
 def extract_once(
-    name: str, data: bytes, limits: ParseLimits, gate: Callable[[CellDigest], bool]
+    name: str,
+    data: bytes,
+    limits: ParseLimits,
+    gate: Callable[[CellDigest], bool],
+    reached: Callable[[Mail], bool],
 ) -> None:
-    """The attachment's reader alone, as a MIME leaf would be read by the relay."""
+    """The attachment's reader alone, as a MIME leaf would be read by the relay (with the
+    cells gate, and a long table read to its first rows while those reach the ceiling)."""
     ctx = Context.start(limits)
     ctx.cells_gate = gate
-    extract(Blob(data, ("attachment 1",), "application/octet-stream", name), ctx)
+    ctx.stop = lambda parts: reached(Mail(parts=parts))
+    ctx.row_cap = PREFIX_ROWS
+    with contextlib.suppress(StopScan):
+        extract(Blob(data, ("attachment 1",), "application/octet-stream", name), ctx)
 
 
 if __name__ == "__main__":

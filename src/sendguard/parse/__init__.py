@@ -52,13 +52,16 @@ def parse_message(
     *,
     stop: Callable[[Mail], bool] | None = None,
     cells_gate: Callable[[CellDigest], bool] | None = None,
+    row_cap: int | None = None,
 ) -> Mail:
     """Build the read-only view of one message; never raises for bad input.
 
     ``stop`` (the relay's early stop) is asked, while leaves remain, about a view of the
     message holding only the parts read since it was last asked; when it answers True the
     remaining leaves are not read and the view says `Mail.stopped_early`. ``cells_gate``
-    (the relay): see `Context.cells_gate`."""
+    (the relay): see `Context.cells_gate`. ``row_cap`` (the relay, with ``stop``): a long
+    table is read first to its first rows and kept so when those already make ``stop``
+    answer True (`Context.row_cap`; the view then says `Mail.rows_cut`)."""
     ctx = Context.start(limits)
     ctx.cells_gate = cells_gate
     headers, too_big = split_headers(data, limits.max_header_bytes)
@@ -73,6 +76,7 @@ def parse_message(
         if stop is not None:
             headed = _mail(data, headers, addresses, ctx)
             ctx.stop = lambda parts: stop(replace(headed, parts=parts))
+            ctx.row_cap = row_cap
         _read_body(data, ctx)
     return _mail(data, headers, addresses, ctx)
 
@@ -118,4 +122,5 @@ def _mail(data: bytes, headers: Headers, addresses: HeaderAddresses, ctx: Contex
         header_bytes=headers.size,
         size=len(data),
         stopped_early=ctx.stopped,
+        rows_cut=(ctx.row_cap or 0) if ctx.rows_cut else 0,
     )

@@ -62,7 +62,10 @@ def _strict(data: bytes, chain: tuple[str, ...]) -> str | None:
 
 
 def _looks_iso2022(data: bytes) -> bool:
-    return b"\x1b$B" in data or b"\x1b$@" in data or b"\x1b(J" in data or b"\x1b(I" in data
+    # One memchr for ESC first: four 3-byte searches cost ~30 ms on a 10 MB CSV that has none.
+    return b"\x1b" in data and (
+        b"\x1b$B" in data or b"\x1b$@" in data or b"\x1b(J" in data or b"\x1b(I" in data
+    )
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> str:

@@ -51,6 +51,12 @@ class Extracted:
     tables: tuple[Table, ...] = ()
     encrypted: bool = False
     problems: tuple[Problem, ...] = ()
+    cut: bool = False
+    """Rows after `Context.row_cap` were not read: the tables are their first rows and the
+    text the lines those render to (a prefix of what reading every row gives)."""
+    rest: Callable[[], Extracted] | None = field(default=None, compare=False, repr=False)
+    """With `cut`: the whole reading, reusing what the prefix's reading already did (the
+    decoded text, the vetted package); None: read the blob again."""
 
 
 @dataclass(slots=True)
@@ -78,6 +84,16 @@ class Context:
     """Candidate-first for workbooks (set by `inspect`, not on the exhaustive path): asked
     with what a workbook's cells can render to; False (no detector could find anything
     there) means the cells are not read at all. None: always read them."""
+    row_cap: int | None = None
+    """The relay (with `stop`): a table reader may read a part's tables only to their first
+    `row_cap` rows, and `extract` asks `stop` whether that prefix already reaches the
+    ceiling; if not, the part is read again in full. None: every row is read."""
+    prefix_rows: int | None = None
+    """Rows the table reader running now may stop after: `row_cap` while `extract` reads a
+    part's prefix, else None (every other reader, e.g. legacy XLS through `office`, reads
+    every row)."""
+    rows_cut: bool = False
+    """A part kept to its first `row_cap` rows ended the walk (`StopScan`)."""
 
     @classmethod
     def start(cls, limits: ParseLimits) -> Context:

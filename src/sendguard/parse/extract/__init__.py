@@ -102,15 +102,63 @@ def extract(blob: Blob, ctx: Context) -> None:
     sniffed = kinds.sniff(blob.data, blob.filename, blob.declared_type)
     index = len(ctx.parts)
     reader = reader_for(sniffed)
-    result = _run(reader, blob, ctx, sniffed) if reader else _unsupported(blob, sniffed)
+    if reader is None:
+        result = _unsupported(blob, sniffed)
+    elif ctx.row_cap is not None and ctx.stop is not None and sniffed in _CUT_KINDS:
+        result = _read_rows_first(reader, blob, ctx, sniffed)
+    else:
+        result = _run(reader, blob, ctx, sniffed)
+    part, problems = _finish(blob, sniffed, result, ctx)
+    ctx.problems.extend(problems)
+    ctx.parts.insert(index, part)
+
+
+_CUT_KINDS = frozenset({kinds.CSV, kinds.TSV, kinds.XLSX, kinds.XLSM, kinds.ODS})
+"""Readers that honour `Context.row_cap` (none of them adds parts of its own)."""
+
+
+def _read_rows_first(reader: Reader, blob: Blob, ctx: Context, sniffed: str) -> Extracted:
+    """The relay's row prefix at extraction: a table reader reads the first
+    `Context.row_cap` rows; when that prefix (with every part read before it) already makes
+    `Context.stop` answer True, it is the part and the walk ends (`StopScan`), else the blob
+    is read again in full with the context as it was before the first reading.
+
+    Sound for the same reason as `policy.ceiling.row_prefix`: the prefix holds the first rows
+    of the tables and the text lines they render to, and content detectors are monotone in
+    a text prefix, so its findings can only be fewer than those of the whole part."""
+    assert ctx.row_cap is not None and ctx.stop is not None
+    saved = (ctx.expanded, ctx.expanded_reported, ctx.bomb, len(ctx.problems), ctx.files)
+    ctx.prefix_rows = ctx.row_cap
+    try:
+        result = _run(reader, blob, ctx, sniffed)
+    finally:
+        ctx.prefix_rows = None
+    if not result.cut:
+        return result
+    part, problems = _finish(blob, sniffed, result, ctx)
+    if ctx.stop((*ctx.parts, part)):
+        ctx.rows_cut = True
+        ctx.problems.extend(problems)
+        ctx.parts.append(part)  # these readers add no parts of their own: it is the last
+        raise StopScan
+    if result.rest is not None:
+        rest = result.rest
+        return _run(lambda _blob, _ctx: rest(), blob, ctx, sniffed)  # the reading goes on
+    ctx.expanded, ctx.expanded_reported, ctx.bomb, seen, ctx.files = saved
+    del ctx.problems[seen:]
+    return _run(reader, blob, ctx, sniffed)
+
+
+def _finish(
+    blob: Blob, sniffed: str, result: Extracted, ctx: Context
+) -> tuple[Part, list[Problem]]:
     problems = list(result.problems)
     body = result.text
     if len(body) > ctx.limits.max_part_text_chars:
         body = body[: ctx.limits.max_part_text_chars]
         detail = f"text cut at {ctx.limits.max_part_text_chars} characters"
         problems.append(problem("limit", "text-size", blob, detail))
-    ctx.problems.extend(problems)
-    ctx.parts.insert(index, _part(blob, sniffed, result, body, problems))
+    return _part(blob, sniffed, result, body, problems), problems
 
 
 def _part(blob: Blob, sniffed: str, result: Extracted, body: str, problems: list[Problem]) -> Part:

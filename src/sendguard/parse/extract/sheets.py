@@ -13,13 +13,14 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from dataclasses import replace
 
 import structlog
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError, SheetTypeEnum
 
 from sendguard.model import Problem
 from sendguard.parse.context import Blob, Context, Extracted, problem
-from sendguard.parse.extract import cells, zipsafe
+from sendguard.parse.extract import cells, firstrows, zipsafe
 from sendguard.parse.extract.tables import TableBuilder, cell_text
 
 _log = structlog.get_logger(__name__)
@@ -96,7 +97,7 @@ def _dense_cells(
             return problem(
                 "limit", "sheet-size", blob, f"sheet spans {rows} x {cols} cells > {limit}"
             )
-        if ctx.cells_gate is not None:  # kept for the digest only where it is asked for
+        if ctx.cells_gate is not None or ctx.prefix_rows is not None:  # kept where asked for
             sheets.append((name, xml, rows, cols))
     return None
 
@@ -115,15 +116,42 @@ def read_sheets(blob: Blob, ctx: Context) -> Extracted:
         return Extracted(problems=(issue,))
     if ctx.cells_gate is not None and sheets:
         skip = cells.unread(archive, sheets, ctx, ctx.cells_gate)
-        sheets.clear()  # calamine inflates the sheets again; hold one copy at a time
         if skip:
             _log.debug("sheet_cells_not_read")
             return Extracted()
-    return read_workbook(blob, ctx)
+    if ctx.prefix_rows is not None and sheets:
+        return _read_first_rows(archive, blob, ctx, sheets)
+    sheets.clear()  # calamine inflates the sheets again; hold one copy at a time
+    return _going_on(read_workbook(blob, ctx), blob, ctx)
 
 
-def read_workbook(blob: Blob, ctx: Context) -> Extracted:
-    """Read an already vetted workbook (XLSX, XLSM, ODS or BIFF XLS) with calamine."""
+def _going_on(result: Extracted, blob: Blob, ctx: Context) -> Extracted:
+    """A prefix whose whole reading skips the package checks already passed."""
+    return replace(result, rest=lambda: read_workbook(blob, ctx)) if result.cut else result
+
+
+def _read_first_rows(
+    archive: zipfile.ZipFile, blob: Blob, ctx: Context, sheets: list[tuple[str, bytes, int, int]]
+) -> Extracted:
+    """The relay's row prefix of a one-sheet workbook: calamine reads the sheet cut before
+    its first row numbered `bound_for(prefix_rows)` (`firstrows`), else the whole book."""
+    assert ctx.prefix_rows is not None
+    bound = firstrows.bound_for(ctx.prefix_rows)
+    book = firstrows.first_rows_book(archive, [(n, x) for n, x, _, _ in sheets], bound)
+    sheets.clear()
+    if book is not None:
+        result = read_workbook(replace(blob, data=book), ctx, rows_below=bound - 1)
+        if all(p.kind == "limit" for p in result.problems):
+            return _going_on(result, blob, ctx)  # the whole reading: the sender's own book
+        # calamine refused the rebuilt book: read the sender's own (and report on it).
+    return _going_on(read_workbook(blob, ctx), blob, ctx)
+
+
+def read_workbook(blob: Blob, ctx: Context, rows_below: int | None = None) -> Extracted:
+    """Read an already vetted workbook (XLSX, XLSM, ODS or BIFF XLS) with calamine.
+
+    `rows_below` (a book of one sheet cut by `firstrows`): only the sheet's first
+    `rows_below` rows are the whole sheet's; the result is a prefix (`Extracted.cut`)."""
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(blob.data))
     except PasswordError:
@@ -131,13 +159,27 @@ def read_workbook(blob: Blob, ctx: Context) -> Extracted:
     except CalamineError as exc:
         return Extracted(problems=(problem("malformed", "bad-sheet", blob, type(exc).__name__),))
     builder = TableBuilder(blob, ctx)
+    left = ctx.prefix_rows  # the relay's row prefix: rows still to read (None: all of them)
+    cut = False
     try:
         for meta in workbook.sheets_metadata:
             if meta.typ not in (SheetTypeEnum.WorkSheet, SheetTypeEnum.DialogSheet):
                 continue
+            if left is not None and left <= 0:
+                cut = True  # the prefix is complete; this sheet and the rest are not read
+                break
             ctx.check_time()
             sheet = workbook.get_sheet_by_name(meta.name)
-            rows = sheet.to_python(skip_empty_area=False, nrows=ctx.limits.max_table_rows + 1)
+            nrows = ctx.limits.max_table_rows + 1
+            rows = sheet.to_python(
+                skip_empty_area=False, nrows=nrows if left is None else min(nrows, left + 1)
+            )
+            if left is not None:
+                cut = len(rows) > left  # the first rows of what reading all of them gives
+                rows = rows[:left]
+                left -= len(rows)
+            if rows_below is not None:
+                cut, rows = True, rows[:rows_below]
             builder.add_matrix(cell_text(meta.name), rows)
     except PasswordError:
         return Extracted(encrypted=True, problems=(problem("encrypted", "encrypted-office", blob),))
@@ -146,5 +188,8 @@ def read_workbook(blob: Blob, ctx: Context) -> Extracted:
     finally:
         workbook.close()
     return Extracted(
-        text=builder.render(), tables=tuple(builder.tables), problems=tuple(builder.problems)
+        text=builder.render(),
+        tables=tuple(builder.tables),
+        problems=tuple(builder.problems),
+        cut=cut,
     )

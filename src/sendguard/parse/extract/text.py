@@ -12,6 +12,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterator
+from itertools import islice
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -92,11 +93,53 @@ def _unquoted(source: str, delimiter: str) -> list[list[str]] | None:
     return [line.split(delimiter) if line else [] for line in lines]
 
 
+def _first_rows(source: str, delimiter: str, count: int) -> list[list[str]] | None:
+    """The first `count` rows `csv.reader` gives for `source`, without splitting the rest;
+    None when the text has no more than `count` lines (it is read whole) or its first rows
+    are not plain CSV (the whole reading reports it)."""
+    lines = source.split("\n", count)
+    if len(lines) <= count:
+        return None
+    # What follows a record cannot change it: csv.reader reads records one after another.
+    rows = _unquoted("\n".join(lines[:count]) + "\n", delimiter)
+    if rows is None:
+        reader = csv.reader(io.StringIO(source, newline=""), delimiter=delimiter)
+        try:
+            rows = list(islice(reader, count))
+        except csv.Error:
+            return None
+    return rows
+
+
 def read_csv(blob: Blob, ctx: Context) -> Extracted:
-    """CSV or TSV in any charset → one table (header row kept) and its text rendering."""
+    """CSV or TSV in any charset → one table (header row kept) and its text rendering.
+
+    With `Context.prefix_rows` (the relay), a longer file is read to its first rows only
+    (`Extracted.cut`): the very rows, table and text lines reading it whole begins with."""
     source = decode_bytes(blob.data, blob.charset)
     sniffed = kinds.sniff(blob.data, blob.filename, blob.declared_type)
     delimiter = _delimiter(source[:4096], sniffed)
+    builder = TableBuilder(blob, ctx)
+    cap = ctx.prefix_rows
+    head = None if cap is None else _first_rows(source, delimiter, cap + 1)
+    if cap is not None and head is not None and len(head) > cap:
+        head = head[:cap]
+        # Both ways of `add_strings` build the same table unless a cell holds U+001E/U+001F
+        # (then NFKC may split it): then ask what the whole reading asks.
+        odd = any("\x1e" in cell or "\x1f" in cell for row in head for cell in row)
+        normalized = odd and unicodedata.is_normalized("NFKC", source)
+        builder.add_strings("", iter(head), normalized=normalized)
+        return Extracted(
+            text=builder.render(),
+            tables=tuple(builder.tables),
+            problems=tuple(builder.problems),
+            cut=True,
+            rest=lambda: _whole(blob, ctx, source, delimiter),  # decoded once
+        )
+    return _whole(blob, ctx, source, delimiter)
+
+
+def _whole(blob: Blob, ctx: Context, source: str, delimiter: str) -> Extracted:
     builder = TableBuilder(blob, ctx)
     errors: list[str] = []
     normalized = unicodedata.is_normalized("NFKC", source)
