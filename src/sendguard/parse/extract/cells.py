@@ -199,14 +199,14 @@ def _worksheet_targets(archive: zipfile.ZipFile, names: set[str]) -> set[str] | 
     return targets
 
 
-_UNSIGNED = rb"(?:[0-9]{1,%d}(?:\.[0-9]{1,%d})?|[0-9](?:\.[0-9]{1,%d})?[eE]-0{0,2}%s)" % (
+_UNSIGNED = rb"(?:[0-9]{1,%d}(?:\.[0-9]{1,%d}|)|[0-9](?:\.[0-9]{1,%d}|)[eE]-0{0,2}%s)" % (
     MAX_DIGITS,
     MAX_FRACTION,
     MAX_FRACTION,
     rb"(?:[5-9]|[1-9][0-9]{1,2})",
 )
 """A plain number's value as the model admits it (its sign apart)."""
-_DATE_VALUE = rb"(?:[0-9]{1,%d}|[0-9]{1,6}\.[0-9]+|[0-9](?:\.[0-9]+)?[eE]-[0-9]{1,3})" % MAX_DIGITS
+_DATE_VALUE = rb"(?:[0-9]{1,%d}|[0-9]{1,6}\.[0-9]+|[0-9](?:\.[0-9]+|)[eE]-[0-9]{1,3})" % MAX_DIGITS
 """A date-formatted cell's value: below 1,000,000 (the year 4637) calamine always renders a
 date or time, whatever the fraction; above, a number (then a whole one) or a duration."""
 
@@ -276,20 +276,22 @@ def _structure(
     text element (`_INLINE_TEXT`). One ``fullmatch``: no object per cell."""
 
     def typed(value: bytes) -> bytes:
-        kinds = [rb' t="inlineStr"><is><t(?: xml:space="preserve")?>[^<]*+</t></is></c>']
+        kinds = [rb' t="inlineStr"><is><t(?: xml:space="preserve"|)>[^<]*+</t></is></c>']
         if shared_count:
             index = _below(min(shared_count, 10**MAX_DIGITS))
             kinds.append(rb' t="s"><v>%s</v></c>' % index)
-        kinds.append(rb'(?: t="n")?><v>%s</v></c>' % value)
-        kinds.append(rb'(?: t="(?:n|s|inlineStr)")?(?:/>|></c>)')
+        kinds.append(rb'(?: t="n"|)><v>%s</v></c>' % value)
+        kinds.append(rb'(?: t="(?:n|s|inlineStr)"|)(?:/>|></c>)')
         return b"(?:%s)" % b"|".join(kinds)
 
     styled = []
     if dated:
         styled.append(rb' s="(?:%s)"%s' % (b"|".join(sorted(dated)), typed(_DATE_VALUE)))
-    plain_style = rb'(?: s="(?:%s)")?' % b"|".join(sorted(plain)) if plain else b""
+    plain_style = rb'(?: s="(?:%s)"|)' % b"|".join(sorted(plain)) if plain else b""
     styled.append(plain_style + typed(b"-?" + _UNSIGNED))
     cell = rb"%s(?:%s)" % (_REF, b"|".join(styled))
+    # ``(?:x|)``, not ``(?:x)?``: the same matches, but sre runs an optional group as a
+    # repeat with its own bookkeeping (20 % of this pass on the ledger); a branch is cheaper.
     return re.compile(rb"(?:%s|%s)*+" % (cell, _ROW_TAG))
 
 
