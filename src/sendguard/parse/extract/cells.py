@@ -24,6 +24,7 @@ decides between a number and a date).
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import unicodedata
 import zipfile
@@ -463,5 +464,7 @@ def unread(
     longest = max((len(texts[s]) for s in shared), default=0)
     width = _DATE_WIDTH if dated else _NUMBER_WIDTH
     length = values * max(width, longest) + separators
-    length += sum(len(texts[raw]) * count for raw, count in inline.items())
+    lengths: Iterable[int] = map(len, map(texts.__getitem__, inline))  # C-level: 26,000 texts
+    inline_length: int = sum(map(operator.mul, lengths, inline.values()))
+    length += inline_length
     return length + sum(len(texts[n]) + 1 for n in sheet_names) <= limits.max_part_text_chars
