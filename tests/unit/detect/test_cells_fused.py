@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,8 +131,10 @@ def _sheet(draw: st.DrawFn, *, odd: bool) -> bytes:
 
 def _agrees(xml: bytes) -> bool:
     """True when the fast pass took the sheet (and said what the passes before it say)."""
-    fast = cells._fast_sheet(xml, STRUCTURE)
-    if fast is None:
+    fast = cells._fast_sheet(xml, STRUCTURE, ODD_CELL)
+    if fast is False:  # stopped at a row or cell the checks refuse
+        assert cells._checked_sheet(xml, ODD_CELL, SHARED) is None
+    if not fast:
         return False
     texts, cols = fast
     assert cells._checked_sheet(xml, ODD_CELL, SHARED) == texts
@@ -159,15 +162,26 @@ def test_each_odd_shape_leaves_the_fast_pass() -> None:
     for shape in _ODD:
         cell = shape.format(r="B2").encode()
         xml = HEAD + b'<sheetData><row r="2">' + cell + b"</row></sheetData>" + TAIL
-        assert cells._fast_sheet(xml, STRUCTURE) is None, shape
+        assert not cells._fast_sheet(xml, STRUCTURE, ODD_CELL), shape
     for row in _ODD_ROWS:
         xml = HEAD + b"<sheetData>" + row.format(n=2).encode() + b"</row></sheetData>" + TAIL
-        assert cells._fast_sheet(xml, STRUCTURE) is None, row
+        assert not cells._fast_sheet(xml, STRUCTURE, ODD_CELL), row
     for head in _HEADS[1:]:
-        assert cells._fast_sheet(head + b"<sheetData></sheetData>" + TAIL, STRUCTURE) is None
+        xml = head + b"<sheetData></sheetData>" + TAIL
+        assert cells._fast_sheet(xml, STRUCTURE, ODD_CELL) is None
     for tail in _TAILS[1:]:
         taken = _agrees(HEAD + b"<sheetData></sheetData>" + tail)
         assert taken == (b"hyperlink" in tail)
+
+
+def test_a_totals_row_formula_is_refused_where_the_pass_stops() -> None:
+    rows = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 50))
+    total = '<row r="50"><c r="A50"><f>SUM(A1:A49)</f><v>1225</v></c></row>'
+    xml = HEAD + f"<sheetData>{rows}{total}</sheetData>".encode() + TAIL
+    assert cells._fast_sheet(xml, STRUCTURE, ODD_CELL) is False
+    assert cells._checked_sheet(xml, ODD_CELL, SHARED) is None
+    xml = xml.replace(b"<f>SUM(A1:A49)</f>", b"")
+    assert cells._fast_sheet(xml, STRUCTURE, ODD_CELL) == (Counter(), 26)
 
 
 def test_writers_files_take_the_fast_pass() -> None:
@@ -186,8 +200,9 @@ def test_writers_files_take_the_fast_pass() -> None:
     names = set(book.namelist())
     plain, dated = cells._styles(book, names, Context.start(ParseLimits()))
     assert dated
-    found = cells._fast_sheet(xml, cells._structure(plain, dated, 0))
-    assert found is not None
+    odd_cell = cells._odd_cell(plain, dated)
+    found = cells._fast_sheet(xml, cells._structure(plain, dated, 0), odd_cell)
+    assert found
     assert found[0][b"S0000049"] == 1
     assert cells._checked_sheet(xml, cells._odd_cell(plain, dated), 0) == found[0]
 
@@ -207,10 +222,11 @@ def test_writers_files_take_the_fast_pass() -> None:
     plain, dated = cells._styles(book, set(book.namelist()), Context.start(ParseLimits()))
     assert dated
     count = len(re.findall(rb"<si>", book.read("xl/sharedStrings.xml")))
-    found = cells._fast_sheet(xml, cells._structure(plain, dated, count))
-    assert found is not None
+    odd_cell = cells._odd_cell(plain, dated)
+    found = cells._fast_sheet(xml, cells._structure(plain, dated, count), odd_cell)
+    assert found
     assert found == (cells._checked_sheet(xml, cells._odd_cell(plain, dated), count), 26)
-    assert cells._fast_sheet(xml, cells._structure(plain, dated, count - 1)) is None
+    assert cells._fast_sheet(xml, cells._structure(plain, dated, count - 1), odd_cell) is None
 
 
 @settings(max_examples=500, deadline=None)

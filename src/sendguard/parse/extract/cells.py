@@ -30,6 +30,7 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 from sendguard.model import CellDigest
 from sendguard.parse.context import Context
@@ -296,20 +297,28 @@ def _structure(
     return re.compile(rb"(?:%s|%s)*+" % (cell, _ROW_TAG))
 
 
-def _fast_sheet(xml: bytes, structure: re.Pattern[bytes]) -> tuple[Counter[bytes], int] | None:
+def _fast_sheet(
+    xml: bytes, structure: re.Pattern[bytes], odd_cell: re.Pattern[bytes]
+) -> tuple[Counter[bytes], int] | Literal[False] | None:
     """One worksheet's inline texts (each raw text and how many cells hold it) and its
     columns as `sheets.sheet_extent` counts them (26 or 0): the sheet data in one pass of
     `_structure` and one of `_INLINE_TEXT`, the little before and after it by `_OUTSIDE`.
     None when anything is in a shape it does not know (then each check runs on its own:
-    `_checked_sheet`). What it accepts, the checks accept too, with the same texts, and
-    there `sheet_extent` finds fewer than 100,000 rows and 26 columns or none."""
+    `_checked_sheet`); False when it stops at a row or cell that `_ODD_ROW` or `odd_cell`
+    refuses (a totals row's formula: the checks would refuse the sheet too). What it
+    accepts, the checks accept too, with the same texts, and there `sheet_extent` finds
+    fewer than 100,000 rows and 26 columns or none."""
     start, end = xml.find(b"<sheetData>"), xml.rfind(b"</sheetData>")
     if start < 0 or end < start:
         return None
     start += len(b"<sheetData>")
     head, inside, tail = xml[:start], xml[start:end], xml[end:]
-    if _OUTSIDE.search(head) or _OUTSIDE.search(tail) or not structure.fullmatch(inside):
+    if _OUTSIDE.search(head) or _OUTSIDE.search(tail):
         return None
+    matched = structure.match(inside)  # `(?:…)*+` always matches, perhaps empty
+    stop = start + (matched.end() if matched else 0)
+    if stop != end:
+        return False if _ODD_ROW.match(xml, stop) or odd_cell.match(xml, stop) else None
     texts = Counter(_INLINE_TEXT.findall(inside))
     joined = b"\x00".join(texts)
     if b'r="' in joined or _ESCAPE.search(joined) or _PREFIXED.search(joined):
@@ -441,12 +450,16 @@ def unread(
             continue
         if not xml.rstrip().endswith(b"</worksheet>"):  # cut short: calamine's XmlError
             return False
-        found = _fast_sheet(xml, _structure(plain, dated, shared_count)) if fast else None
+        odd_cell = _odd_cell(plain, dated)
+        structure = _structure(plain, dated, shared_count)
+        found = _fast_sheet(xml, structure, odd_cell) if fast else None
+        if found is False:
+            return False
         if found is None:
             rows, cols = extent(xml)
             if rows >= 100_000 or rows * cols > limit:
                 return False  # below 100,000 rows the bound of `sheet_extent` is a true one
-            checked = _checked_sheet(xml, _odd_cell(plain, dated), shared_count)
+            checked = _checked_sheet(xml, odd_cell, shared_count)
             if checked is None:
                 return False
         else:
