@@ -262,3 +262,40 @@ def _texts_per_chunk(chunks: list[bytes]) -> list[str] | None:
 @given(st.lists(st.text(alphabet="&#x;amplt0129AFz", max_size=12).map(str.encode), max_size=5))
 def test_bad_references_are_refused_as_per_text(chunks: list[bytes]) -> None:
     assert cells._texts(chunks) == _texts_per_chunk(chunks)
+
+
+def _read(book: bytes, *, gated: bool) -> tuple[object, ...]:
+    from sendguard.parse.context import Blob, Context
+
+    ctx = Context.start(ParseLimits())
+    ctx.cells_gate = (lambda digest: False) if gated else None
+    found = sheets.read_sheets(Blob(book, ("attachment 1",), "application/octet-stream"), ctx)
+    return tuple((p.code, p.detail) for p in found.problems)
+
+
+def test_the_bomb_bound_after_the_digest_reports_what_it_reported_before() -> None:
+    """With the gate the bound runs after the digest: a sheet over the cell limit (its own
+    cell far out, or a second sheet the workbook does not list) gives the same problem."""
+    book = xlsx({"S": [["abc", 1], [2, 3]]})
+    far = _book_with(book, b'<c r="B2" t="n"><v>3</v></c>', b'<c r="XFD99999"><v>3</v></c>')
+    assert _read(far, gated=True) == _read(far, gated=False) != ()
+    assert _read(book, gated=True) == ()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(book)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info.filename))
+        target.writestr("xl/worksheets/sheet9.xml", zipfile.ZipFile(io.BytesIO(far)).read(
+            "xl/worksheets/sheet1.xml"))  # fmt: skip
+    assert _read(out.getvalue(), gated=True) == _read(out.getvalue(), gated=False) != ()
+
+
+def _book_with(book: bytes, old: bytes, new: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(book)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                assert old in data
+                data = data.replace(old, new)
+            target.writestr(info.filename, data)
+    return out.getvalue()
