@@ -88,12 +88,13 @@ def _unread(book: bytes, detectors: Detectors, limits: ParseLimits = LIMITS) -> 
     """What the gate decides for this workbook (True: its cells are not read)."""
     archive = zipfile.ZipFile(io.BytesIO(book))
     ctx = Context.start(limits)
-    found: list[tuple[str, bytes, int, int]] = []
+    found: list[tuple[str, bytes]] = []
     for name in archive.namelist():
         if name.startswith("xl/worksheets/") and name.endswith(".xml"):
-            xml = archive.read(name)
-            found.append((name, xml, *sheets.sheet_extent(xml, limits.max_table_cells)))
-    return cells.unread(archive, found, ctx, cells_gate(detectors))
+            found.append((name, archive.read(name)))
+    limit = limits.max_table_cells
+    extent = lambda xml: sheets.sheet_extent(xml, limit)  # noqa: E731
+    return cells.unread(archive, found, ctx, cells_gate(detectors), extent)
 
 
 def _value(cell: str) -> object:

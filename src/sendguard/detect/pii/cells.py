@@ -58,8 +58,13 @@ _LOWER_HEADERS = re.compile(HEADER_TEXT.pattern.lower())
 letters, kana, kanji, spaces and the white-space and comma classes of its bounds."""
 _FOLDS = (("İ", "i"), ("ı", "i"), ("ſ", "s"), ("K", "k"))
 """The non-ASCII letters `re.IGNORECASE` matches to ASCII ones (`re` documentation)."""
-_LONG_RUN = re.compile(r"[0-9](?:[ \-()]*+[0-9]){9}")
-_POSTAL = re.compile(r"[0-9]{3}-[0-9]{4}")
+_LONG_RUN = re.compile(r"(?<![0-9])[0-9](?:[ \-()]*+[0-9]){9}")
+r"""Ten digits apart only by spaces, hyphens or brackets. Tried only where a block of digits
+begins: when a match starts at a digit after another digit, one starts at the first digit
+of that block too (the digits between are the same run), so the answer is that of
+``[0-9](?:[ \-()]*+[0-9]){9}``; tried at every digit, a ledger's 26,000 ids cost 30 ms."""
+_POSTAL = re.compile(r"-(?<=[0-9]{3}-)[0-9]{4}")
+"""``[0-9]{3}-[0-9]{4}``, tried only at hyphens (a literal first: a C-level scan)."""
 _ADDRESS_START = re.compile(rf"(?:{PREFECTURES})(?![ \t]*(?:\n|\Z))")
 """A prefecture with anything but spaces after it in its line: an address may start there."""
 _SAFE_DIGITS = 9

@@ -23,11 +23,14 @@ decides between a number and a date).
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 from sendguard.model import CellDigest
 from sendguard.parse.context import Context
@@ -66,6 +69,7 @@ _ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_|<!\[CDATA\[")
 _QUOTED = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 _PREFIXED = re.compile(rb":(?:c|v|is|si|t|r|rPh|row|sheetData|sheet)[\s>/]")
 """Possibly a prefixed SpreadsheetML element (``<x:c``); text may match too (conservative)."""
+_NARROW_COLUMN = re.compile(rb'r="[A-Z][0-9]')
 _ODD_ROW = re.compile(rb'<row(?=[\s>/])(?! r="[0-9]{1,7}")')
 _SHEET_NAME = re.compile(rb'<sheet\b[^>]*?\bname="([^"]*)"')
 _RELATION = re.compile(rb"<Relationship\b[^>]*>")
@@ -156,10 +160,11 @@ def _texts(chunks: Sequence[bytes]) -> list[str] | None:
     """Unescape and NFKC-normalise raw XML texts in one pass over their join."""
     if not chunks:
         return []
-    if any(_BAD_REFERENCE.search(chunk) for chunk in chunks if b"&" in chunk):
+    raw = b"\x00".join(chunks)
+    if b"&" in raw and _BAD_REFERENCE.search(raw):  # U+0000 ends no reference: as per chunk
         return None
     try:
-        joined = b"\x00".join(chunks).decode("utf-8")
+        joined = raw.decode("utf-8")
         if "&" in joined:
             joined = _REFERENCE.sub(_referenced, joined)
     except (UnicodeDecodeError, ValueError, OverflowError):
@@ -196,6 +201,18 @@ def _worksheet_targets(archive: zipfile.ZipFile, names: set[str]) -> set[str] | 
     return targets
 
 
+_UNSIGNED = rb"(?:[0-9]{1,%d}(?:\.[0-9]{1,%d}|)|[0-9](?:\.[0-9]{1,%d}|)[eE]-0{0,2}%s)" % (
+    MAX_DIGITS,
+    MAX_FRACTION,
+    MAX_FRACTION,
+    rb"(?:[5-9]|[1-9][0-9]{1,2})",
+)
+"""A plain number's value as the model admits it (its sign apart)."""
+_DATE_VALUE = rb"(?:[0-9]{1,%d}|[0-9]{1,6}\.[0-9]+|[0-9](?:\.[0-9]+|)[eE]-[0-9]{1,3})" % MAX_DIGITS
+"""A date-formatted cell's value: below 1,000,000 (the year 4637) calamine always renders a
+date or time, whatever the fraction; above, a number (then a whole one) or a duration."""
+
+
 def _odd_cell(plain: frozenset[bytes], dated: frozenset[bytes]) -> re.Pattern[bytes]:
     """A cell element outside the model: no reference first, a type other than number,
     shared or inline string, a style with a custom format other than a date, a formula, or
@@ -204,25 +221,110 @@ def _odd_cell(plain: frozenset[bytes], dated: frozenset[bytes]) -> re.Pattern[by
     date or time (not negative: its year could render with a leading zero) — one C-level pass over
     the cells; everything else a cell may hold is ignored by calamine."""
     kind = rb'(?: t="(?:n|s|inlineStr)")?'
-    unsigned = rb"(?:[0-9]{1,%d}(?:\.[0-9]{1,%d})?|[0-9](?:\.[0-9]{1,%d})?[eE]-0{0,2}%s)" % (
-        MAX_DIGITS,
-        MAX_FRACTION,
-        MAX_FRACTION,
-        rb"(?:[5-9]|[1-9][0-9]{1,2})",
-    )
 
     def cell(style: bytes, number: bytes) -> bytes:
         head = rb"(?:%s%s|%s%s)" % (style, kind, kind, style)
         return rb"%s(?:/>|>(?:<v>%s</v></c>|<is>|</c>))" % (head, number)
 
     styles = rb'(?: s="(?:%s)")?' % b"|".join(sorted(plain)) if plain else b""
-    cells = [cell(styles, b"-?" + unsigned)]
+    cells = [cell(styles, b"-?" + _UNSIGNED)]
     if dated:
-        # Below 1,000,000 (the year 4637) calamine always renders a date or time, whatever
-        # the fraction; above, a number (then a whole one) or a duration.
-        date = rb"(?:[0-9]{1,%d}|[0-9]{1,6}\.[0-9]+|[0-9](?:\.[0-9]+)?[eE]-[0-9]{1,3})" % MAX_DIGITS
-        cells.append(cell(rb' s="(?:%s)"' % b"|".join(sorted(dated)), date))
+        cells.append(cell(rb' s="(?:%s)"' % b"|".join(sorted(dated)), _DATE_VALUE))
     return re.compile(rb'<c(?=[\s>/])(?! r="[A-Z]{1,3}[0-9]{1,7}"(?:%s))' % b"|".join(cells))
+
+
+def _below(count: int) -> bytes:
+    """A pattern for the whole numbers 0 … count - 1 written without leading zeros
+    (count >= 1): a shared-string index that calamine finds."""
+    top = str(count - 1)
+    shorter = [b"[0-9]"] + [rb"[1-9][0-9]{%d}" % (n - 1) for n in range(2, len(top))]
+    same = [top.encode()]
+    for at, digit in enumerate(top):
+        low = 1 if at == 0 and len(top) > 1 else 0
+        if int(digit) > low:
+            rest = len(top) - at - 1
+            same.append(
+                rb"%s[%d-%d]%s" % (top[:at].encode(), low, int(digit) - 1, rb"[0-9]" * rest)
+            )
+    return b"(?:%s)" % b"|".join((shorter if len(top) > 1 else []) + same)
+
+
+_REF = rb'<c r="[A-Z][0-9]{1,5}"'
+"""A cell's own reference: one letter (26 columns, as `sheets.sheet_extent` counts them), a
+row below 100,000."""
+_ROW_TAG = rb'</row>|<row r="[0-9]{1,5}"(?: [A-Za-z][\w:.\-]*+(?<!r)="[^"<>\s/]*+")*+/?>'
+"""A row element: its number first, then attributes whose name does not end in ``r`` (no
+second ``r="`` for `sheets.sheet_extent`) and whose value holds no white space, ``/`` or
+``>`` (no prefixed element for `_PREFIXED`)."""
+_INLINE_TEXT = re.compile(rb'<is><t(?: xml:space="preserve")?>([^<]*+)</t></is>')
+"""An inline string of one text element, as every writer but a rich-text one writes it."""
+_OUTSIDE = re.compile(
+    rb'<c(?=[\s>/])|<row(?=[\s>/])|<is>|<v>|t="s"|r="[A-Z]{0,8}[0-9]{6}|r="[A-Z]{2}|'
+    + _PREFIXED.pattern
+)
+"""Before and after the sheet data: anything the checks would look at there (a cell, a row,
+a value, a big row or a wide column for `sheet_extent`, a prefixed element) sends the sheet
+to the check-by-check path."""
+
+
+@functools.lru_cache(maxsize=64)
+def _structure(
+    plain: frozenset[bytes], dated: frozenset[bytes], shared_count: int
+) -> re.Pattern[bytes]:
+    """The sheet data, when every row and cell is one the model admits (`_odd_cell`,
+    `_ODD_ROW`) in the shapes Excel, LibreOffice, openpyxl and XlsxWriter write: no white
+    space between elements, a style before a type, a number under a plain or a date
+    format, a shared-string index calamine finds (`_below`), an inline string of one
+    text element (`_INLINE_TEXT`). One ``fullmatch``: no object per cell."""
+
+    def typed(value: bytes) -> bytes:
+        kinds = [rb' t="inlineStr"><is><t(?: xml:space="preserve"|)>[^<]*+</t></is></c>']
+        if shared_count:
+            index = _below(min(shared_count, 10**MAX_DIGITS))
+            kinds.append(rb' t="s"><v>%s</v></c>' % index)
+        kinds.append(rb'(?: t="n"|)><v>%s</v></c>' % value)
+        kinds.append(rb'(?: t="(?:n|s|inlineStr)"|)(?:/>|></c>)')
+        return b"(?:%s)" % b"|".join(kinds)
+
+    styled = []
+    if dated:
+        styled.append(rb' s="(?:%s)"%s' % (b"|".join(sorted(dated)), typed(_DATE_VALUE)))
+    plain_style = rb'(?: s="(?:%s)"|)' % b"|".join(sorted(plain)) if plain else b""
+    styled.append(plain_style + typed(b"-?" + _UNSIGNED))
+    cell = rb"%s(?:%s)" % (_REF, b"|".join(styled))
+    # ``(?:x|)``, not ``(?:x)?``: the same matches, but sre runs an optional group as a
+    # repeat with its own bookkeeping (20 % of this pass on the ledger); a branch is cheaper.
+    return re.compile(rb"(?:%s|%s)*+" % (cell, _ROW_TAG))
+
+
+def _fast_sheet(
+    xml: bytes, structure: re.Pattern[bytes], odd_cell: re.Pattern[bytes]
+) -> tuple[Counter[bytes], int] | Literal[False] | None:
+    """One worksheet's inline texts (each raw text and how many cells hold it) and its
+    columns as `sheets.sheet_extent` counts them (26 or 0): the sheet data in one pass of
+    `_structure` and one of `_INLINE_TEXT`, the little before and after it by `_OUTSIDE`.
+    None when anything is in a shape it does not know (then each check runs on its own:
+    `_checked_sheet`); False when it stops at a row or cell that `_ODD_ROW` or `odd_cell`
+    refuses (a totals row's formula: the checks would refuse the sheet too). What it
+    accepts, the checks accept too, with the same texts, and there `sheet_extent` finds
+    fewer than 100,000 rows and 26 columns or none."""
+    start, end = xml.find(b"<sheetData>"), xml.rfind(b"</sheetData>")
+    if start < 0 or end < start:
+        return None
+    start += len(b"<sheetData>")
+    head, inside, tail = xml[:start], xml[start:end], xml[end:]
+    if _OUTSIDE.search(head) or _OUTSIDE.search(tail):
+        return None
+    matched = structure.match(inside)  # `(?:…)*+` always matches, perhaps empty
+    stop = start + (matched.end() if matched else 0)
+    if stop != end:
+        return False if _ODD_ROW.match(xml, stop) or odd_cell.match(xml, stop) else None
+    texts = Counter(_INLINE_TEXT.findall(inside))
+    joined = b"\x00".join(texts)
+    if b'r="' in joined or _ESCAPE.search(joined) or _PREFIXED.search(joined):
+        return None  # what `sheet_extent`, `_inline_texts` or `_PREFIXED` would see
+    narrow = b'<c r="' in inside or any(_NARROW_COLUMN.search(p) for p in (head, tail))
+    return texts, 26 if narrow else 0
 
 
 def _unmodelled(xml: bytes) -> bool:
@@ -272,16 +374,30 @@ class _Reader:
         return self.gate(cells)
 
 
+def _checked_sheet(
+    xml: bytes, odd_cell: re.Pattern[bytes], shared_count: int
+) -> Counter[bytes] | None:
+    """One worksheet's inline texts by a pass per check (any shape `_fast_sheet` does not
+    know); None when a cell is outside the model."""
+    if _ODD_ROW.search(xml) or odd_cell.search(xml) or _PREFIXED.search(xml):
+        return None
+    if b't="s"' in xml and max(map(int, _SHARED_INDEX.findall(xml)), default=-1) >= (shared_count):
+        return None  # a reference past the shared strings: calamine's error
+    return _inline_texts(xml)
+
+
 def unread(
     archive: zipfile.ZipFile,
-    sheets: Sequence[tuple[str, bytes, int, int]],
+    sheets: Sequence[tuple[str, bytes]],
     ctx: Context,
     gate: Callable[[CellDigest], bool],
+    extent: Callable[[bytes], tuple[int, int]],
 ) -> bool:
     """True when the workbook's cells need not be read: they hold nothing outside the
     model (see the module doc) and `gate` says nothing in them matters. `sheets`: each
-    worksheet's name in the package, its XML and its row and column bounds
-    (`sheets.sheet_extent`)."""
+    worksheet's name in the package and its XML; `extent`: a sheet's row and column bounds
+    (`sheets.sheet_extent`), asked only where the fast pass did not prove them. False too
+    when a sheet's bounds are over the cell limit (`sheets` then reports it)."""
     names = set(archive.namelist())
     limits = ctx.limits
     if (
@@ -291,7 +407,7 @@ def unread(
     ):
         return False
     targets = _worksheet_targets(archive, names)
-    if targets is None or not targets <= {name for name, _, _, _ in sheets}:
+    if targets is None or not targets <= {name for name, _ in sheets}:
         return False
     workbook = archive.read("xl/workbook.xml")
     sheet_names = _SHEET_NAME.findall(workbook)
@@ -317,37 +433,42 @@ def unread(
     plain, dated = _styles(archive, names, ctx)
     reader = _Reader(gate, dates=bool(dated))
     # First what decides most workbooks that matter: names, shared strings, header rows.
-    heads = (_inline_texts(xml[:_HEAD]) or () for name, xml, _, _ in sheets if name in targets)
+    heads = (_inline_texts(xml[:_HEAD]) or () for name, xml in sheets if name in targets)
     if reader.matters([*sheet_names, *shared, *(t for head in heads for t in head)]) is not False:
         return False
-    odd_cell = _odd_cell(plain, dated)
+    limit = limits.max_table_cells
+    # The fast pass counts 26 columns and proves fewer than 100,000 rows, as `extent` would.
+    fast = limit >= 99_999 * 26
     cells = values = separators = 0
     inline: Counter[bytes] = Counter()
-    for name, xml, rows, cols in sheets:
+    for name, xml in sheets:
         ctx.check_time()
         if name not in targets:
+            rows, cols = extent(xml)
+            if rows * cols > limit:
+                return False
             continue
-        if rows >= 100_000:
-            return False  # below 100,000 rows the bound of `sheet_extent` is a true one
-        cells += 99_999 * cols
-        if (
-            not xml.rstrip().endswith(b"</worksheet>")  # cut short: calamine's XmlError
-            or _ODD_ROW.search(xml)
-            or odd_cell.search(xml)
-            or _PREFIXED.search(xml)
-        ):
+        if not xml.rstrip().endswith(b"</worksheet>"):  # cut short: calamine's XmlError
             return False
-        if b't="s"' in xml and max(map(int, _SHARED_INDEX.findall(xml)), default=-1) >= (
-            shared_count
-        ):
-            return False  # a reference past the shared strings: calamine's error
-        found = _inline_texts(xml)
+        odd_cell = _odd_cell(plain, dated)
+        structure = _structure(plain, dated, shared_count)
+        found = _fast_sheet(xml, structure, odd_cell) if fast else None
+        if found is False:
+            return False
         if found is None:
-            return False
-        inline.update(found)
+            rows, cols = extent(xml)
+            if rows >= 100_000 or rows * cols > limit:
+                return False  # below 100,000 rows the bound of `sheet_extent` is a true one
+            checked = _checked_sheet(xml, odd_cell, shared_count)
+            if checked is None:
+                return False
+        else:
+            checked, cols = found
+        cells += 99_999 * cols
+        inline.update(checked)
         values += xml.count(b"<v>")
         separators += len(xml) // 10 + 99_999  # a cell is 10 bytes or more; a row each
-    if cells > limits.max_table_cells or reader.matters(inline) is not False:
+    if cells > limit or reader.matters(inline) is not False:
         return False
     # The rendered text stays within the text limit (a cut is a problem the verdict needs):
     # every inline string as often as it occurs, every value (a number or a shared-string
@@ -356,5 +477,7 @@ def unread(
     longest = max((len(texts[s]) for s in shared), default=0)
     width = _DATE_WIDTH if dated else _NUMBER_WIDTH
     length = values * max(width, longest) + separators
-    length += sum(len(texts[raw]) * count for raw, count in inline.items())
+    lengths: Iterable[int] = map(len, map(texts.__getitem__, inline))  # C-level: 26,000 texts
+    inline_length: int = sum(map(operator.mul, lengths, inline.values()))
+    length += inline_length
     return length + sum(len(texts[n]) + 1 for n in sheet_names) <= limits.max_part_text_chars

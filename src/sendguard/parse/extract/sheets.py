@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError, SheetTypeEnum
 
-from sendguard.model import Problem
+from sendguard.model import CellDigest, Problem
 from sendguard.parse.context import Blob, Context, Extracted, problem
 from sendguard.parse.extract import cells, firstrows, zipsafe
 from sendguard.parse.extract.tables import TableBuilder, cell_text
@@ -72,11 +73,19 @@ def sheet_extent(xml: bytes, limit: int) -> tuple[int, int]:
     return rows, cols
 
 
+def _bound(xml: bytes, blob: Blob, limit: int) -> Problem | None:
+    rows, cols = sheet_extent(xml, limit)
+    if rows * cols > limit:
+        return problem("limit", "sheet-size", blob, f"sheet spans {rows} x {cols} cells > {limit}")
+    return None
+
+
 def _dense_cells(
-    archive: zipfile.ZipFile, blob: Blob, ctx: Context, sheets: list[tuple[str, bytes, int, int]]
+    archive: zipfile.ZipFile, blob: Blob, ctx: Context, sheets: list[tuple[str, bytes]]
 ) -> Problem | None:
-    """Refuse sheets whose bounding box would make calamine allocate too many cells; each
-    worksheet's name, XML and bounds go to `sheets` (the candidate-first digest)."""
+    """Refuse sheets whose bounding box would make calamine allocate too many cells. With
+    `Context.cells_gate`, each worksheet's name and XML go to `sheets` instead, bounded
+    after the candidate-first digest (`_digested`), which proves most bounds on its way."""
     limit = ctx.limits.max_table_cells
     for info in archive.infolist():
         name = info.filename
@@ -90,15 +99,43 @@ def _dense_cells(
             xml = handle.read(ctx.limits.max_member_bytes)  # sizes were vetted by check_package
         if name == "content.xml":
             if any(int(r) > limit for r in _ODS_REPEAT.findall(xml)):
-                return problem("limit", "sheet-size", blob, "repeated cells over the cell limit")
+                # The worksheets before it first, in the order they would have been bounded.
+                earlier = (_bound(x, blob, limit) for _, x in sheets)
+                return next((p for p in earlier if p), None) or problem(
+                    "limit", "sheet-size", blob, "repeated cells over the cell limit"
+                )
             continue
-        rows, cols = sheet_extent(xml, limit)
-        if rows * cols > limit:
-            return problem(
-                "limit", "sheet-size", blob, f"sheet spans {rows} x {cols} cells > {limit}"
-            )
-        if ctx.cells_gate is not None or ctx.prefix_rows is not None:  # kept where asked for
-            sheets.append((name, xml, rows, cols))
+        if ctx.cells_gate is not None:  # bounded after the digest, which proves most bounds
+            sheets.append((name, xml))
+            continue
+        issue = _bound(xml, blob, limit)
+        if issue is not None:
+            return issue
+        if ctx.prefix_rows is not None:  # kept for the first rows
+            sheets.append((name, xml))
+    return None
+
+
+def _digested(
+    archive: zipfile.ZipFile,
+    blob: Blob,
+    ctx: Context,
+    gate: Callable[[CellDigest], bool],
+    sheets: list[tuple[str, bytes]],
+) -> Extracted | None:
+    """With `Context.cells_gate`: an empty reading when the digest shows that no detector
+    could find anything in the cells, a problem when a sheet is over the cell limit, None
+    when calamine must read the workbook."""
+    limit = ctx.limits.max_table_cells
+    skip = cells.unread(archive, sheets, ctx, gate, lambda xml: sheet_extent(xml, limit))
+    if skip:
+        _log.debug("sheet_cells_not_read")
+        return Extracted()
+    for _, xml in sheets:
+        ctx.check_time()
+        issue = _bound(xml, blob, limit)
+        if issue is not None:
+            return Extracted(problems=(issue,))
     return None
 
 
@@ -106,19 +143,19 @@ def read_sheets(blob: Blob, ctx: Context) -> Extracted:
     """Every sheet (hidden ones too) of an XLSX/XLSM/ODS file as tables, header row kept.
 
     With `Context.cells_gate` (the relay), the workbook's raw parts are digested first
-    (`cells.digest`); when no detector could find anything in them, no table is built."""
+    (`cells.unread`); when no detector could find anything in them, no table is built."""
     archive, issue = zipsafe.open_zip(blob, ctx)
     if archive is None:
         return Extracted(problems=(issue,) if issue else ())
-    sheets: list[tuple[str, bytes, int, int]] = []
+    sheets: list[tuple[str, bytes]] = []
     issue = zipsafe.check_package(archive, blob, ctx) or _dense_cells(archive, blob, ctx, sheets)
     if issue is not None:
         return Extracted(problems=(issue,))
     if ctx.cells_gate is not None and sheets:
-        skip = cells.unread(archive, sheets, ctx, ctx.cells_gate)
-        if skip:
-            _log.debug("sheet_cells_not_read")
-            return Extracted()
+        done = _digested(archive, blob, ctx, ctx.cells_gate, sheets)
+        if done is not None:
+            sheets.clear()
+            return done
     if ctx.prefix_rows is not None and sheets:
         return _read_first_rows(archive, blob, ctx, sheets)
     sheets.clear()  # calamine inflates the sheets again; hold one copy at a time
@@ -131,13 +168,13 @@ def _going_on(result: Extracted, blob: Blob, ctx: Context) -> Extracted:
 
 
 def _read_first_rows(
-    archive: zipfile.ZipFile, blob: Blob, ctx: Context, sheets: list[tuple[str, bytes, int, int]]
+    archive: zipfile.ZipFile, blob: Blob, ctx: Context, sheets: list[tuple[str, bytes]]
 ) -> Extracted:
     """The relay's row prefix of a one-sheet workbook: calamine reads the sheet cut before
     its first row numbered `bound_for(prefix_rows)` (`firstrows`), else the whole book."""
     assert ctx.prefix_rows is not None
     bound = firstrows.bound_for(ctx.prefix_rows)
-    book = firstrows.first_rows_book(archive, [(n, x) for n, x, _, _ in sheets], bound)
+    book = firstrows.first_rows_book(archive, sheets, bound)
     sheets.clear()
     if book is not None:
         result = read_workbook(replace(blob, data=book), ctx, rows_below=bound - 1)
