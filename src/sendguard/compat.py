@@ -134,14 +134,7 @@ async def execute_prepared_data(
         start = await protocol.read_response(timeout=reply_timeout)
         if start.code != 354:
             raise SMTPDataError(start.code, start.message)
-        protocol._response_pending = True
-        for piece in payload:
-            protocol.write(piece)
-        protocol.write(b".\r\n")
-        response = await protocol.read_response(timeout=reply_timeout)
-        if response.code != 250:
-            raise SMTPDataError(response.code, response.message)
-    return response
+        return await _send_payload(protocol, payload, reply_timeout)
 
 
 async def execute_pipelined(
@@ -208,24 +201,31 @@ async def execute_pipelined(
             del protocol.data_received  # the class's own again
 
 
+async def _send_payload(
+    protocol: SMTPProtocol, payload: Sequence[bytes], reply_timeout: float | None
+) -> aiosmtplib.SMTPResponse:
+    """After a 354, with the command lock held: the pieces, the final dot, the 250."""
+    from aiosmtplib import SMTPDataError
+
+    protocol._response_pending = True  # data arriving without it is dropped
+    for piece in payload:
+        protocol.write(piece)
+    protocol.write(b".\r\n")
+    response = await protocol.read_response(timeout=reply_timeout)
+    if response.code != 250:
+        raise SMTPDataError(response.code, response.message)
+    return response
+
+
 async def execute_prepared_payload(
     protocol: SMTPProtocol, payload: Sequence[bytes], reply_timeout: float | None
 ) -> aiosmtplib.SMTPResponse:
     """The message after a 354 that `execute_pipelined` got for DATA: `payload` as
     `execute_prepared_data` sends it, then the final dot; raises `SMTPDataError` unless 250."""
-    from aiosmtplib import SMTPDataError
-
     lock = protocol._command_lock
     assert lock is not None
     async with lock:
-        protocol._response_pending = True
-        for piece in payload:
-            protocol.write(piece)
-        protocol.write(b".\r\n")
-        response = await protocol.read_response(timeout=reply_timeout)
-        if response.code != 250:
-            raise SMTPDataError(response.code, response.message)
-    return response
+        return await _send_payload(protocol, payload, reply_timeout)
 
 
 # ---------------------------------------------------------------------------- email
