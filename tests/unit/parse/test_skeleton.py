@@ -305,3 +305,28 @@ def test_payload_bytes_decodes_as_before(raw: bytes) -> None:
     part.set_payload(raw.decode("ascii"))
     data, problem = mime.payload_bytes(part, "x")
     assert (data, problem is not None) == _old_payload(raw)
+
+
+@pytest.mark.timeout(60)
+def test_many_blank_lines_before_long_lines_stay_linear() -> None:
+    """A message of blank lines each followed by a 40-character line (every one a candidate
+    that is no run) is read in one pass: with a look at the rest of the message per
+    candidate this 11 MB message would take minutes (quadratic), not a fraction of a second."""
+    data = b"Subject: s\r\n\r\n" + b"\r\n\r\n".join([b"A" * 40] * 250_000) + b"\r\n"
+    assert skeleton.collapse(data) is None
+    aligned = b"Subject: s\r\n\r\n" + (b"A" * 40 + b"\r\n") * 200_000
+    shell = skeleton.collapse(aligned)
+    assert shell is not None and shell.runs == ((14, 14 + 199_999 * 42),)
+
+
+def test_run_is_proven_piece_by_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A character outside the alphabet deep in a long run, past the first proof piece:
+    no run."""
+    monkeypatch.setattr(skeleton, "_PROOF_PIECE", 42 * 100)
+    lines = [b"A" * 40] * 1000
+    lines[700] = b"A" * 39 + b"-"
+    data = b"Subject: s\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    assert skeleton.collapse(data) is None
+    lines[700] = b"A" * 40
+    shell = skeleton.collapse(b"Subject: s\r\n\r\n" + b"\r\n".join(lines) + b"\r\n")
+    assert shell is not None and len(shell.runs) == 1
