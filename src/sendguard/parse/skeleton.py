@@ -130,7 +130,7 @@ def restore(message: Message, skeleton: Skeleton, data: bytes) -> bool:
             raise _Misplaced
         seen.add(n)
         start, end = skeleton.runs[n]
-        return data[start:end].decode("ascii")
+        return str(memoryview(data)[start:end], "ascii")  # no slice copy of the run first
 
     try:
         while stack:
